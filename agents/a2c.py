@@ -1,0 +1,59 @@
+"""Advantage Actor-Critic (synchronous A3C, Mnih et al. 2016)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from rlkit.prototypes import AGENTS, OnPolicyAgent, OnPolicyConfig
+
+
+@dataclasses.dataclass
+class A2CConfig(OnPolicyConfig):
+    """A2C defaults (Stable-Baselines3's): short rollouts, one full-batch step, RMSprop."""
+
+    num_steps: int = 5
+    batch_size: int = 1_000_000  # always the whole rollout
+    num_epochs: int = 1
+    lr: float = 7e-4
+    gae_lambda: float = 1.0
+    normalize_advantages: bool = False
+    #: RMSprop smoothing constant and epsilon (TF-style A2C settings).
+    rms_alpha: float = 0.99
+    rms_eps: float = 1e-5
+
+
+@AGENTS.register("a2c")
+class A2C(OnPolicyAgent):
+    """A2C: policy gradient with a learned baseline, entropy bonus, one update per rollout."""
+
+    Config = A2CConfig
+    config: A2CConfig
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        cfg = self.config
+        return torch.optim.RMSprop(
+            self.policy.parameters(), lr=cfg.lr, alpha=cfg.rms_alpha, eps=cfg.rms_eps
+        )
+
+    def update(self) -> dict[str, float]:
+        cfg = self.config
+        totals: dict[str, list[float]] = {"loss/policy": [], "loss/value": [], "loss/entropy": []}
+        for _ in range(cfg.num_epochs):
+            for mb in self.minibatches():
+                log_prob, entropy, values, _ = self.policy.evaluate_actions(mb.obs, mb.actions)
+                adv = mb.advantages
+                if cfg.normalize_advantages and adv.numel() > 1:
+                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                policy_loss = -(adv * log_prob).mean()
+                value_loss = (values - mb.returns).pow(2).mean()
+                entropy_loss = -entropy.mean()
+                self.clip_and_step(
+                    policy_loss + cfg.vf_coef * value_loss + cfg.ent_coef * entropy_loss
+                )
+                for key, value in zip(
+                    totals, (policy_loss, value_loss, entropy_loss), strict=True
+                ):
+                    totals[key].append(float(value))
+        return {k: sum(v) / len(v) for k, v in totals.items() if v}

@@ -1,0 +1,335 @@
+"""On-policy prototype: collect a rollout, add intrinsic rewards, compute GAE, let the agent update."""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import abstractmethod
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium.vector import VectorEnv
+from torch import nn
+
+from rlkit.augmentations.base import Augmentation
+from rlkit.configurable import Configurable
+from rlkit.distributions.base import Distribution
+from rlkit.encoders.base import Encoder
+from rlkit.envs import check_same_step_autoreset
+from rlkit.normalization import RewardNormalizer
+from rlkit.policies.actor_critic import ActorCritic
+from rlkit.policies.base import ActorCriticPolicy, Policy
+from rlkit.rewards.base import IntrinsicReward, TransitionBatch
+from rlkit.storages.rollout import RolloutBatch, RolloutStorage
+from rlkit.types import Obs
+from rlkit.utils.tensors import obs_map, stack_obs
+
+from .base import Agent, AgentConfig
+
+
+@dataclasses.dataclass
+class OnPolicyConfig(AgentConfig):
+    """Hyperparameters of the on-policy loop."""
+
+    #: rollout length per env.
+    num_steps: int = 128
+    #: minibatch size (samples); >= num_steps * num_envs means one full batch.
+    batch_size: int = 256
+    #: passes over each rollout.
+    num_epochs: int = 10
+    lr: float = 3e-4
+    #: linearly anneal the learning rate to 0 over ``train(total_steps)``.
+    anneal_lr: bool = False
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    #: global gradient-norm clip; None disables.
+    max_grad_norm: float | None = 0.5
+    normalize_advantages: bool = True
+    #: scale rewards by the running std of the discounted return.
+    normalize_reward: bool = False
+    clip_reward: float = 10.0
+
+    def __post_init__(self) -> None:
+        checks = {
+            "num_steps": self.num_steps >= 1,
+            "batch_size": self.batch_size >= 1,
+            "num_epochs": self.num_epochs >= 1,
+            "lr": self.lr > 0,
+            "gamma": 0.0 <= self.gamma <= 1.0,
+            "gae_lambda": 0.0 <= self.gae_lambda <= 1.0,
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(
+                "invalid hyperparameter(s): "
+                + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad)
+                + " (num_steps/batch_size/num_epochs >= 1, lr > 0, gamma and gae_lambda in [0, 1])"
+            )
+
+
+class OnPolicyAgent(Agent):
+    """Owns the rollout loop; subclasses implement :meth:`update` (their loss).
+
+    Primitives: ``policy`` (an :class:`ActorCriticPolicy`, default :class:`ActorCritic`), or
+    ``encoder``/``distribution`` to swap inside the default policy; ``augmentation`` applied to
+    minibatch observations in the update; ``intrinsic_reward`` added to the rewards before
+    returns and advantages are computed. Each may be an object, a registered id or a spec dict.
+    """
+
+    Config = OnPolicyConfig
+    config: OnPolicyConfig
+
+    def __init__(
+        self,
+        env: VectorEnv,
+        config: Any = None,
+        *,
+        policy: ActorCriticPolicy | str | dict[str, Any] | None = None,
+        encoder: Encoder | str | dict[str, Any] | None = None,
+        distribution: Distribution | str | dict[str, Any] | None = None,
+        augmentation: Augmentation | str | dict[str, Any] | None = None,
+        intrinsic_reward: IntrinsicReward | str | dict[str, Any] | None = None,
+        **hyperparameters: Any,
+    ) -> None:
+        super().__init__(env, config, **hyperparameters)
+        check_same_step_autoreset(env, type(self).__name__)
+        obs_space, act_space = self.observation_space, self.action_space
+        if policy is not None and (encoder is not None or distribution is not None):
+            raise ValueError(
+                f"{type(self).__name__}: pass either policy= or encoder=/distribution= (which "
+                "build the default policy), not both"
+            )
+        built_policy = self.build_primitive(
+            "policy", policy, Policy, observation_space=obs_space, action_space=act_space
+        )
+        if built_policy is None:
+            built_policy = ActorCritic(
+                obs_space,
+                act_space,
+                encoder=self.build_primitive(
+                    "encoder", encoder, Encoder, observation_space=obs_space
+                ),
+                distribution=self.build_primitive(
+                    "distribution", distribution, Distribution, action_space=act_space
+                ),
+            )
+        if not isinstance(built_policy, ActorCriticPolicy):
+            raise TypeError(
+                f"{type(self).__name__} needs an ActorCriticPolicy, got "
+                f"{type(built_policy).__name__}"
+            )
+        self.policy: ActorCriticPolicy = built_policy.to(self.device)
+        self.augmentation = self.build_primitive("augmentation", augmentation, Augmentation)
+        if self.augmentation is not None:
+            self.augmentation.to(self.device)
+        self.intrinsic_reward = self.build_primitive(
+            "intrinsic_reward", intrinsic_reward, IntrinsicReward,
+            observation_space=obs_space, action_space=act_space,
+        )
+        if self.intrinsic_reward is not None:
+            self.intrinsic_reward.to(self.device)
+        cfg = self.config
+        self.storage = RolloutStorage(
+            obs_space, act_space, cfg.num_steps, self.num_envs, self.device,
+            store_next_obs=self.intrinsic_reward is not None,
+        )
+        self.reward_normalizer = (
+            RewardNormalizer(self.num_envs, cfg.gamma, cfg.clip_reward).to(self.device)
+            if cfg.normalize_reward
+            else None
+        )
+        self.optimizer = self.make_optimizer()
+        self._episode_starts = torch.ones(self.num_envs, device=self.device)
+        self._generator = torch.Generator()
+        if cfg.seed is not None:
+            self._generator.manual_seed(cfg.seed)
+
+    # ----------------------------------------------------------------- agent hooks
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        """Adam over the policy parameters (agents override, e.g. A2C uses RMSprop)."""
+        return torch.optim.Adam(self.policy.parameters(), lr=self.config.lr, eps=1e-5)
+
+    @abstractmethod
+    def update(self) -> dict[str, float]:
+        """One policy update on :attr:`storage` (returns/advantages already computed)."""
+
+    # ----------------------------------------------------------------- Agent contract
+    def modules(self) -> dict[str, nn.Module]:
+        mods: dict[str, nn.Module] = {"policy": self.policy}
+        for name, mod in (
+            ("obs_normalizer", self.obs_normalizer),
+            ("reward_normalizer", self.reward_normalizer),
+            ("intrinsic_reward", self.intrinsic_reward),
+        ):
+            if mod is not None:
+                mods[name] = mod
+        return mods
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        opts = {"policy": self.optimizer}
+        inner = getattr(self.intrinsic_reward, "optimizer", None)
+        if isinstance(inner, torch.optim.Optimizer):
+            opts["intrinsic_reward"] = inner
+        return opts
+
+    def primitives(self) -> dict[str, Configurable | None]:
+        return {
+            "policy": self.policy,
+            "augmentation": self.augmentation,
+            "intrinsic_reward": self.intrinsic_reward,
+        }
+
+    # ----------------------------------------------------------------- the loop
+    def iteration(self) -> dict[str, float]:
+        self.collect_rollout()
+        metrics: dict[str, float] = {}
+        batch = None
+        if self.intrinsic_reward is not None:
+            batch = self._transition_batch()
+            bonus = self.intrinsic_reward.reward(batch, self.global_step)
+            self.storage.rewards += bonus
+            metrics["rollout/intrinsic_reward_mean"] = float(bonus.mean())
+        with torch.no_grad():
+            last_value = self.policy.value(self._current_obs())
+        self.storage.compute_returns_and_advantages(
+            last_value, self.config.gamma, self.config.gae_lambda
+        )
+        if self.config.anneal_lr and self._target_steps:
+            frac = max(0.0, 1.0 - self.num_updates_steps_fraction())
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.config.lr * frac
+        self.policy.train()
+        metrics.update(self.update())
+        if self.intrinsic_reward is not None and batch is not None:
+            metrics.update(
+                {f"intrinsic/{k}": v for k, v in self.intrinsic_reward.update(batch).items()}
+            )
+        metrics["train/lr"] = float(self.optimizer.param_groups[0]["lr"])
+        self.num_updates += 1
+        self.storage.reset()
+        return metrics
+
+    def num_updates_steps_fraction(self) -> float:
+        """Fraction of ``train(total_steps)`` done before the coming update (for annealing)."""
+        rollout = self.config.num_steps * self.num_envs
+        return (self.global_step - rollout) / max(self._target_steps, 1)
+
+    def _current_obs(self) -> Obs:
+        if self._obs is None:
+            raw = self._reset_env()
+            self._obs = self._normalize_and_update(raw)
+        return self._obs
+
+    def _normalize_and_update(self, obs: Obs) -> Obs:
+        if self.obs_normalizer is None:
+            return obs
+        self.obs_normalizer.update(obs)
+        return self.obs_normalizer(obs)
+
+    def collect_rollout(self) -> None:
+        """Step the envs ``num_steps`` times, storing transitions in :attr:`storage`."""
+        self.policy.eval()
+        env, storage, cfg = self.env, self.storage, self.config
+        dist_family = self.policy.distribution
+        obs = self._current_obs()
+        for _ in range(cfg.num_steps):
+            with torch.inference_mode():
+                out = self.policy(obs)
+                actions = out.dist.sample()
+                log_probs = out.dist.log_prob(actions)
+                env_actions = self._to_env_actions(dist_family.postprocess(actions))
+            next_obs_np, rewards_np, terminated, truncated, info = env.step(env_actions)
+            dones_np = np.logical_or(terminated, truncated)
+            self.episodes.step(rewards_np, dones_np, info)
+            rewards = torch.as_tensor(rewards_np, dtype=torch.float32, device=self.device)
+            dones = torch.as_tensor(dones_np, dtype=torch.float32, device=self.device)
+            if self.reward_normalizer is not None:
+                rewards = self.reward_normalizer(rewards, dones)
+            next_obs = self._normalize_and_update(self._to_tensor(next_obs_np))
+            final_obs = None
+            if dones_np.any():
+                final_obs = self._final_obs(info, dones_np)
+                truncated_only = np.logical_and(truncated, np.logical_not(terminated))
+                if truncated_only.any():
+                    # Bootstrap: the episode was cut, not ended; its value continues.
+                    idx = np.flatnonzero(truncated_only)
+                    sub = obs_map(lambda x: x[torch.as_tensor(idx, device=self.device)], final_obs)
+                    with torch.inference_mode():
+                        values = self.policy.value(sub)
+                    rewards[idx] += cfg.gamma * values.to(rewards.dtype)
+                if self.intrinsic_reward is not None:
+                    self.intrinsic_reward.reset_episodes(dones.bool())
+            stored_next = None
+            if storage.store_next_obs:
+                stored_next = next_obs if final_obs is None else _merge(next_obs, final_obs, dones)
+            storage.add(
+                obs, actions, rewards, dones, out.value, log_probs, self._episode_starts,
+                next_obs=stored_next,
+            )
+            self._episode_starts = dones
+            obs = next_obs
+            self.global_step += self.num_envs
+        self._obs = obs
+
+    def _final_obs(self, info: dict[str, Any], dones: np.ndarray) -> Obs:
+        """Final observations (preprocessed) for all envs; rows of unfinished envs are junk."""
+        final = info.get("final_obs")
+        if final is None:
+            raise RuntimeError(
+                "the env finished an episode without info['final_obs']; build it with "
+                "rlkit.envs.make_vec_env (same-step autoreset)"
+            )
+        mask = np.asarray(info.get("_final_obs", dones), dtype=bool)
+        template = next(o for o, m in zip(final, mask, strict=True) if m)
+        items = [final[i] if mask[i] else template for i in range(len(final))]
+        tensor = self._to_tensor(stack_obs(items, self.observation_space))
+        return self.preprocess(tensor)
+
+    def _transition_batch(self) -> TransitionBatch:
+        s = self.storage
+        assert s.next_obs is not None
+        return TransitionBatch(obs=s.obs, actions=s.actions, next_obs=s.next_obs, dones=s.dones)
+
+    def augment(self, obs: Obs) -> Obs:
+        """Apply the augmentation (if any) to minibatch observations (image tensors)."""
+        aug = self.augmentation
+        if aug is None:
+            return obs
+        if isinstance(obs, dict):
+            return {k: aug(v) if v.dim() == 4 else v for k, v in obs.items()}
+        return aug(obs)
+
+    def minibatches(self) -> Any:
+        """Shuffled minibatches of the current rollout (augmented), for one epoch."""
+        for mb in self.storage.minibatches(self.config.batch_size, self._generator):
+            if self.augmentation is not None:
+                mb = dataclasses.replace(mb, obs=self.augment(mb.obs))
+            yield mb
+
+    def clip_and_step(self, loss: torch.Tensor) -> None:
+        """Backward, optional global grad-norm clip, optimizer step."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(self.policy.parameters(), self.config.max_grad_norm)
+        self.optimizer.step()
+
+
+def _merge(next_obs: Obs, final_obs: Obs, dones: torch.Tensor) -> Obs:
+    """``next_obs`` with the rows of finished envs replaced by their final observations."""
+    mask = dones.bool()
+
+    def pick(new: torch.Tensor, fin: torch.Tensor) -> torch.Tensor:
+        m = mask.reshape(-1, *([1] * (new.dim() - 1)))
+        return torch.where(m, fin.to(new.dtype), new)
+
+    if isinstance(next_obs, dict):
+        assert isinstance(final_obs, dict)
+        return {k: pick(v, final_obs[k]) for k, v in next_obs.items()}
+    assert isinstance(final_obs, torch.Tensor)
+    return pick(next_obs, final_obs)
+
+
+__all__ = ["OnPolicyAgent", "OnPolicyConfig", "RolloutBatch"]

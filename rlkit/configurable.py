@@ -1,0 +1,126 @@
+"""Primitives remember their constructor arguments so checkpoints can rebuild them from JSON.
+
+Every primitive base class derives from :class:`Configurable`. The arguments of the outermost
+``__init__`` call are captured automatically; :meth:`Configurable.spec` turns them into a JSON
+description ``{"id": ..., **kwargs}`` and :func:`build_from_spec` reverses it. Nested primitives
+(an encoder inside a policy) and gymnasium spaces are encoded recursively. No pickle anywhere.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from gymnasium import spaces
+
+from rlkit.registry import REGISTRIES
+from rlkit.spaces import space_from_dict, space_to_dict
+
+class NotSerializableError(TypeError):
+    """A primitive argument has no JSON form."""
+
+
+class Configurable:
+    """Mixin recording the arguments a primitive was built with (see module doc)."""
+
+    #: the primitive kind ("encoder", "policy", ...), set on each base class.
+    kind: ClassVar[str] = ""
+    #: the id this exact class is registered under (set by :meth:`Registry.register`).
+    registry_id: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "registry_id" not in cls.__dict__:
+            cls.registry_id = None
+        init = cls.__dict__.get("__init__")
+        if init is None or getattr(init, "_rlkit_captures", False):
+            return
+        signature = inspect.signature(init)
+
+        @functools.wraps(init)
+        def wrapped(self: Any, *args: Any, **kw: Any) -> None:
+            if "_init_args" not in self.__dict__:
+                bound = signature.bind(self, *args, **kw)
+                bound.apply_defaults()
+                captured: dict[str, Any] = {}
+                for name, value in list(bound.arguments.items())[1:]:
+                    param = signature.parameters[name]
+                    if param.kind is inspect.Parameter.VAR_KEYWORD:
+                        captured.update(value)
+                    elif param.kind is not inspect.Parameter.VAR_POSITIONAL:
+                        captured[name] = value
+                object.__setattr__(self, "_init_args", captured)
+            init(self, *args, **kw)
+
+        wrapped._rlkit_captures = True  # type: ignore[attr-defined]
+        cls.__init__ = wrapped  # type: ignore[misc]
+
+    @property
+    def init_args(self) -> dict[str, Any]:
+        """The keyword arguments this object was constructed with."""
+        return dict(self.__dict__.get("_init_args", {}))
+
+    def spec(self) -> dict[str, Any]:
+        """JSON description: ``{"id": registry id, **constructor kwargs}``."""
+        cls = type(self)
+        out: dict[str, Any] = {"id": cls.__dict__.get("registry_id")}
+        if out["id"] is None:
+            out["class"] = f"{cls.__module__}.{cls.__qualname__}"
+        for name, value in self.init_args.items():
+            out[name] = to_json(value, f"{cls.__qualname__}({name}=...)")
+        return out
+
+
+def to_json(value: Any, where: str = "value") -> Any:
+    """Encode a constructor argument as JSON (spaces and primitives tagged)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, spaces.Space):
+        return {"__space__": space_to_dict(value)}
+    if isinstance(value, Configurable):
+        return {"__primitive__": value.kind, **value.spec()}
+    if isinstance(value, list | tuple):
+        return [to_json(v, where) for v in value]
+    if isinstance(value, Mapping):
+        return {"__dict__": {str(k): to_json(v, where) for k, v in value.items()}}
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # numpy / torch scalars
+        return value.item()
+    raise NotSerializableError(
+        f"{where}: cannot store {type(value).__qualname__} in a JSON checkpoint config; "
+        "use plain numbers, strings, lists, dicts, spaces or registered primitives"
+    )
+
+
+def from_json(value: Any) -> Any:
+    """Inverse of :func:`to_json`."""
+    if isinstance(value, list):
+        return [from_json(v) for v in value]
+    if isinstance(value, dict):
+        if "__space__" in value:
+            return space_from_dict(value["__space__"])
+        if "__dict__" in value:
+            return {k: from_json(v) for k, v in value["__dict__"].items()}
+        if "__primitive__" in value:
+            kind = value["__primitive__"]
+            spec = {k: v for k, v in value.items() if k != "__primitive__"}
+            return build_from_spec(kind, spec)
+        return {k: from_json(v) for k, v in value.items()}
+    return value
+
+
+def build_from_spec(kind: str, spec: Mapping[str, Any], **overrides: Any) -> Any:
+    """Build a primitive of ``kind`` from a :meth:`Configurable.spec` dictionary."""
+    registry = REGISTRIES.get(kind)
+    if registry is None:
+        raise ValueError(f"unknown primitive kind {kind!r}; known: {sorted(REGISTRIES)}")
+    if spec.get("id") is None:
+        raise ValueError(
+            f"the {kind} {spec.get('class', '?')} is not registered, so it cannot be rebuilt "
+            f"from its config; register it (@rlkit.{kind}s registry) or pass the {kind} "
+            "object explicitly"
+        )
+    kwargs = {k: from_json(v) for k, v in spec.items() if k not in ("id", "class")}
+    kwargs.update(overrides)
+    return registry.build({"id": spec["id"], **kwargs})

@@ -1,0 +1,28 @@
+"""Action distributions: families that turn policy-head outputs into distributions."""
+
+from rlkit.distributions.base import DISTRIBUTIONS, ActionDistribution, Distribution
+from rlkit.distributions.categorical import (
+    Bernoulli,
+    BernoulliDist,
+    Categorical,
+    CategoricalDist,
+    MultiCategorical,
+    MultiCategoricalDist,
+)
+from rlkit.distributions.default import default_distribution
+from rlkit.distributions.gaussian import DiagGaussian, DiagGaussianDist
+
+__all__ = [
+    "DISTRIBUTIONS",
+    "ActionDistribution",
+    "Bernoulli",
+    "BernoulliDist",
+    "Categorical",
+    "CategoricalDist",
+    "DiagGaussian",
+    "DiagGaussianDist",
+    "Distribution",
+    "MultiCategorical",
+    "MultiCategoricalDist",
+    "default_distribution",
+]

@@ -1,0 +1,88 @@
+"""Distribution contract: a stateless family that turns head outputs into action distributions."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import torch
+from gymnasium import spaces
+from torch import Tensor, nn
+
+from rlkit.configurable import Configurable
+from rlkit.registry import Registry
+
+
+class ActionDistribution(ABC):
+    """A batch of action distributions (one per row), produced by :class:`Distribution`.
+
+    ``log_prob`` and ``entropy`` return one value per batch row (summed over action dims).
+    """
+
+    @abstractmethod
+    def sample(self, generator: torch.Generator | None = None) -> Tensor:
+        """Draw one action per row (no gradient)."""
+
+    def rsample(self) -> Tensor:
+        """Reparameterised sample; only continuous families define it."""
+        raise TypeError(f"{type(self).__name__} has no reparameterised sample")
+
+    @abstractmethod
+    def log_prob(self, actions: Tensor) -> Tensor:
+        """Log-density of ``actions``: shape ``[B]``."""
+
+    @abstractmethod
+    def entropy(self) -> Tensor:
+        """Entropy per row: shape ``[B]``."""
+
+    @abstractmethod
+    def mode(self) -> Tensor:
+        """The most likely action per row (the deterministic acting path)."""
+
+    def kl(self, other: ActionDistribution) -> Tensor:
+        """KL(self || other) per row, where the family has a closed form."""
+        raise TypeError(f"{type(self).__name__} has no closed-form KL")
+
+
+class Distribution(Configurable, nn.Module, ABC):
+    """A family of action distributions for one action space.
+
+    The policy head outputs ``num_params`` numbers per row; calling the family on them returns an
+    :class:`ActionDistribution`. A family may own learnable parameters (a state-independent
+    log-std) but never hidden state advanced by sampling: noise schedules are explicit arguments.
+    """
+
+    kind = "distribution"
+
+    def __init__(self, action_space: spaces.Space[Any]) -> None:
+        super().__init__()
+        self.action_space = action_space
+
+    @property
+    @abstractmethod
+    def num_params(self) -> int:
+        """How many outputs per row the policy head must produce."""
+
+    @abstractmethod
+    def forward(self, params: Tensor) -> ActionDistribution:
+        """Wrap head outputs ``[B, num_params]`` in a distribution object."""
+
+    @property
+    @abstractmethod
+    def action_shape(self) -> tuple[int, ...]:
+        """Shape of one raw action as stored in a rollout (e.g. ``()`` for Discrete)."""
+
+    @property
+    def action_dtype(self) -> torch.dtype:
+        """Torch dtype of raw actions."""
+        return torch.float32
+
+    def postprocess(self, actions: Tensor) -> Tensor:
+        """Map raw sampled actions to what the env accepts (offsets, clipping). Export uses it."""
+        return actions
+
+    def __call__(self, params: Tensor) -> ActionDistribution:  # typed shortcut for forward
+        return self.forward(params)
+
+
+DISTRIBUTIONS: Registry[Distribution] = Registry("distribution", Distribution)

@@ -1,0 +1,116 @@
+"""Vector-env factory with rlkit's conventions: same-step autoreset, seeding, episode stats."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
+
+EnvFactory = Callable[[], gym.Env[Any, Any]]
+
+#: key under ``VectorEnv.metadata`` where :func:`make_vec_env` records how to rebuild the env.
+SPEC_KEY = "rlkit.env_spec"
+
+
+@dataclass
+class VecEnvSpec:
+    """How a vector env was made, so evaluation can build a fresh copy."""
+
+    env: str | EnvFactory
+    num_envs: int
+    seed: int | None
+    asynchronous: bool
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    wrappers: tuple[Callable[[gym.Env[Any, Any]], gym.Env[Any, Any]], ...] = ()
+
+    @property
+    def env_id(self) -> str | None:
+        """The registered id, or None for a callable."""
+        return self.env if isinstance(self.env, str) else None
+
+
+def _single_factory(
+    env: str | EnvFactory,
+    env_kwargs: Mapping[str, Any],
+    wrappers: Sequence[Callable[[gym.Env[Any, Any]], gym.Env[Any, Any]]],
+) -> EnvFactory:
+    def make() -> gym.Env[Any, Any]:
+        if isinstance(env, str):
+            e = gym.make(env, **env_kwargs)
+        else:
+            if env_kwargs:
+                raise ValueError("env_kwargs are only used with an env id, not a callable")
+            e = env()
+            if not isinstance(e, gym.Env):
+                raise TypeError(
+                    f"make_vec_env: the env callable returned {type(e).__name__}, expected a "
+                    "gymnasium.Env"
+                )
+        for wrapper in wrappers:
+            e = wrapper(e)
+        return e
+
+    return make
+
+
+def make_vec_env(
+    env: str | EnvFactory,
+    num_envs: int = 1,
+    seed: int | None = None,
+    asynchronous: bool = False,
+    env_kwargs: Mapping[str, Any] | None = None,
+    wrappers: Sequence[Callable[[gym.Env[Any, Any]], gym.Env[Any, Any]]] = (),
+    stats_window: int = 100,
+) -> VectorEnv:
+    """Build a gymnasium vector env the way rlkit's prototypes expect.
+
+    - ``env``: a registered id (``"CartPole-v1"``) or a zero-argument callable returning an env.
+    - Sub-env ``i`` is seeded with ``seed + i`` (and the action space with ``seed``), so serial
+      (``asynchronous=False``) and subprocess (``True``) modes produce identical trajectories.
+    - Autoreset happens in the same step (``AutoresetMode.SAME_STEP``): the returned observation
+      of a finished env is the first of its next episode and the true last observation is in
+      ``info["final_obs"]``, which on-policy bootstrapping on truncation needs.
+    - Episode returns/lengths are recorded (``info["episode"]``, and the wrapper's
+      ``return_queue``/``length_queue`` of the last ``stats_window`` episodes).
+    """
+    if num_envs < 1:
+        raise ValueError(f"make_vec_env: num_envs must be >= 1, got {num_envs}")
+    if not (isinstance(env, str) or callable(env)):
+        raise TypeError(
+            f"make_vec_env: env must be an env id string or a callable, got {type(env).__name__}"
+        )
+    kwargs = dict(env_kwargs or {})
+    fns = [_single_factory(env, kwargs, tuple(wrappers)) for _ in range(num_envs)]
+    vec: VectorEnv
+    if asynchronous:
+        vec = AsyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
+    else:
+        vec = SyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
+    vec = gym.wrappers.vector.RecordEpisodeStatistics(vec, buffer_length=stats_window)
+    vec.metadata = dict(vec.metadata)
+    vec.metadata[SPEC_KEY] = VecEnvSpec(env, num_envs, seed, asynchronous, kwargs, tuple(wrappers))
+    if seed is not None:
+        vec.reset(seed=seed)
+        vec.action_space.seed(seed)
+        vec.single_action_space.seed(seed)
+    return vec
+
+
+def env_spec_of(env: VectorEnv) -> VecEnvSpec | None:
+    """The :class:`VecEnvSpec` recorded by :func:`make_vec_env`, if any."""
+    spec = env.metadata.get(SPEC_KEY)
+    return spec if isinstance(spec, VecEnvSpec) else None
+
+
+def check_same_step_autoreset(env: VectorEnv, owner: str) -> None:
+    """Raise unless ``env`` resets finished sub-envs within the same step."""
+    mode = env.metadata.get("autoreset_mode")
+    if mode is not None and mode != AutoresetMode.SAME_STEP:
+        raise ValueError(
+            f"{owner} needs a vector env with autoreset_mode=SAME_STEP (final observations are "
+            f"needed to bootstrap truncated episodes), got {mode}; build it with "
+            "rlkit.envs.make_vec_env or pass autoreset_mode=AutoresetMode.SAME_STEP"
+        )

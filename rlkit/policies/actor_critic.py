@@ -1,0 +1,93 @@
+"""The standard on-policy actor-critic: encoder -> actor/critic trunks -> heads."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from gymnasium import spaces
+from torch import Tensor, nn
+
+from rlkit.distributions.base import Distribution
+from rlkit.distributions.default import default_distribution
+from rlkit.encoders.base import Encoder
+from rlkit.encoders.default import default_encoder
+from rlkit.encoders.mlp import mlp
+from rlkit.policies.base import POLICIES, ActorCriticOutput, ActorCriticPolicy
+from rlkit.spaces import is_image_space, spaces_equal
+from rlkit.types import Obs, PolicyState
+from rlkit.utils.nn import orthogonal_init
+
+
+def check_encoder(encoder: Encoder, observation_space: spaces.Space[Any], owner: str) -> None:
+    """Raise if ``encoder`` was built for another observation space than the env's."""
+    if not spaces_equal(encoder.observation_space, observation_space):
+        raise ValueError(
+            f"{owner}: the encoder {type(encoder).__name__} was built for observation space "
+            f"{encoder.observation_space!r}, but the environment's is {observation_space!r}"
+        )
+
+
+def check_distribution(dist: Distribution, action_space: spaces.Space[Any], owner: str) -> None:
+    """Raise if ``dist`` was built for another action space than the env's."""
+    if not spaces_equal(dist.action_space, action_space):
+        raise ValueError(
+            f"{owner}: the distribution {type(dist).__name__} was built for action space "
+            f"{dist.action_space!r}, but the environment's is {action_space!r}"
+        )
+
+
+@POLICIES.register("actor_critic")
+class ActorCritic(ActorCriticPolicy):
+    """Shared encoder, then actor and critic MLP trunks (separate by default, or one shared).
+
+    ``hidden_sizes=None`` picks ``(64, 64)`` for vector observations and no trunk for pure image
+    observations (the CNN already ends in a dense layer). Orthogonal init with the usual gains
+    (sqrt 2 hidden, 0.01 actor head, 1 value head).
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space[Any],
+        action_space: spaces.Space[Any],
+        encoder: Encoder | None = None,
+        distribution: Distribution | None = None,
+        hidden_sizes: Sequence[int] | None = None,
+        activation: str = "tanh",
+        share_trunk: bool = False,
+    ) -> None:
+        super().__init__(observation_space, action_space)
+        encoder = encoder if encoder is not None else default_encoder(observation_space)
+        distribution = (
+            distribution if distribution is not None else default_distribution(action_space)
+        )
+        check_encoder(encoder, observation_space, "ActorCritic")
+        check_distribution(distribution, action_space, "ActorCritic")
+        if hidden_sizes is None:
+            hidden_sizes = () if is_image_space(observation_space) else (64, 64)
+        self.encoder = encoder
+        self.distribution = distribution
+        self.share_trunk = share_trunk
+        sizes = [int(s) for s in hidden_sizes]
+        self.actor_trunk = mlp(encoder.feature_dim, sizes, activation)
+        self.critic_trunk = (
+            self.actor_trunk if share_trunk else mlp(encoder.feature_dim, sizes, activation)
+        )
+        out_dim = sizes[-1] if sizes else encoder.feature_dim
+        self.action_head = orthogonal_init(nn.Linear(out_dim, distribution.num_params), gain=0.01)
+        self.value_head = orthogonal_init(nn.Linear(out_dim, 1), gain=1.0)
+
+    def forward(
+        self, obs: Obs, state: PolicyState = None, episode_start: Tensor | None = None
+    ) -> ActorCriticOutput:
+        features = self.encoder(obs)
+        actor = self.actor_trunk(features)
+        critic = actor if self.share_trunk else self.critic_trunk(features)
+        dist = self.distribution(self.action_head(actor))
+        return ActorCriticOutput(dist, self.value_head(critic).squeeze(-1), None)
+
+    def value(
+        self, obs: Obs, state: PolicyState = None, episode_start: Tensor | None = None
+    ) -> Tensor:
+        out: Tensor = self.value_head(self.critic_trunk(self.encoder(obs))).squeeze(-1)
+        return out

@@ -1,0 +1,108 @@
+"""Policy contract: the acting path shared by rollouts, evaluation and export."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from gymnasium import spaces
+from torch import Tensor, nn
+
+from rlkit.configurable import Configurable
+from rlkit.distributions.base import ActionDistribution, Distribution
+from rlkit.registry import Registry
+from rlkit.types import Obs, PolicyState
+
+
+class Policy(Configurable, nn.Module, ABC):
+    """Base of every policy.
+
+    ``act`` maps observations to env-ready actions. Recurrent policies (``recurrent = True``)
+    thread a state through ``act``: pass the previous state and ``episode_start`` (1 where a new
+    episode begins, so the state is reset there); feed-forward policies ignore both and return
+    ``None`` as the state.
+    """
+
+    kind = "policy"
+    #: True for policies that carry state between steps (LSTM/GRU/Transformer).
+    recurrent: ClassVar[bool] = False
+
+    def __init__(self, observation_space: spaces.Space[Any], action_space: spaces.Space[Any]) -> None:
+        super().__init__()
+        self.observation_space = observation_space
+        self.action_space = action_space
+
+    def initial_state(self, batch_size: int) -> PolicyState:
+        """State for ``batch_size`` fresh episodes (``None`` when feed-forward)."""
+        return None
+
+    @abstractmethod
+    def act(
+        self,
+        obs: Obs,
+        deterministic: bool = False,
+        state: PolicyState = None,
+        episode_start: Tensor | None = None,
+    ) -> tuple[Tensor, PolicyState]:
+        """Env-ready actions ``[B, *action_shape]`` and the next recurrent state."""
+
+
+@dataclass
+class ActorCriticOutput:
+    """One forward pass of an actor-critic: action distribution, state value, next state."""
+
+    dist: ActionDistribution
+    value: Tensor
+    state: PolicyState = None
+
+
+class ActorCriticPolicy(Policy, ABC):
+    """On-policy actor-critic base: a distribution over actions and a state-value estimate."""
+
+    distribution: Distribution
+
+    @abstractmethod
+    def forward(
+        self, obs: Obs, state: PolicyState = None, episode_start: Tensor | None = None
+    ) -> ActorCriticOutput:
+        """Distribution, value ``[B]`` and next state for a batch of observations."""
+
+    def value(
+        self, obs: Obs, state: PolicyState = None, episode_start: Tensor | None = None
+    ) -> Tensor:
+        """State values ``[B]`` (subclasses may skip the actor)."""
+        return self.forward(obs, state, episode_start).value
+
+    def evaluate_actions(
+        self,
+        obs: Obs,
+        actions: Tensor,
+        state: PolicyState = None,
+        episode_start: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor, ActionDistribution]:
+        """``(log_prob [B], entropy [B], value [B], dist)`` of stored raw ``actions``."""
+        out = self.forward(obs, state, episode_start)
+        return out.dist.log_prob(actions), out.dist.entropy(), out.value, out.dist
+
+    def act(
+        self,
+        obs: Obs,
+        deterministic: bool = False,
+        state: PolicyState = None,
+        episode_start: Tensor | None = None,
+    ) -> tuple[Tensor, PolicyState]:
+        out = self.forward(obs, state, episode_start)
+        raw = out.dist.mode() if deterministic else out.dist.sample()
+        return self.distribution.postprocess(raw), out.state
+
+    def __call__(
+        self, obs: Obs, state: PolicyState = None, episode_start: Tensor | None = None
+    ) -> ActorCriticOutput:
+        out: ActorCriticOutput = super().__call__(obs, state, episode_start)
+        return out
+
+
+POLICIES: Registry[Policy] = Registry("policy", Policy)
+
+

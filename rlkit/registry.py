@@ -1,0 +1,92 @@
+"""Registries map string ids to primitive classes so configs can name implementations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+C = TypeVar("C", bound=type)
+
+
+class UnknownIdError(KeyError):
+    """Raised when a registry is asked for an id it does not hold."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0])
+
+
+#: kind -> registry; every Registry adds itself so JSON specs can name nested primitives.
+REGISTRIES: dict[str, Registry[Any]] = {}
+
+
+class Registry(Generic[T]):
+    """A named table ``id -> class`` for one primitive kind.
+
+    >>> ENCODERS = Registry("encoder", Encoder)
+    >>> @ENCODERS.register("my_cnn")
+    ... class MyCNN(Encoder): ...
+    """
+
+    def __init__(self, kind: str, base: type[T]) -> None:
+        self.kind = kind
+        self.base = base
+        self._classes: dict[str, type[T]] = {}
+        REGISTRIES[kind] = self
+
+    def register(self, id: str) -> Callable[[C], C]:
+        """Class decorator registering ``cls`` under ``id`` (also stored as ``cls.registry_id``)."""
+
+        def decorator(cls: C) -> C:
+            if not (isinstance(cls, type) and issubclass(cls, self.base)):
+                raise TypeError(
+                    f"{self.kind} registry: {cls!r} must subclass {self.base.__qualname__}"
+                )
+            existing = self._classes.get(id)
+            if existing is not None and existing is not cls:
+                raise ValueError(
+                    f"{self.kind} id {id!r} is already registered to {existing.__qualname__}"
+                )
+            self._classes[id] = cls
+            # Only set on the class itself, so subclasses do not inherit a wrong id.
+            cls.registry_id = id
+            return cls
+
+        return decorator
+
+    def get(self, id: str) -> type[T]:
+        """Return the class registered under ``id``; the error lists the known ids."""
+        try:
+            return self._classes[id]
+        except KeyError:
+            known = ", ".join(sorted(self._classes)) or "(none)"
+            raise UnknownIdError(f"unknown {self.kind} id {id!r}; known {self.kind}s: {known}") from None
+
+    def id_of(self, cls: type) -> str | None:
+        """The id ``cls`` is registered under, or None."""
+        for key, value in self._classes.items():
+            if value is cls:
+                return key
+        return None
+
+    def build(self, spec: str | Mapping[str, Any], **defaults: Any) -> T:
+        """Instantiate from ``"id"`` or ``{"id": ..., **kwargs}``; ``defaults`` fill missing kwargs."""
+        if isinstance(spec, str):
+            spec = {"id": spec}
+        if "id" not in spec:
+            raise ValueError(f"{self.kind} spec {dict(spec)!r} needs an 'id' key")
+        kwargs = {**defaults, **{k: v for k, v in spec.items() if k != "id"}}
+        cls = self.get(str(spec["id"]))
+        return cls(**kwargs)
+
+    def __contains__(self, id: object) -> bool:
+        return id in self._classes
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._classes))
+
+    def items(self) -> list[tuple[str, type[T]]]:
+        return sorted(self._classes.items())
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, ids={sorted(self._classes)})"

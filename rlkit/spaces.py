@@ -1,0 +1,122 @@
+"""Helpers for gymnasium spaces: JSON round trip, shape queries and clear checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+
+def is_image_space(space: spaces.Space[Any]) -> bool:
+    """A uint8 Box with 3 dims (C, H, W) or (H, W, C): treated as image frames."""
+    return isinstance(space, spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3
+
+
+def flat_dim(space: spaces.Space[Any]) -> int:
+    """Number of scalars in one flattened sample of a Box/Discrete/Multi* space."""
+    if isinstance(space, spaces.Box):
+        return int(np.prod(space.shape))
+    if isinstance(space, spaces.Discrete):
+        return 1
+    if isinstance(space, spaces.MultiDiscrete):
+        return int(np.prod(space.shape))
+    if isinstance(space, spaces.MultiBinary):
+        return int(np.prod(space.shape))
+    raise TypeError(f"flat_dim: unsupported space {space!r}")
+
+
+def _array_to_json(a: np.ndarray) -> Any:
+    """Store uniform arrays as one scalar so image bounds stay small."""
+    if a.size and np.all(a == a.flat[0]):
+        v = a.flat[0].item()
+        return {"fill": _float_to_json(v)}
+    return {"values": [_float_to_json(x) for x in a.reshape(-1).tolist()]}
+
+
+def _float_to_json(v: Any) -> Any:
+    if isinstance(v, float) and not np.isfinite(v):
+        return "inf" if v > 0 else "-inf"
+    return v
+
+
+def _array_from_json(d: dict[str, Any], shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    if "fill" in d:
+        return np.full(shape, float(d["fill"]), dtype=dtype)
+    return np.asarray([float(x) for x in d["values"]], dtype=dtype).reshape(shape)
+
+
+def space_to_dict(space: spaces.Space[Any]) -> dict[str, Any]:
+    """JSON-friendly description of a space (inverse: :func:`space_from_dict`)."""
+    if isinstance(space, spaces.Box):
+        return {
+            "type": "Box",
+            "shape": list(space.shape),
+            "dtype": str(space.dtype),
+            "low": _array_to_json(space.low),
+            "high": _array_to_json(space.high),
+        }
+    if isinstance(space, spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, spaces.MultiDiscrete):
+        return {
+            "type": "MultiDiscrete",
+            "nvec": space.nvec.tolist(),
+            "start": space.start.tolist(),
+        }
+    if isinstance(space, spaces.MultiBinary):
+        return {"type": "MultiBinary", "n": list(space.shape)}
+    if isinstance(space, spaces.Dict):
+        return {"type": "Dict", "spaces": {k: space_to_dict(v) for k, v in space.spaces.items()}}
+    raise TypeError(
+        f"cannot serialise space {space!r}: expected Box, Discrete, MultiDiscrete, "
+        "MultiBinary or Dict"
+    )
+
+
+def space_from_dict(d: dict[str, Any]) -> spaces.Space[Any]:
+    """Rebuild a space written by :func:`space_to_dict`."""
+    kind = d.get("type")
+    if kind == "Box":
+        shape = tuple(int(x) for x in d["shape"])
+        dtype = np.dtype(d["dtype"])
+        low = _array_from_json(d["low"], shape, np.float64)
+        high = _array_from_json(d["high"], shape, np.float64)
+        return spaces.Box(low=low.astype(dtype), high=high.astype(dtype), shape=shape, dtype=dtype)
+    if kind == "Discrete":
+        return spaces.Discrete(int(d["n"]), start=int(d.get("start", 0)))
+    if kind == "MultiDiscrete":
+        return spaces.MultiDiscrete(np.asarray(d["nvec"]), start=np.asarray(d["start"]))
+    if kind == "MultiBinary":
+        n = d["n"]
+        return spaces.MultiBinary(n if isinstance(n, int) else [int(x) for x in n])
+    if kind == "Dict":
+        return spaces.Dict({k: space_from_dict(v) for k, v in d["spaces"].items()})
+    raise ValueError(f"unknown space description {d!r}")
+
+
+def spaces_equal(a: spaces.Space[Any], b: spaces.Space[Any]) -> bool:
+    """Structural equality that tolerates float rounding in Box bounds."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, spaces.Box) and isinstance(b, spaces.Box):
+        return (
+            a.shape == b.shape
+            and a.dtype == b.dtype
+            and np.allclose(a.low, b.low, equal_nan=True)
+            and np.allclose(a.high, b.high, equal_nan=True)
+        )
+    if isinstance(a, spaces.Dict) and isinstance(b, spaces.Dict):
+        return a.spaces.keys() == b.spaces.keys() and all(
+            spaces_equal(a[k], b[k]) for k in a.spaces
+        )
+    return bool(a == b)
+
+
+def check_space(
+    space: spaces.Space[Any], allowed: tuple[type, ...], what: str, owner: str
+) -> None:
+    """Raise a TypeError naming ``owner``, the argument ``what`` and the allowed space types."""
+    if not isinstance(space, allowed):
+        names = ", ".join(t.__name__ for t in allowed)
+        raise TypeError(f"{owner} does not support {what} {space!r}; supported: {names}")

@@ -1,0 +1,248 @@
+"""Fixed-length on-policy rollout storage with GAE and minibatch iteration."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from gymnasium import spaces
+from torch import Tensor
+
+from rlkit.storages.base import STORAGES, Storage
+from rlkit.types import Obs
+from rlkit.utils.tensors import obs_map, torch_dtype_for
+
+
+def action_layout(action_space: spaces.Space[Any]) -> tuple[tuple[int, ...], torch.dtype]:
+    """Shape and dtype of one raw (pre-postprocessing) action as stored."""
+    if isinstance(action_space, spaces.Discrete):
+        return (), torch.int64
+    if isinstance(action_space, spaces.MultiDiscrete):
+        return (int(action_space.nvec.size),), torch.int64
+    if isinstance(action_space, spaces.MultiBinary | spaces.Box):
+        return (int(torch.Size(action_space.shape).numel()),), torch.float32
+    raise TypeError(
+        f"RolloutStorage: unsupported action space {action_space!r}; supported: Discrete, "
+        "MultiDiscrete, MultiBinary, Box"
+    )
+
+
+@dataclass
+class RolloutBatch:
+    """A minibatch of flattened ``T * N`` rollout samples."""
+
+    obs: Obs
+    actions: Tensor
+    old_values: Tensor
+    old_log_probs: Tensor
+    advantages: Tensor
+    returns: Tensor
+    episode_starts: Tensor
+
+
+def compute_gae(
+    rewards: Tensor,
+    values: Tensor,
+    dones: Tensor,
+    last_value: Tensor,
+    gamma: float,
+    gae_lambda: float,
+) -> tuple[Tensor, Tensor]:
+    """Generalised advantage estimation over ``[T, N]`` tensors.
+
+    ``dones[t]`` is 1 when the episode ended at step ``t`` (terminated or truncated); truncated
+    steps must already carry ``gamma * V(final_obs)`` in their reward. Returns
+    ``(advantages, returns)``. The recursion runs over time and is vectorised over envs.
+    """
+    num_steps = rewards.shape[0]
+    not_done = 1.0 - dones
+    next_values = torch.cat([values[1:], last_value.unsqueeze(0)], dim=0)
+    deltas = rewards + gamma * next_values * not_done - values
+    discounts = gamma * gae_lambda * not_done
+    advantages = torch.empty_like(rewards)
+    gae = torch.zeros_like(last_value)
+    for t in range(num_steps - 1, -1, -1):
+        gae = deltas[t] + discounts[t] * gae
+        advantages[t] = gae
+    return advantages, advantages + values
+
+
+@STORAGES.register("rollout")
+class RolloutStorage(Storage):
+    """Preallocated ``[num_steps, num_envs]`` buffers for one on-policy rollout.
+
+    Supports Box and Dict observations (uint8 images stored as uint8) and every action space
+    the distributions cover. ``store_next_obs=True`` also keeps each step's next observation
+    (the true final observation at episode ends), which intrinsic rewards need.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space[Any],
+        action_space: spaces.Space[Any],
+        num_steps: int,
+        num_envs: int,
+        device: str | torch.device = "cpu",
+        store_next_obs: bool = False,
+    ) -> None:
+        if num_steps < 1 or num_envs < 1:
+            raise ValueError(
+                f"RolloutStorage: num_steps and num_envs must be >= 1, got {num_steps}, {num_envs}"
+            )
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.num_steps = int(num_steps)
+        self.num_envs = int(num_envs)
+        self.device = torch.device(device)
+        self.store_next_obs = store_next_obs
+        t, n = self.num_steps, self.num_envs
+        self.obs = self._alloc_obs()
+        self.next_obs = self._alloc_obs() if store_next_obs else None
+        action_shape, action_dtype = action_layout(action_space)
+        self.actions = torch.zeros(t, n, *action_shape, dtype=action_dtype, device=self.device)
+        zeros = lambda: torch.zeros(t, n, device=self.device)  # noqa: E731
+        self.rewards, self.dones, self.values, self.log_probs = zeros(), zeros(), zeros(), zeros()
+        self.episode_starts = zeros()
+        self.advantages, self.returns = zeros(), zeros()
+        self.step = 0
+
+    def _alloc_obs(self) -> Obs:
+        def alloc(space: spaces.Space[Any]) -> Tensor:
+            shape = tuple(space.shape or ())
+            return torch.zeros(
+                self.num_steps, self.num_envs, *shape, dtype=torch_dtype_for(space),
+                device=self.device,
+            )
+
+        if isinstance(self.observation_space, spaces.Dict):
+            return {k: alloc(s) for k, s in self.observation_space.spaces.items()}
+        if not isinstance(self.observation_space, spaces.Box):
+            raise TypeError(
+                f"RolloutStorage: unsupported observation space {self.observation_space!r}; "
+                "supported: Box, Dict of Box"
+            )
+        return alloc(self.observation_space)
+
+    def add(  # type: ignore[override]
+        self,
+        obs: Obs,
+        actions: Tensor,
+        rewards: Tensor,
+        dones: Tensor,
+        values: Tensor,
+        log_probs: Tensor,
+        episode_starts: Tensor,
+        next_obs: Obs | None = None,
+    ) -> None:
+        """Store step ``t``: ``dones`` marks episodes that ended at this step."""
+        if self.step >= self.num_steps:
+            raise RuntimeError(
+                f"RolloutStorage is full ({self.num_steps} steps); call reset() after the update"
+            )
+        t = self.step
+        _assign(self.obs, t, obs)
+        if self.next_obs is not None:
+            if next_obs is None:
+                raise ValueError("RolloutStorage(store_next_obs=True).add needs next_obs")
+            _assign(self.next_obs, t, next_obs)
+        self.actions[t] = actions
+        self.rewards[t] = rewards
+        self.dones[t] = dones
+        self.values[t] = values
+        self.log_probs[t] = log_probs
+        self.episode_starts[t] = episode_starts
+        self.step += 1
+
+    def compute_returns_and_advantages(
+        self, last_value: Tensor, gamma: float, gae_lambda: float
+    ) -> None:
+        """Fill :attr:`advantages` and :attr:`returns` from the stored rollout."""
+        self.advantages, self.returns = compute_gae(
+            self.rewards, self.values, self.dones, last_value, gamma, gae_lambda
+        )
+
+    def _flat(self) -> dict[str, Any]:
+        def flat(x: Tensor) -> Tensor:
+            return x.reshape(-1, *x.shape[2:])
+
+        return {
+            "obs": obs_map(flat, self.obs),
+            "actions": flat(self.actions),
+            "old_values": flat(self.values),
+            "old_log_probs": flat(self.log_probs),
+            "advantages": flat(self.advantages),
+            "returns": flat(self.returns),
+            "episode_starts": flat(self.episode_starts),
+        }
+
+    def minibatches(
+        self, batch_size: int, generator: torch.Generator | None = None
+    ) -> Iterator[RolloutBatch]:
+        """One shuffled pass over all ``T * N`` samples in minibatches of ``batch_size``."""
+        total = len(self)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        flat = self._flat()
+        if batch_size >= total:
+            yield RolloutBatch(**flat)
+            return
+        perm = torch.randperm(total, generator=generator).to(self.device)
+        for start in range(0, total, batch_size):
+            idx = perm[start : start + batch_size]
+            yield RolloutBatch(
+                **{k: obs_map(lambda x, i=idx: x[i], v) for k, v in flat.items()}  # type: ignore[misc]
+            )
+
+    def sample(  # type: ignore[override]
+        self, batch_size: int, generator: torch.Generator | None = None
+    ) -> RolloutBatch:
+        """A uniformly random minibatch (without replacement) of the current rollout."""
+        flat = self._flat()
+        idx = torch.randperm(len(self), generator=generator)[:batch_size].to(self.device)
+        return RolloutBatch(**{k: obs_map(lambda x: x[idx], v) for k, v in flat.items()})
+
+    def __len__(self) -> int:
+        return self.step * self.num_envs
+
+    def reset(self) -> None:
+        self.step = 0
+
+    def state_dict(self) -> dict[str, Tensor]:
+        out: dict[str, Tensor] = {"step": torch.tensor(self.step)}
+        for name in ("actions", "rewards", "dones", "values", "log_probs", "episode_starts",
+                     "advantages", "returns"):
+            out[name] = getattr(self, name)
+        for prefix, obs in (("obs", self.obs), ("next_obs", self.next_obs)):
+            if isinstance(obs, dict):
+                out.update({f"{prefix}.{k}": v for k, v in obs.items()})
+            elif obs is not None:
+                out[prefix] = obs
+        return out
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        own = self.state_dict()
+        missing = sorted(set(own) - set(state))
+        if missing:
+            raise ValueError(f"RolloutStorage.load_state_dict: missing entries {missing}")
+        for name, value in own.items():
+            if name == "step":
+                continue
+            if value.shape != state[name].shape:
+                raise ValueError(
+                    f"RolloutStorage.load_state_dict: {name} has shape {tuple(state[name].shape)}, "
+                    f"expected {tuple(value.shape)}"
+                )
+            value.copy_(state[name])
+        self.step = int(state["step"])
+
+
+def _assign(buffer: Obs, t: int, value: Obs) -> None:
+    if isinstance(buffer, dict):
+        assert isinstance(value, dict)
+        for k, v in buffer.items():
+            v[t] = value[k]
+    else:
+        assert isinstance(value, Tensor)
+        buffer[t] = value

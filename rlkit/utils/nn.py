@@ -1,0 +1,35 @@
+"""Network helpers: activations by name, initialisation."""
+
+from __future__ import annotations
+
+from torch import nn
+
+_ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "leaky_relu": nn.LeakyReLU,
+}
+
+
+def activation_class(name: str) -> type[nn.Module]:
+    """Activation module class by name (``tanh``, ``relu``, ``elu``, ``gelu``, ...)."""
+    try:
+        return _ACTIVATIONS[name.lower()]
+    except KeyError:
+        raise ValueError(
+            f"unknown activation {name!r}; expected one of {sorted(_ACTIVATIONS)}"
+        ) from None
+
+
+def orthogonal_init(module: nn.Module, gain: float = 2**0.5, bias: float = 0.0) -> nn.Module:
+    """Orthogonal weights and constant bias for Linear/Conv layers (the PPO convention)."""
+    weight = getattr(module, "weight", None)
+    if isinstance(weight, nn.Parameter):
+        nn.init.orthogonal_(weight, gain=gain)
+    b = getattr(module, "bias", None)
+    if isinstance(b, nn.Parameter):
+        nn.init.constant_(b, bias)
+    return module
