@@ -22,6 +22,7 @@ from torch import nn
 
 from rlkit.checkpoint import (
     CheckpointError,
+    find_checkpoint,
     load_module_state,
     optimizer_from_tensors,
     optimizer_to_tensors,
@@ -357,6 +358,7 @@ class Agent(ABC):
         """Rebuild an agent from a checkpoint directory and restore weights, optimizer state
         and counters. ``env`` defaults to a new env made from the recorded env id; keyword
         overrides replace hyperparameters (e.g. ``device="cpu"``) or primitives."""
+        path = find_checkpoint(path)
         config = read_config(path)
         agent_id = config.get("agent")
         target: type[Agent] = cls

@@ -63,6 +63,20 @@ def write_checkpoint(
     return target
 
 
+def find_checkpoint(path: str | Path) -> Path:
+    """A checkpoint directory itself, or the ``final`` (else ``checkpoint``) one of a run dir."""
+    directory = Path(path)
+    for candidate in (directory, directory / "final", directory / "checkpoint"):
+        if (candidate / CONFIG_FILE).is_file():
+            return candidate
+    if not directory.exists():
+        raise CheckpointError(f"no checkpoint directory at {directory}")
+    raise CheckpointError(
+        f"{directory} holds no checkpoint ({CONFIG_FILE} not found there, nor in its final/ or "
+        "checkpoint/ subdirectories)"
+    )
+
+
 def read_config(path: str | Path) -> dict[str, Any]:
     """Read and validate ``config.json`` of a checkpoint directory."""
     directory = Path(path)

@@ -1,0 +1,217 @@
+"""The ``rlkit`` command: train, eval, list.
+
+Agents are looked up by id in the agent registry, which is filled by importing ``rlkit.agents``
+at run time (core code never imports agents statically).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rlkit.config import field_names, parse_value
+from rlkit.config.hyperparameters import UnknownHyperparameterError
+from rlkit.config.presets import load_config_file, load_preset
+
+#: run settings (not agent hyperparameters) accepted by ``rlkit train``.
+RUN_KEYS = ("env", "num_envs", "total_steps", "seed", "out", "asynchronous", "env_kwargs",
+            "checkpoint_every", "eval_episodes")
+PRIMITIVE_KEYS = ("policy", "encoder", "distribution", "augmentation", "intrinsic_reward")
+
+
+def _agents() -> Any:
+    importlib.import_module("rlkit.agents")
+    return importlib.import_module("rlkit.prototypes").AGENTS
+
+
+def parse_overrides(tokens: Sequence[str]) -> dict[str, Any]:
+    """``--key value`` / ``--key=value`` / ``--flag`` / ``--no-flag`` -> ``{key: value}``."""
+    out: dict[str, Any] = {}
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if not tok.startswith("--") or len(tok) == 2:
+            raise SystemExit(f"rlkit: unexpected argument {tok!r}; options look like --name VALUE")
+        name, eq, value = tok[2:].partition("=")
+        key = name.replace("-", "_")
+        if eq:
+            out[key] = parse_value(value)
+        elif i + 1 < len(tokens) and not tokens[i + 1].startswith("--"):
+            out[key] = parse_value(tokens[i + 1])
+            i += 1
+        elif key.startswith("no_"):
+            out[key[3:]] = False
+        else:
+            out[key] = True
+        i += 1
+    return out
+
+
+def resolve_train_settings(
+    algo: str, cli: dict[str, Any], config_file: str | None
+) -> tuple[type, dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Merge built-in preset < config file < flags; split into run settings, hyperparameters
+    and primitives; reject unknown names with the list of valid ones."""
+    agent_cls = _agents().get(algo)
+    from_file = load_config_file(config_file) if config_file else {}
+    env_id = cli.get("env", from_file.get("env"))
+    merged = {**load_preset(algo, env_id if isinstance(env_id, str) else None), **from_file, **cli}
+    valid_hyper = field_names(agent_cls.Config)
+    unknown = sorted(set(merged) - set(valid_hyper) - set(RUN_KEYS) - set(PRIMITIVE_KEYS))
+    if unknown:
+        raise UnknownHyperparameterError(
+            f"rlkit train {algo}: unknown option(s) {', '.join(unknown)}; valid hyperparameters: "
+            f"{', '.join(valid_hyper)}; run settings: {', '.join(RUN_KEYS)}; primitives: "
+            f"{', '.join(PRIMITIVE_KEYS)}"
+        )
+    run = {k: merged[k] for k in RUN_KEYS if k in merged}
+    hyper = {k: merged[k] for k in valid_hyper if k in merged}
+    prims = {k: merged[k] for k in PRIMITIVE_KEYS if k in merged}
+    if "seed" in run:
+        hyper["seed"] = run["seed"]
+    return agent_cls, run, hyper, prims
+
+
+def _default_out(algo: str, env_id: str) -> Path:
+    base = Path("runs") / f"{algo}-{env_id.replace('/', '_')}"
+    out, n = base, 1
+    while out.exists():
+        n += 1
+        out = base.with_name(f"{base.name}-{n}")
+    return out
+
+
+def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
+    from rlkit.envs import make_vec_env
+
+    cli = parse_overrides(extra)
+    for key in ("env", "num_envs", "total_steps", "seed", "out"):
+        value = getattr(args, key)
+        if value is not None:
+            cli[key] = value
+    if args.asynchronous:
+        cli["asynchronous"] = True
+    agent_cls, run, hyper, prims = resolve_train_settings(args.algo, cli, args.config)
+    if "env" not in run:
+        raise SystemExit("rlkit train: --env ENV_ID is required (or `env:` in the config file)")
+    out = Path(run["out"]) if "out" in run else _default_out(args.algo, str(run["env"]))
+    if out.exists() and any(out.iterdir()):
+        if not args.overwrite:
+            raise SystemExit(
+                f"rlkit train: run directory {out} already exists; choose another --out or pass "
+                "--overwrite to replace it"
+            )
+        shutil.rmtree(out)
+    env = make_vec_env(
+        str(run["env"]), num_envs=int(run.get("num_envs", 8)), seed=run.get("seed"),
+        asynchronous=bool(run.get("asynchronous", False)), env_kwargs=run.get("env_kwargs"),
+    )
+    if args.resume:
+        agent = agent_cls.load(args.resume, env=env, **hyper)
+    else:
+        agent = agent_cls(env, **hyper, **prims)
+    total = int(run.get("total_steps", 1_000_000))
+    agent.train(
+        total, run_dir=out, progress_bar=not args.no_progress,
+        checkpoint_every=run.get("checkpoint_every"),
+    )
+    final = agent.save(out / "final")
+    result = agent.evaluate(episodes=int(run.get("eval_episodes", 10)))
+    print(f"saved {final}")
+    print(json.dumps({"eval": result}))
+    env.close()
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from rlkit.prototypes import load_agent
+
+    overrides = {"device": args.device} if args.device else {}
+    agent = load_agent(args.path, **overrides)
+    result = agent.evaluate(episodes=args.episodes, deterministic=not args.stochastic, seed=args.seed)
+    result = {"return_mean": result["return_mean"], "return_std": result["return_std"],
+              "episodes": int(result["episodes"]), "length_mean": result["length_mean"]}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{result['episodes']} episodes: return {result['return_mean']:.2f} "
+              f"+/- {result['return_std']:.2f}, length {result['length_mean']:.1f}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from rlkit.registry import REGISTRIES
+
+    _agents()
+    for module in ("encoders", "policies", "storages", "distributions", "augmentations", "rewards"):
+        importlib.import_module(f"rlkit.{module}")
+    labels = {"agent": "agents", "encoder": "encoders", "policy": "policies",
+              "storage": "storages", "distribution": "distributions",
+              "augmentation": "augmentations", "intrinsic_reward": "intrinsic rewards"}
+    for kind, label in labels.items():
+        print(f"{label:<18} {', '.join(REGISTRIES[kind])}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rlkit", description="Train, evaluate and list agents.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser(
+        "train", help="train an agent and save it",
+        description="Train ALGO on ENV. Any hyperparameter is a flag (--lr 5e-4, --num-steps 64); "
+        "flags beat --config, which beats the built-in per-env preset.",
+    )
+    train.add_argument("algo", help="agent id (see `rlkit list`)")
+    train.add_argument("--env", help="gymnasium env id")
+    train.add_argument("--num-envs", type=int, dest="num_envs")
+    train.add_argument("--total-steps", type=int, dest="total_steps")
+    train.add_argument("--seed", type=int)
+    train.add_argument("--out", help="run directory (default runs/ALGO-ENV[-n])")
+    train.add_argument("--config", help="YAML file of settings and hyperparameters")
+    train.add_argument("--resume", help="checkpoint directory to continue from")
+    train.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    train.add_argument("--async", dest="asynchronous", action="store_true",
+                       help="step envs in subprocesses")
+    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    ev = sub.add_parser("eval", help="evaluate a saved agent")
+    ev.add_argument("path", help="checkpoint or run directory")
+    ev.add_argument("--episodes", type=int, default=20)
+    ev.add_argument("--seed", type=int)
+    ev.add_argument("--device")
+    ev.add_argument("--stochastic", action="store_true", help="sample instead of the mode")
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+    sub.add_parser("list", help="registered agents and primitives")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if args.command != "train" and extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        if args.command == "train":
+            return cmd_train(args, extra)
+        if args.command == "eval":
+            return cmd_eval(args)
+        return cmd_list(args)
+    except (UnknownHyperparameterError, ValueError, TypeError, KeyError, FileNotFoundError,
+            FileExistsError, RuntimeError) as e:
+        if args.verbose:
+            raise
+        print(f"rlkit: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""Per-env default settings shipped with rlkit (``rlkit/presets/<agent>.yaml``)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+import yaml
+
+
+def load_preset(agent_id: str, env_id: str | None) -> dict[str, Any]:
+    """Settings for ``agent_id`` on ``env_id``: the env's entry, else ``default``, else {}."""
+    try:
+        text = resources.files("rlkit").joinpath("presets", f"{agent_id}.yaml").read_text()
+    except FileNotFoundError:
+        return {}
+    table = yaml.safe_load(text) or {}
+    entry = table.get(env_id) if env_id is not None else None
+    return dict(entry if entry is not None else table.get("default", {}))
+
+
+def load_config_file(path: str) -> dict[str, Any]:
+    """Read a YAML run config: a flat mapping of settings, hyperparameters and primitives."""
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as e:
+        raise ValueError(f"config file {path} is not valid YAML: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path} must hold a mapping of keys to values")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
