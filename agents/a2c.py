@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-
 from rlkit.prototypes import AGENTS, OnPolicyAgent, OnPolicyConfig
 
 
@@ -52,8 +51,6 @@ class A2C(OnPolicyAgent):
                 self.clip_and_step(
                     policy_loss + cfg.vf_coef * value_loss + cfg.ent_coef * entropy_loss
                 )
-                for key, value in zip(
-                    totals, (policy_loss, value_loss, entropy_loss), strict=True
-                ):
+                for key, value in zip(totals, (policy_loss, value_loss, entropy_loss), strict=True):
                     totals[key].append(float(value))
         return {k: sum(v) / len(v) for k, v in totals.items() if v}

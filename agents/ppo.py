@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-
 from rlkit.prototypes import AGENTS, OnPolicyAgent, OnPolicyConfig
 
 
@@ -35,8 +34,14 @@ class PPO(OnPolicyAgent):
     def update(self) -> dict[str, float]:
         cfg = self.config
         stats: dict[str, list[torch.Tensor]] = {
-            k: [] for k in ("loss/policy", "loss/value", "loss/entropy", "train/approx_kl",
-                            "train/clip_fraction")
+            k: []
+            for k in (
+                "loss/policy",
+                "loss/value",
+                "loss/entropy",
+                "train/approx_kl",
+                "train/clip_fraction",
+            )
         }
         stop = False
         for _ in range(cfg.num_epochs):
@@ -70,7 +75,8 @@ class PPO(OnPolicyAgent):
                     policy_loss + cfg.vf_coef * value_loss + cfg.ent_coef * entropy_loss
                 )
                 for key, value in zip(
-                    stats, (policy_loss, value_loss, entropy_loss, approx_kl, clip_frac),
+                    stats,
+                    (policy_loss, value_loss, entropy_loss, approx_kl, clip_frac),
                     strict=True,
                 ):
                     stats[key].append(value.detach())

@@ -81,7 +81,10 @@ class Agent(ABC):
     #: observation / action space types the agent accepts.
     observation_spaces: ClassVar[tuple[type, ...]] = (spaces.Box, spaces.Dict)
     action_spaces: ClassVar[tuple[type, ...]] = (
-        spaces.Discrete, spaces.Box, spaces.MultiDiscrete, spaces.MultiBinary,
+        spaces.Discrete,
+        spaces.Box,
+        spaces.MultiDiscrete,
+        spaces.MultiBinary,
     )
 
     policy: Policy
@@ -186,7 +189,8 @@ class Agent(ABC):
         """
         if total_steps <= self.global_step:
             log.warning(
-                "train(total_steps=%d): already at step %d, nothing to do", total_steps,
+                "train(total_steps=%d): already at step %d, nothing to do",
+                total_steps,
                 self.global_step,
             )
             return self
@@ -210,8 +214,12 @@ class Agent(ABC):
                 ret = self.episodes.return_mean
                 bar.update(self.global_step - before, sps, ret)
                 if logger is not None:
-                    row = {"time/sps": sps, "time/elapsed_s": elapsed,
-                           "time/updates": float(self.num_updates), **metrics}
+                    row = {
+                        "time/sps": sps,
+                        "time/elapsed_s": elapsed,
+                        "time/updates": float(self.num_updates),
+                        **metrics,
+                    }
                     if ret is not None:
                         row["rollout/return_mean"] = ret
                         row["rollout/length_mean"] = float(self.episodes.length_mean or 0.0)
@@ -232,9 +240,11 @@ class Agent(ABC):
         single = _is_single(obs, self.observation_space)
         tensor = self._to_tensor(obs)
         if single:
-            tensor = tensor.unsqueeze(0) if isinstance(tensor, torch.Tensor) else {
-                k: v.unsqueeze(0) for k, v in tensor.items()
-            }
+            tensor = (
+                tensor.unsqueeze(0)
+                if isinstance(tensor, torch.Tensor)
+                else {k: v.unsqueeze(0) for k, v in tensor.items()}
+            )
         actions, _ = self.policy.act(self.preprocess(tensor), deterministic=deterministic)
         out = self._to_env_actions(actions)
         return out[0] if single else out
@@ -272,8 +282,11 @@ class Agent(ABC):
             if seed is None:
                 seed = (spec.seed if spec.seed is not None else 0) + 10_000
             env = make_vec_env(
-                spec.env, num_envs=min(episodes, spec.num_envs), seed=None,
-                env_kwargs=spec.env_kwargs, wrappers=spec.wrappers,
+                spec.env,
+                num_envs=min(episodes, spec.num_envs),
+                seed=None,
+                env_kwargs=spec.env_kwargs,
+                wrappers=spec.wrappers,
             )
         try:
             return self._run_episodes(env, episodes, deterministic, seed)
@@ -340,8 +353,12 @@ class Agent(ABC):
                 "observation": space_to_dict(self.observation_space),
                 "action": space_to_dict(self.action_space),
             },
-            "env": None if spec is None or spec.env_id is None else {
-                "id": spec.env_id, "num_envs": spec.num_envs, "seed": spec.seed,
+            "env": None
+            if spec is None or spec.env_id is None
+            else {
+                "id": spec.env_id,
+                "num_envs": spec.num_envs,
+                "seed": spec.seed,
                 "kwargs": to_json(spec.env_kwargs, "env_kwargs"),
             },
             "counters": {"global_step": self.global_step, "num_updates": self.num_updates},
@@ -352,9 +369,7 @@ class Agent(ABC):
         )
 
     @classmethod
-    def load(
-        cls: type[A], path: str | Path, env: VectorEnv | None = None, **overrides: Any
-    ) -> A:
+    def load(cls: type[A], path: str | Path, env: VectorEnv | None = None, **overrides: Any) -> A:
         """Rebuild an agent from a checkpoint directory and restore weights, optimizer state
         and counters. ``env`` defaults to a new env made from the recorded env id; keyword
         overrides replace hyperparameters (e.g. ``device="cpu"``) or primitives."""
@@ -376,7 +391,9 @@ class Agent(ABC):
                     f"checkpoint {path} was trained on an env given as a callable; pass env="
                 )
             env = make_vec_env(
-                env_info["id"], num_envs=int(env_info["num_envs"]), seed=env_info.get("seed"),
+                env_info["id"],
+                num_envs=int(env_info["num_envs"]),
+                seed=env_info.get("seed"),
                 env_kwargs=from_json(env_info.get("kwargs") or {}),
             )
         for which, env_space in (
@@ -398,7 +415,9 @@ class Agent(ABC):
         modules = agent.modules()
         unknown = {k.split(".", 1)[0] for k in model} - set(modules)
         if unknown:
-            raise CheckpointError(f"checkpoint {path} has weights for unknown parts {sorted(unknown)}")
+            raise CheckpointError(
+                f"checkpoint {path} has weights for unknown parts {sorted(unknown)}"
+            )
         for name, module in modules.items():
             load_module_state(module, split_prefix(model, name), f"{target.__name__}.{name}")
         training = read_tensors(path, TRAINING_STATE_FILE)

@@ -1,4 +1,4 @@
-"""On-policy prototype: collect a rollout, add intrinsic rewards, compute GAE, let the agent update."""
+"""On-policy prototype: collect a rollout, add intrinsic rewards, compute GAE, then update."""
 
 from __future__ import annotations
 
@@ -125,14 +125,21 @@ class OnPolicyAgent(Agent):
         if self.augmentation is not None:
             self.augmentation.to(self.device)
         self.intrinsic_reward = self.build_primitive(
-            "intrinsic_reward", intrinsic_reward, IntrinsicReward,
-            observation_space=obs_space, action_space=act_space,
+            "intrinsic_reward",
+            intrinsic_reward,
+            IntrinsicReward,
+            observation_space=obs_space,
+            action_space=act_space,
         )
         if self.intrinsic_reward is not None:
             self.intrinsic_reward.to(self.device)
         cfg = self.config
         self.storage = RolloutStorage(
-            obs_space, act_space, cfg.num_steps, self.num_envs, self.device,
+            obs_space,
+            act_space,
+            cfg.num_steps,
+            self.num_envs,
+            self.device,
             store_next_obs=self.intrinsic_reward is not None,
         )
         self.reward_normalizer = (
@@ -255,7 +262,7 @@ class OnPolicyAgent(Agent):
                 if truncated_only.any():
                     # Bootstrap: the episode was cut, not ended; its value continues.
                     idx = np.flatnonzero(truncated_only)
-                    sub = obs_map(lambda x: x[torch.as_tensor(idx, device=self.device)], final_obs)
+                    sub = _rows(final_obs, torch.as_tensor(idx, device=self.device))
                     with torch.inference_mode():
                         values = self.policy.value(sub)
                     rewards[idx] += cfg.gamma * values.to(rewards.dtype)
@@ -265,7 +272,13 @@ class OnPolicyAgent(Agent):
             if storage.store_next_obs:
                 stored_next = next_obs if final_obs is None else _merge(next_obs, final_obs, dones)
             storage.add(
-                obs, actions, rewards, dones, out.value, log_probs, self._episode_starts,
+                obs,
+                actions,
+                rewards,
+                dones,
+                out.value,
+                log_probs,
+                self._episode_starts,
                 next_obs=stored_next,
             )
             self._episode_starts = dones
@@ -315,6 +328,11 @@ class OnPolicyAgent(Agent):
         if self.config.max_grad_norm is not None:
             nn.utils.clip_grad_norm_(self.policy.parameters(), self.config.max_grad_norm)
         self.optimizer.step()
+
+
+def _rows(obs: Obs, index: torch.Tensor) -> Obs:
+    """Select batch rows of a tensor or dict observation."""
+    return obs_map(lambda x: x[index], obs)
 
 
 def _merge(next_obs: Obs, final_obs: Obs, dones: torch.Tensor) -> Obs:

@@ -14,9 +14,25 @@ from typing import Any
 from rlkit.version import __version__
 
 _SUBMODULES = {
-    "agents", "augmentations", "checkpoint", "config", "configurable", "device",
-    "distributions", "encoders", "envs", "logging", "normalization", "policies", "prototypes",
-    "registry", "rewards", "spaces", "storages", "types", "utils",
+    "agents",
+    "augmentations",
+    "checkpoint",
+    "config",
+    "configurable",
+    "device",
+    "distributions",
+    "encoders",
+    "envs",
+    "logging",
+    "normalization",
+    "policies",
+    "prototypes",
+    "registry",
+    "rewards",
+    "spaces",
+    "storages",
+    "types",
+    "utils",
 }
 
 

@@ -90,10 +90,10 @@ def read_config(path: str | Path) -> dict[str, Any]:
             config = json.load(f)
     except json.JSONDecodeError as e:
         raise CheckpointError(f"checkpoint config {file} is corrupt: {e}") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT_VERSION:
+    found = config.get("format") if isinstance(config, dict) else None
+    if found != FORMAT_VERSION:
         raise CheckpointError(
-            f"checkpoint config {file} has format {config.get('format') if isinstance(config, dict) else '?'}, "
-            f"expected {FORMAT_VERSION}"
+            f"checkpoint config {file} has format {found!r}, expected {FORMAT_VERSION}"
         )
     return config
 
@@ -150,8 +150,10 @@ def optimizer_to_tensors(
                 tensors[f"{prefix}.{index}.{key}"] = value
             else:
                 scalars.setdefault(str(index), {})[key] = value
-    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()}
-              for g in state["param_groups"]]
+    groups = [
+        {k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()}
+        for g in state["param_groups"]
+    ]
     return tensors, {"param_groups": groups, "scalars": scalars}
 
 

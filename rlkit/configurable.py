@@ -18,6 +18,7 @@ from gymnasium import spaces
 from rlkit.registry import REGISTRIES
 from rlkit.spaces import space_from_dict, space_to_dict
 
+
 class NotSerializableError(TypeError):
     """A primitive argument has no JSON form."""
 
@@ -55,7 +56,7 @@ class Configurable:
             init(self, *args, **kw)
 
         wrapped._rlkit_captures = True  # type: ignore[attr-defined]
-        cls.__init__ = wrapped  # type: ignore[misc]
+        setattr(cls, "__init__", wrapped)  # noqa: B010
 
     @property
     def init_args(self) -> dict[str, Any]:

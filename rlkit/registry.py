@@ -48,9 +48,9 @@ class Registry(Generic[T]):
                     f"{self.kind} id {id!r} is already registered to {existing.__qualname__}"
                 )
             self._classes[id] = cls
-            # Only set on the class itself, so subclasses do not inherit a wrong id.
-            cls.registry_id = id
-            return cls
+            # Set on the class itself (Configurable resets it on subclasses).
+            setattr(cls, "registry_id", id)  # noqa: B010
+            return cls  # type: ignore[return-value]
 
         return decorator
 
@@ -60,7 +60,9 @@ class Registry(Generic[T]):
             return self._classes[id]
         except KeyError:
             known = ", ".join(sorted(self._classes)) or "(none)"
-            raise UnknownIdError(f"unknown {self.kind} id {id!r}; known {self.kind}s: {known}") from None
+            raise UnknownIdError(
+                f"unknown {self.kind} id {id!r}; known {self.kind}s: {known}"
+            ) from None
 
     def id_of(self, cls: type) -> str | None:
         """The id ``cls`` is registered under, or None."""
@@ -70,7 +72,7 @@ class Registry(Generic[T]):
         return None
 
     def build(self, spec: str | Mapping[str, Any], **defaults: Any) -> T:
-        """Instantiate from ``"id"`` or ``{"id": ..., **kwargs}``; ``defaults`` fill missing kwargs."""
+        """Instantiate from ``"id"`` or ``{"id": ..., **kwargs}``; ``defaults`` fill gaps."""
         if isinstance(spec, str):
             spec = {"id": spec}
         if "id" not in spec:

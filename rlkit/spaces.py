@@ -113,9 +113,7 @@ def spaces_equal(a: spaces.Space[Any], b: spaces.Space[Any]) -> bool:
     return bool(a == b)
 
 
-def check_space(
-    space: spaces.Space[Any], allowed: tuple[type, ...], what: str, owner: str
-) -> None:
+def check_space(space: spaces.Space[Any], allowed: tuple[type, ...], what: str, owner: str) -> None:
     """Raise a TypeError naming ``owner``, the argument ``what`` and the allowed space types."""
     if not isinstance(space, allowed):
         names = ", ".join(t.__name__ for t in allowed)

@@ -21,12 +21,21 @@ from rlkit.config.hyperparameters import UnknownHyperparameterError
 from rlkit.config.presets import load_config_file, load_preset
 
 #: run settings (not agent hyperparameters) accepted by ``rlkit train``.
-RUN_KEYS = ("env", "num_envs", "total_steps", "seed", "out", "asynchronous", "env_kwargs",
-            "checkpoint_every", "eval_episodes")
+RUN_KEYS = (
+    "env",
+    "num_envs",
+    "total_steps",
+    "seed",
+    "out",
+    "asynchronous",
+    "env_kwargs",
+    "checkpoint_every",
+    "eval_episodes",
+)
 PRIMITIVE_KEYS = ("policy", "encoder", "distribution", "augmentation", "intrinsic_reward")
 
 
-def _agents() -> Any:
+def _agents() -> Any:  # the agent registry (typed loosely: core does not import agents)
     importlib.import_module("rlkit.agents")
     return importlib.import_module("rlkit.prototypes").AGENTS
 
@@ -56,10 +65,10 @@ def parse_overrides(tokens: Sequence[str]) -> dict[str, Any]:
 
 def resolve_train_settings(
     algo: str, cli: dict[str, Any], config_file: str | None
-) -> tuple[type, dict[str, Any], dict[str, Any], dict[str, Any]]:
+) -> tuple[Any, dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Merge built-in preset < config file < flags; split into run settings, hyperparameters
     and primitives; reject unknown names with the list of valid ones."""
-    agent_cls = _agents().get(algo)
+    agent_cls: Any = _agents().get(algo)
     from_file = load_config_file(config_file) if config_file else {}
     env_id = cli.get("env", from_file.get("env"))
     merged = {**load_preset(algo, env_id if isinstance(env_id, str) else None), **from_file, **cli}
@@ -110,8 +119,11 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
             )
         shutil.rmtree(out)
     env = make_vec_env(
-        str(run["env"]), num_envs=int(run.get("num_envs", 8)), seed=run.get("seed"),
-        asynchronous=bool(run.get("asynchronous", False)), env_kwargs=run.get("env_kwargs"),
+        str(run["env"]),
+        num_envs=int(run.get("num_envs", 8)),
+        seed=run.get("seed"),
+        asynchronous=bool(run.get("asynchronous", False)),
+        env_kwargs=run.get("env_kwargs"),
     )
     if args.resume:
         agent = agent_cls.load(args.resume, env=env, **hyper)
@@ -119,7 +131,9 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
         agent = agent_cls(env, **hyper, **prims)
     total = int(run.get("total_steps", 1_000_000))
     agent.train(
-        total, run_dir=out, progress_bar=not args.no_progress,
+        total,
+        run_dir=out,
+        progress_bar=not args.no_progress,
         checkpoint_every=run.get("checkpoint_every"),
     )
     final = agent.save(out / "final")
@@ -135,14 +149,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     overrides = {"device": args.device} if args.device else {}
     agent = load_agent(args.path, **overrides)
-    result = agent.evaluate(episodes=args.episodes, deterministic=not args.stochastic, seed=args.seed)
-    result = {"return_mean": result["return_mean"], "return_std": result["return_std"],
-              "episodes": int(result["episodes"]), "length_mean": result["length_mean"]}
+    result = agent.evaluate(
+        episodes=args.episodes, deterministic=not args.stochastic, seed=args.seed
+    )
+    result = {
+        "return_mean": result["return_mean"],
+        "return_std": result["return_std"],
+        "episodes": int(result["episodes"]),
+        "length_mean": result["length_mean"],
+    }
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{result['episodes']} episodes: return {result['return_mean']:.2f} "
-              f"+/- {result['return_std']:.2f}, length {result['length_mean']:.1f}")
+        print(
+            f"{result['episodes']} episodes: return {result['return_mean']:.2f} "
+            f"+/- {result['return_std']:.2f}, length {result['length_mean']:.1f}"
+        )
     return 0
 
 
@@ -152,9 +174,15 @@ def cmd_list(args: argparse.Namespace) -> int:
     _agents()
     for module in ("encoders", "policies", "storages", "distributions", "augmentations", "rewards"):
         importlib.import_module(f"rlkit.{module}")
-    labels = {"agent": "agents", "encoder": "encoders", "policy": "policies",
-              "storage": "storages", "distribution": "distributions",
-              "augmentation": "augmentations", "intrinsic_reward": "intrinsic rewards"}
+    labels = {
+        "agent": "agents",
+        "encoder": "encoders",
+        "policy": "policies",
+        "storage": "storages",
+        "distribution": "distributions",
+        "augmentation": "augmentations",
+        "intrinsic_reward": "intrinsic rewards",
+    }
     for kind, label in labels.items():
         print(f"{label:<18} {', '.join(REGISTRIES[kind])}")
     return 0
@@ -165,7 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser(
-        "train", help="train an agent and save it",
+        "train",
+        help="train an agent and save it",
         description="Train ALGO on ENV. Any hyperparameter is a flag (--lr 5e-4, --num-steps 64); "
         "flags beat --config, which beats the built-in per-env preset.",
     )
@@ -178,8 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", help="YAML file of settings and hyperparameters")
     train.add_argument("--resume", help="checkpoint directory to continue from")
     train.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    train.add_argument("--async", dest="asynchronous", action="store_true",
-                       help="step envs in subprocesses")
+    train.add_argument(
+        "--async", dest="asynchronous", action="store_true", help="step envs in subprocesses"
+    )
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     ev = sub.add_parser("eval", help="evaluate a saved agent")
     ev.add_argument("path", help="checkpoint or run directory")
@@ -195,8 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     if args.command != "train" and extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
@@ -205,8 +237,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "eval":
             return cmd_eval(args)
         return cmd_list(args)
-    except (UnknownHyperparameterError, ValueError, TypeError, KeyError, FileNotFoundError,
-            FileExistsError, RuntimeError) as e:
+    except (
+        UnknownHyperparameterError,
+        ValueError,
+        TypeError,
+        KeyError,
+        FileNotFoundError,
+        FileExistsError,
+        RuntimeError,
+    ) as e:
         if args.verbose:
             raise
         print(f"rlkit: error: {e}", file=sys.stderr)

@@ -33,7 +33,10 @@ def check_known(config_cls: type[Any], names: typing.Iterable[str], owner: str) 
 
 
 def make_config(
-    config_cls: type[C], base: C | Mapping[str, Any] | None, overrides: Mapping[str, Any], owner: str
+    config_cls: type[C],
+    base: C | Mapping[str, Any] | None,
+    overrides: Mapping[str, Any],
+    owner: str,
 ) -> C:
     """Build a config from an optional base (dataclass or mapping) plus keyword overrides."""
     values: dict[str, Any] = {}

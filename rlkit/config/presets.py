@@ -11,7 +11,7 @@ import yaml
 def load_preset(agent_id: str, env_id: str | None) -> dict[str, Any]:
     """Settings for ``agent_id`` on ``env_id``: the env's entry, else ``default``, else {}."""
     try:
-        text = resources.files("rlkit").joinpath("presets", f"{agent_id}.yaml").read_text()
+        text = resources.files("rlkit").joinpath("presets").joinpath(f"{agent_id}.yaml").read_text()
     except FileNotFoundError:
         return {}
     table = yaml.safe_load(text) or {}

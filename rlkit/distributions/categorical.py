@@ -71,9 +71,9 @@ class MultiCategoricalDist(ActionDistribution):
     def kl(self, other: ActionDistribution) -> Tensor:
         if not isinstance(other, MultiCategoricalDist):
             return super().kl(other)
-        return torch.stack(
-            [p.kl(q) for p, q in zip(self.parts, other.parts, strict=True)], -1
-        ).sum(-1)
+        return torch.stack([p.kl(q) for p, q in zip(self.parts, other.parts, strict=True)], -1).sum(
+            -1
+        )
 
 
 @DISTRIBUTIONS.register("categorical")
@@ -118,6 +118,7 @@ class MultiCategorical(Distribution):
         self.register_buffer(
             "start", torch.as_tensor(action_space.start.reshape(-1), dtype=torch.int64)
         )
+        self.start: Tensor
         self._uniform = len(set(self.nvec)) == 1
 
     @property

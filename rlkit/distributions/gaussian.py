@@ -80,6 +80,8 @@ class DiagGaussian(Distribution):
         high = torch.as_tensor(action_space.high.reshape(-1), dtype=torch.float32)
         self.register_buffer("low", low)
         self.register_buffer("high", high)
+        self.low: Tensor
+        self.high: Tensor
         self._bounded = bool(torch.isfinite(low).all() and torch.isfinite(high).all())
 
     @property

@@ -36,7 +36,7 @@ def conv_output_dim(net: nn.Module, shape: tuple[int, int, int]) -> int:
 
 @ENCODERS.register("nature_cnn")
 class NatureCNN(Encoder):
-    """The DQN Nature CNN (Mnih et al. 2015): 3 convs + linear, ReLU. uint8 input scaled by 1/255."""
+    """The DQN Nature CNN (Mnih et al. 2015): 3 convs + linear, ReLU; uint8 input scaled /255."""
 
     def __init__(self, observation_space: spaces.Space[Any], feature_dim: int = 512) -> None:
         c, h, w = check_image_space(observation_space, "NatureCNN")

@@ -17,7 +17,9 @@ from rlkit.utils.nn import activation_class, orthogonal_init
 class Identity(Encoder):
     """Flattens a Box observation and casts it to float; ``feature_dim`` is the flat size."""
 
-    def __init__(self, observation_space: spaces.Space[Any], feature_dim: int | None = None) -> None:
+    def __init__(
+        self, observation_space: spaces.Space[Any], feature_dim: int | None = None
+    ) -> None:
         check_space(observation_space, (spaces.Box,), "observation space", "Identity encoder")
         size = flat_dim(observation_space)
         if feature_dim is not None and int(feature_dim) != size:

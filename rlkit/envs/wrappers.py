@@ -20,7 +20,7 @@ class ChannelFirst(ObservationWrapper[Any, Any, Any]):
         self.observation_space = spaces.Box(
             low=np.transpose(space.low, (2, 0, 1)),
             high=np.transpose(space.high, (2, 0, 1)),
-            dtype=space.dtype,  # type: ignore[arg-type]
+            dtype=space.dtype,
         )
 
     def observation(self, observation: Any) -> Any:

@@ -53,9 +53,7 @@ class Logger:
             try:
                 wb = importlib.import_module("wandb")
             except ImportError:
-                raise ImportError(
-                    "W&B logging needs wandb: `pip install rlkit[wandb]`"
-                ) from None
+                raise ImportError("W&B logging needs wandb: `pip install rlkit[wandb]`") from None
             self._wandb = wb.init(config=dict(config or {}), dir=str(self.run_dir), **dict(wandb))
 
     def write(self, step: int, scalars: Mapping[str, float]) -> None:

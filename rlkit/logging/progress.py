@@ -10,8 +10,13 @@ class ProgressBar:
 
     def __init__(self, total: int, initial: int = 0, enabled: bool = True, desc: str = "") -> None:
         self._bar = tqdm(
-            total=total, initial=initial, disable=not enabled, desc=desc, unit="step",
-            dynamic_ncols=True, smoothing=0.1,
+            total=total,
+            initial=initial,
+            disable=not enabled,
+            desc=desc,
+            unit="step",
+            dynamic_ncols=True,
+            smoothing=0.1,
         )
 
     def update(self, steps: int, sps: float, return_mean: float | None) -> None:

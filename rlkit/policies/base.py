@@ -28,7 +28,9 @@ class Policy(Configurable, nn.Module, ABC):
     #: True for policies that carry state between steps (LSTM/GRU/Transformer).
     recurrent: ClassVar[bool] = False
 
-    def __init__(self, observation_space: spaces.Space[Any], action_space: spaces.Space[Any]) -> None:
+    def __init__(
+        self, observation_space: spaces.Space[Any], action_space: spaces.Space[Any]
+    ) -> None:
         super().__init__()
         self.observation_space = observation_space
         self.action_space = action_space
@@ -104,5 +106,3 @@ class ActorCriticPolicy(Policy, ABC):
 
 
 POLICIES: Registry[Policy] = Registry("policy", Policy)
-
-

@@ -53,9 +53,7 @@ class IntrinsicReward(Configurable, nn.Module, ABC):
     ) -> None:
         super().__init__()
         if reward_norm not in ("rms", "minmax", "none"):
-            raise ValueError(
-                f"reward_norm must be 'rms', 'minmax' or 'none', got {reward_norm!r}"
-            )
+            raise ValueError(f"reward_norm must be 'rms', 'minmax' or 'none', got {reward_norm!r}")
         if not 0.0 <= coef_decay < 1.0:
             raise ValueError(f"coef_decay must be in [0, 1), got {coef_decay}")
         self.observation_space = observation_space
@@ -73,7 +71,7 @@ class IntrinsicReward(Configurable, nn.Module, ABC):
     def update(self, batch: TransitionBatch) -> dict[str, float]:
         """Train on ``batch``; return metrics (losses) for logging."""
 
-    def reset_episodes(self, env_mask: Tensor) -> None:  # noqa: B027 - optional hook
+    def reset_episodes(self, env_mask: Tensor) -> None:
         """Clear episodic memory of the envs where ``env_mask`` is true (no-op by default)."""
 
     def weight(self, step: int) -> float:

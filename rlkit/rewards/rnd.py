@@ -15,24 +15,39 @@ from rlkit.types import Obs
 from rlkit.utils.running import RunningMeanStd
 
 
-def _rnd_network(space: spaces.Space[Any], latent_dim: int, hidden: int, predictor: bool) -> nn.Module:
+def _rnd_network(
+    space: spaces.Space[Any], latent_dim: int, hidden: int, predictor: bool
+) -> nn.Module:
     """The paper's conv net for images (leaky ReLU), an MLP for vectors."""
     if is_image_space(space):
         c, h, w = check_image_space(space, "RND")
         convs = nn.Sequential(
-            nn.Conv2d(c, 32, 8, stride=4), nn.LeakyReLU(),
-            nn.Conv2d(32, 64, 4, stride=2), nn.LeakyReLU(),
-            nn.Conv2d(64, 64, 3, stride=1), nn.LeakyReLU(), nn.Flatten(),
+            nn.Conv2d(c, 32, 8, stride=4),
+            nn.LeakyReLU(),
+            nn.Conv2d(32, 64, 4, stride=2),
+            nn.LeakyReLU(),
+            nn.Conv2d(64, 64, 3, stride=1),
+            nn.LeakyReLU(),
+            nn.Flatten(),
         )
         n = conv_output_dim(convs, (c, h, w))
         if predictor:
             return nn.Sequential(
-                convs, nn.Linear(n, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
+                convs,
+                nn.Linear(n, 512),
+                nn.ReLU(),
+                nn.Linear(512, 512),
+                nn.ReLU(),
                 nn.Linear(512, latent_dim),
             )
         return nn.Sequential(convs, nn.Linear(n, latent_dim))
-    layers: list[nn.Module] = [nn.Flatten(), nn.Linear(flat_dim(space), hidden), nn.ReLU(),
-                               nn.Linear(hidden, hidden), nn.ReLU()]
+    layers: list[nn.Module] = [
+        nn.Flatten(),
+        nn.Linear(flat_dim(space), hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, hidden),
+        nn.ReLU(),
+    ]
     if predictor:
         layers += [nn.Linear(hidden, hidden), nn.ReLU()]
     layers.append(nn.Linear(hidden, latent_dim))

@@ -41,6 +41,18 @@ class RolloutBatch:
     returns: Tensor
     episode_starts: Tensor
 
+    def select(self, index: Tensor) -> RolloutBatch:
+        """The rows ``index`` of every field."""
+        return RolloutBatch(
+            obs=obs_map(lambda x: x[index], self.obs),
+            actions=self.actions[index],
+            old_values=self.old_values[index],
+            old_log_probs=self.old_log_probs[index],
+            advantages=self.advantages[index],
+            returns=self.returns[index],
+            episode_starts=self.episode_starts[index],
+        )
+
 
 def compute_gae(
     rewards: Tensor,
@@ -112,7 +124,10 @@ class RolloutStorage(Storage):
         def alloc(space: spaces.Space[Any]) -> Tensor:
             shape = tuple(space.shape or ())
             return torch.zeros(
-                self.num_steps, self.num_envs, *shape, dtype=torch_dtype_for(space),
+                self.num_steps,
+                self.num_envs,
+                *shape,
+                dtype=torch_dtype_for(space),
                 device=self.device,
             )
 
@@ -125,7 +140,7 @@ class RolloutStorage(Storage):
             )
         return alloc(self.observation_space)
 
-    def add(  # type: ignore[override]
+    def add(
         self,
         obs: Obs,
         actions: Tensor,
@@ -163,45 +178,39 @@ class RolloutStorage(Storage):
             self.rewards, self.values, self.dones, last_value, gamma, gae_lambda
         )
 
-    def _flat(self) -> dict[str, Any]:
+    def _flat(self) -> RolloutBatch:
         def flat(x: Tensor) -> Tensor:
             return x.reshape(-1, *x.shape[2:])
 
-        return {
-            "obs": obs_map(flat, self.obs),
-            "actions": flat(self.actions),
-            "old_values": flat(self.values),
-            "old_log_probs": flat(self.log_probs),
-            "advantages": flat(self.advantages),
-            "returns": flat(self.returns),
-            "episode_starts": flat(self.episode_starts),
-        }
+        return RolloutBatch(
+            obs=obs_map(flat, self.obs),
+            actions=flat(self.actions),
+            old_values=flat(self.values),
+            old_log_probs=flat(self.log_probs),
+            advantages=flat(self.advantages),
+            returns=flat(self.returns),
+            episode_starts=flat(self.episode_starts),
+        )
 
     def minibatches(
         self, batch_size: int, generator: torch.Generator | None = None
     ) -> Iterator[RolloutBatch]:
         """One shuffled pass over all ``T * N`` samples in minibatches of ``batch_size``."""
-        total = len(self)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         flat = self._flat()
+        total = len(self)
         if batch_size >= total:
-            yield RolloutBatch(**flat)
+            yield flat
             return
         perm = torch.randperm(total, generator=generator).to(self.device)
         for start in range(0, total, batch_size):
-            idx = perm[start : start + batch_size]
-            yield RolloutBatch(
-                **{k: obs_map(lambda x, i=idx: x[i], v) for k, v in flat.items()}  # type: ignore[misc]
-            )
+            yield flat.select(perm[start : start + batch_size])
 
-    def sample(  # type: ignore[override]
-        self, batch_size: int, generator: torch.Generator | None = None
-    ) -> RolloutBatch:
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> RolloutBatch:
         """A uniformly random minibatch (without replacement) of the current rollout."""
-        flat = self._flat()
         idx = torch.randperm(len(self), generator=generator)[:batch_size].to(self.device)
-        return RolloutBatch(**{k: obs_map(lambda x: x[idx], v) for k, v in flat.items()})
+        return self._flat().select(idx)
 
     def __len__(self) -> int:
         return self.step * self.num_envs
@@ -211,8 +220,16 @@ class RolloutStorage(Storage):
 
     def state_dict(self) -> dict[str, Tensor]:
         out: dict[str, Tensor] = {"step": torch.tensor(self.step)}
-        for name in ("actions", "rewards", "dones", "values", "log_probs", "episode_starts",
-                     "advantages", "returns"):
+        for name in (
+            "actions",
+            "rewards",
+            "dones",
+            "values",
+            "log_probs",
+            "episode_starts",
+            "advantages",
+            "returns",
+        ):
             out[name] = getattr(self, name)
         for prefix, obs in (("obs", self.obs), ("next_obs", self.next_obs)):
             if isinstance(obs, dict):
