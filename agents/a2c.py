@@ -52,5 +52,5 @@ class A2C(OnPolicyAgent):
                     policy_loss + cfg.vf_coef * value_loss + cfg.ent_coef * entropy_loss
                 )
                 for key, value in zip(totals, (policy_loss, value_loss, entropy_loss), strict=True):
-                    totals[key].append(float(value))
+                    totals[key].append(float(value.detach()))
         return {k: sum(v) / len(v) for k, v in totals.items() if v}
