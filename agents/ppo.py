@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import torch
+
 from rlkit.prototypes import AGENTS, OnPolicyAgent, OnPolicyConfig
 
 

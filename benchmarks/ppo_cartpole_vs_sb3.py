@@ -26,9 +26,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from rlkit.agents import PPO
 
 import rlkit
+from rlkit.agents import PPO
 from rlkit.envs import make_vec_env
 
 ENV_ID = "CartPole-v1"

@@ -87,6 +87,9 @@ class Agent(ABC):
         spaces.MultiBinary,
     )
 
+    #: constructor arguments that build the default policy instead of passing ``policy=``.
+    policy_parts: ClassVar[tuple[str, ...]] = ()
+
     policy: Policy
 
     def __init__(self, env: VectorEnv, config: Any = None, **hyperparameters: Any) -> None:
@@ -407,10 +410,25 @@ class Agent(ABC):
                     f"is {env_space!r}"
                 )
         hyper = dict(config["hyperparameters"])
-        primitives = {k: from_json(v) for k, v in config.get("primitives", {}).items()}
+        saved_prims = dict(config.get("primitives", {}))
+        if "policy" in saved_prims and any(k in overrides for k in target.policy_parts):
+            del saved_prims["policy"]  # the given parts rebuild the default policy
+        primitives: dict[str, Any] = {}
+        for key, spec in saved_prims.items():
+            if key in overrides or spec is None:
+                continue
+            try:
+                primitives[key] = from_json(spec)
+            except ValueError as e:
+                raise CheckpointError(
+                    f"cannot rebuild the {key} of checkpoint {path}: {e}; pass {key}=... to load()"
+                ) from None
         for key, value in overrides.items():
-            (primitives if key in primitives else hyper)[key] = value
-        agent = target(env, **hyper, **{k: v for k, v in primitives.items() if v is not None})
+            if key in saved_prims or key in target.policy_parts:
+                primitives[key] = value
+            else:
+                hyper[key] = value
+        agent = target(env, **hyper, **primitives)
         model = read_tensors(path, MODEL_FILE)
         modules = agent.modules()
         unknown = {k.split(".", 1)[0] for k in model} - set(modules)

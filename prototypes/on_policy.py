@@ -22,6 +22,7 @@ from rlkit.policies.base import ActorCriticPolicy, Policy
 from rlkit.rewards.base import IntrinsicReward, TransitionBatch
 from rlkit.storages.rollout import RolloutBatch, RolloutStorage
 from rlkit.types import Obs
+from rlkit.utils.optim import adam
 from rlkit.utils.tensors import obs_map, stack_obs
 
 from .base import Agent, AgentConfig
@@ -80,6 +81,7 @@ class OnPolicyAgent(Agent):
 
     Config = OnPolicyConfig
     config: OnPolicyConfig
+    policy_parts = ("encoder", "distribution")
 
     def __init__(
         self,
@@ -156,7 +158,7 @@ class OnPolicyAgent(Agent):
     # ----------------------------------------------------------------- agent hooks
     def make_optimizer(self) -> torch.optim.Optimizer:
         """Adam over the policy parameters (agents override, e.g. A2C uses RMSprop)."""
-        return torch.optim.Adam(self.policy.parameters(), lr=self.config.lr, eps=1e-5)
+        return adam(self.policy.parameters(), lr=self.config.lr, eps=1e-5)
 
     @abstractmethod
     def update(self) -> dict[str, float]:
@@ -326,7 +328,9 @@ class OnPolicyAgent(Agent):
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.max_grad_norm is not None:
-            nn.utils.clip_grad_norm_(self.policy.parameters(), self.config.max_grad_norm)
+            nn.utils.clip_grad_norm_(
+                self.policy.parameters(), self.config.max_grad_norm, foreach=True
+            )
         self.optimizer.step()
 
 

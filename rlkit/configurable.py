@@ -9,6 +9,7 @@ description ``{"id": ..., **kwargs}`` and :func:`build_from_spec` reverses it. N
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -17,6 +18,16 @@ from gymnasium import spaces
 
 from rlkit.registry import REGISTRIES
 from rlkit.spaces import space_from_dict, space_to_dict
+
+#: the package that defines each primitive kind's registry (imported on first use).
+_KIND_MODULES = {
+    "encoder": "rlkit.encoders",
+    "policy": "rlkit.policies",
+    "storage": "rlkit.storages",
+    "distribution": "rlkit.distributions",
+    "augmentation": "rlkit.augmentations",
+    "intrinsic_reward": "rlkit.rewards",
+}
 
 
 class NotSerializableError(TypeError):
@@ -113,6 +124,8 @@ def from_json(value: Any) -> Any:
 
 def build_from_spec(kind: str, spec: Mapping[str, Any], **overrides: Any) -> Any:
     """Build a primitive of ``kind`` from a :meth:`Configurable.spec` dictionary."""
+    if kind not in REGISTRIES and kind in _KIND_MODULES:
+        importlib.import_module(_KIND_MODULES[kind])
     registry = REGISTRIES.get(kind)
     if registry is None:
         raise ValueError(f"unknown primitive kind {kind!r}; known: {sorted(REGISTRIES)}")

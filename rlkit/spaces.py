@@ -63,9 +63,11 @@ def space_to_dict(space: spaces.Space[Any]) -> dict[str, Any]:
             "type": "MultiDiscrete",
             "nvec": space.nvec.tolist(),
             "start": space.start.tolist(),
+            "dtype": str(space.dtype),
         }
     if isinstance(space, spaces.MultiBinary):
-        return {"type": "MultiBinary", "n": list(space.shape)}
+        n = space.n
+        return {"type": "MultiBinary", "n": n if isinstance(n, int) else [int(x) for x in n]}
     if isinstance(space, spaces.Dict):
         return {"type": "Dict", "spaces": {k: space_to_dict(v) for k, v in space.spaces.items()}}
     raise TypeError(
@@ -86,7 +88,11 @@ def space_from_dict(d: dict[str, Any]) -> spaces.Space[Any]:
     if kind == "Discrete":
         return spaces.Discrete(int(d["n"]), start=int(d.get("start", 0)))
     if kind == "MultiDiscrete":
-        return spaces.MultiDiscrete(np.asarray(d["nvec"]), start=np.asarray(d["start"]))
+        return spaces.MultiDiscrete(
+            np.asarray(d["nvec"]),
+            start=np.asarray(d["start"]),
+            dtype=np.dtype(d.get("dtype", "int64")),
+        )
     if kind == "MultiBinary":
         n = d["n"]
         return spaces.MultiBinary(n if isinstance(n, int) else [int(x) for x in n])

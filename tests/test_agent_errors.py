@@ -11,8 +11,8 @@ import pytest
 import torch
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
-from rlkit.agents import A2C, PPO
 
+from rlkit.agents import A2C, PPO
 from rlkit.config import UnknownHyperparameterError
 from rlkit.distributions import Categorical
 from rlkit.encoders import MLP, DictEncoder, Identity

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
-from rlkit.agents import A2C, PPO
 
+from rlkit.agents import A2C, PPO
 from rlkit.envs import make_vec_env
 from rlkit.storages.rollout import compute_gae
 

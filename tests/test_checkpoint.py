@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
-from rlkit.agents import A2C, PPO
-from rlkit.prototypes import Agent, OnPolicyAgent, load_agent
 from safetensors import safe_open
 
+from rlkit.agents import A2C, PPO
 from rlkit.checkpoint import CheckpointError
 from rlkit.encoders import ENCODERS, Encoder
 from rlkit.envs import make_vec_env
 from rlkit.policies import ActorCritic
+from rlkit.prototypes import Agent, OnPolicyAgent, load_agent
 
 TINY = {"num_steps": 16, "batch_size": 16, "num_epochs": 2}
 
@@ -142,7 +142,7 @@ def test_round_trip_identical_actions_and_params(
     env.close()
 
 
-def test_round_trip_changes_nothing_in_an_untrained_copy(tmp_path: Path) -> None:
+def test_loaded_weights_override_seeded_init(tmp_path: Path) -> None:
     """Guard: a freshly built agent with another seed really differs (so equality is earned)."""
     env = _make_env("Pendulum-v1")
     a = PPO(env, seed=0, **TINY)

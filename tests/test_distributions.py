@@ -315,6 +315,18 @@ def test_diag_gaussian_postprocess_clips_to_bounds():
         assert space.contains(row)
 
 
+def test_diag_gaussian_postprocess_clips_finite_bounds_of_partly_bounded_box():
+    # only some dimensions are bounded: those must still be clipped to land in the space
+    low = np.array([-1.0, -np.inf], dtype=np.float32)
+    high = np.array([1.0, np.inf], dtype=np.float32)
+    space = spaces.Box(low, high, dtype=np.float32)
+    fam = DiagGaussian(space)
+    out = fam.postprocess(torch.tensor([[5.0, 5.0], [-5.0, -50.0]]))
+    torch.testing.assert_close(out, torch.tensor([[1.0, 5.0], [-1.0, -50.0]]))
+    for row in out.numpy():
+        assert space.contains(row)
+
+
 def test_diag_gaussian_postprocess_unbounded_and_reshape():
     fam = DiagGaussian(spaces.Box(-np.inf, np.inf, (2, 2), np.float32))
     assert fam.num_params == 4

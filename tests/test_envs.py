@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
-from rlkit.agents import A2C, PPO
 
+from rlkit.agents import A2C, PPO
 from rlkit.envs import EpisodeTracker, env_spec_of, make_vec_env
 
 

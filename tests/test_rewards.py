@@ -60,8 +60,16 @@ def test_rnd_compute_and_update_image():
 @pytest.mark.parametrize("obs_norm", [False, True])
 def test_rnd_novel_observations_score_higher(obs_norm):
     torch.manual_seed(0)
-    rnd = RND(VEC, ACT, obs_norm=obs_norm, hidden_dim=64, latent_dim=16, lr=3e-3,
-              batch_size=64, update_proportion=1.0)  # fmt: skip
+    rnd = RND(
+        VEC,
+        ACT,
+        obs_norm=obs_norm,
+        hidden_dim=64,
+        latent_dim=16,
+        lr=3e-3,
+        batch_size=64,
+        update_proportion=1.0,
+    )
     familiar = batch_from(vec_obs(16, 4, 1, center=0.0, scale=0.3))
     for _ in range(30):
         rnd.compute(familiar)  # as in training: stats follow the data that is seen
@@ -74,8 +82,7 @@ def test_rnd_novel_observations_score_higher(obs_norm):
 
 def test_rnd_update_lowers_its_own_loss():
     torch.manual_seed(0)
-    rnd = RND(VEC, ACT, hidden_dim=32, latent_dim=8, lr=3e-3, batch_size=32,
-              update_proportion=1.0)  # fmt: skip
+    rnd = RND(VEC, ACT, hidden_dim=32, latent_dim=8, lr=3e-3, batch_size=32, update_proportion=1.0)
     batch = batch_from(vec_obs(8, 4, 5))
     rnd.compute(batch)  # fold the batch into the observation statistics
     before = rnd.compute(batch).mean().item()
@@ -132,8 +139,16 @@ def test_weight_schedule():
 def test_reward_applies_weight_and_norm():
     torch.manual_seed(0)
     batch = batch_from(vec_obs(4, 3, 0))
-    raw_rnd = RND(VEC, ACT, coef=0.5, coef_decay=0.1, reward_norm="none", obs_norm=False,
-                  hidden_dim=16, latent_dim=4)  # fmt: skip
+    raw_rnd = RND(
+        VEC,
+        ACT,
+        coef=0.5,
+        coef_decay=0.1,
+        reward_norm="none",
+        obs_norm=False,
+        hidden_dim=16,
+        latent_dim=4,
+    )
     raw = raw_rnd.compute(batch)
     torch.testing.assert_close(raw_rnd.reward(batch, step=3), raw * 0.5 * 0.9**3)
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rlkit.checkpoint import find_checkpoint, read_config
 from rlkit.config import field_names, parse_value
 from rlkit.config.hyperparameters import UnknownHyperparameterError
 from rlkit.config.presets import load_config_file, load_preset
@@ -64,14 +65,16 @@ def parse_overrides(tokens: Sequence[str]) -> dict[str, Any]:
 
 
 def resolve_train_settings(
-    algo: str, cli: dict[str, Any], config_file: str | None
+    algo: str, cli: dict[str, Any], config_file: str | None, use_preset: bool = True
 ) -> tuple[Any, dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Merge built-in preset < config file < flags; split into run settings, hyperparameters
-    and primitives; reject unknown names with the list of valid ones."""
+    and primitives; reject unknown names with the list of valid ones. ``use_preset=False``
+    (resuming) leaves out the preset so the checkpoint's own settings stand."""
     agent_cls: Any = _agents().get(algo)
     from_file = load_config_file(config_file) if config_file else {}
     env_id = cli.get("env", from_file.get("env"))
-    merged = {**load_preset(algo, env_id if isinstance(env_id, str) else None), **from_file, **cli}
+    preset = load_preset(algo, env_id if isinstance(env_id, str) else None) if use_preset else {}
+    merged = {**preset, **from_file, **cli}
     valid_hyper = field_names(agent_cls.Config)
     unknown = sorted(set(merged) - set(valid_hyper) - set(RUN_KEYS) - set(PRIMITIVE_KEYS))
     if unknown:
@@ -107,7 +110,15 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
             cli[key] = value
     if args.asynchronous:
         cli["asynchronous"] = True
-    agent_cls, run, hyper, prims = resolve_train_settings(args.algo, cli, args.config)
+    if args.resume:
+        # The checkpoint's env and settings stand unless a file or flag says otherwise.
+        saved_env = read_config(find_checkpoint(args.resume)).get("env") or {}
+        for key, saved_key in (("env", "id"), ("num_envs", "num_envs")):
+            if key not in cli and saved_env.get(saved_key) is not None:
+                cli[key] = saved_env[saved_key]
+    agent_cls, run, hyper, prims = resolve_train_settings(
+        args.algo, cli, args.config, use_preset=not args.resume
+    )
     if "env" not in run:
         raise SystemExit("rlkit train: --env ENV_ID is required (or `env:` in the config file)")
     out = Path(run["out"]) if "out" in run else _default_out(args.algo, str(run["env"]))
@@ -126,7 +137,7 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
         env_kwargs=run.get("env_kwargs"),
     )
     if args.resume:
-        agent = agent_cls.load(args.resume, env=env, **hyper)
+        agent = agent_cls.load(args.resume, env=env, **hyper, **prims)
     else:
         agent = agent_cls(env, **hyper, **prims)
     total = int(run.get("total_steps", 1_000_000))

@@ -106,9 +106,12 @@ def coerce(value: Any, annotation: Any, where: str) -> Any:
         if isinstance(value, float) and value.is_integer():
             return int(value)
         if isinstance(value, str):
-            parsed = parse_value(value)
-            if isinstance(parsed, int | float) and float(parsed).is_integer():
-                return int(parsed)
+            try:
+                number = float(value)  # also accepts "1e6", which YAML reads as a string
+            except ValueError:
+                number = float("nan")
+            if number.is_integer():
+                return int(number)
         raise TypeError(f"{where}: expected an integer, got {value!r}")
     if annotation is float:
         if isinstance(value, bool):

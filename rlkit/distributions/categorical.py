@@ -18,7 +18,7 @@ class CategoricalDist(ActionDistribution):
     """
 
     def __init__(self, logits: Tensor) -> None:
-        self.logits = logits - torch.logsumexp(logits, dim=-1, keepdim=True)
+        self.logits = torch.log_softmax(logits, dim=-1)
 
     @property
     def probs(self) -> Tensor:

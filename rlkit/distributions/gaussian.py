@@ -82,7 +82,6 @@ class DiagGaussian(Distribution):
         self.register_buffer("high", high)
         self.low: Tensor
         self.high: Tensor
-        self._bounded = bool(torch.isfinite(low).all() and torch.isfinite(high).all())
 
     @property
     def num_params(self) -> int:
@@ -101,6 +100,6 @@ class DiagGaussian(Distribution):
         return DiagGaussianDist(mean, log_std)
 
     def postprocess(self, actions: Tensor) -> Tensor:
-        if self._bounded:
-            actions = torch.maximum(torch.minimum(actions, self.high), self.low)
+        # Clipping against infinite bounds is a no-op, so partly bounded boxes work too.
+        actions = torch.maximum(torch.minimum(actions, self.high), self.low)
         return actions.reshape(actions.shape[0], *self.space_shape)

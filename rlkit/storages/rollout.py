@@ -201,7 +201,11 @@ class RolloutStorage(Storage):
         flat = self._flat()
         total = len(self)
         if batch_size >= total:
-            yield flat
+            yield (
+                flat
+                if total == self.num_steps * self.num_envs
+                else flat.select(torch.arange(total, device=self.device))
+            )
             return
         perm = torch.randperm(total, generator=generator).to(self.device)
         for start in range(0, total, batch_size):
