@@ -34,7 +34,7 @@ class A2C(OnPolicyAgent):
     def make_optimizer(self) -> torch.optim.Optimizer:
         cfg = self.config
         return torch.optim.RMSprop(
-            self.policy.parameters(), lr=cfg.lr, alpha=cfg.rms_alpha, eps=cfg.rms_eps
+            [self.flat_params], lr=cfg.lr, alpha=cfg.rms_alpha, eps=cfg.rms_eps
         )
 
     def update(self) -> dict[str, float]:
@@ -43,10 +43,7 @@ class A2C(OnPolicyAgent):
         for _ in range(cfg.num_epochs):
             for mb in self.minibatches():
                 log_prob, entropy, values, _ = self.policy.evaluate_actions(mb.obs, mb.actions)
-                adv = mb.advantages
-                if cfg.normalize_advantages and adv.numel() > 1:
-                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-                policy_loss = -(adv * log_prob).mean()
+                policy_loss = -(mb.advantages * log_prob).mean()
                 value_loss = (values - mb.returns).pow(2).mean()
                 entropy_loss = -entropy.mean()
                 self.clip_and_step(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import torch
+import torch.nn.functional as F
 
 from rlkit.prototypes import AGENTS, OnPolicyAgent, OnPolicyConfig
 
@@ -25,8 +26,9 @@ class PPOConfig(OnPolicyConfig):
 class PPO(OnPolicyAgent):
     """PPO: clipped surrogate, optional value clipping, entropy bonus, target-KL early stop.
 
-    Value loss is the mean squared error to the GAE returns (as Stable-Baselines3), weighted
-    by ``vf_coef``.
+    The value loss is the mean squared error to the GAE returns (as Stable-Baselines3),
+    weighted by ``vf_coef``. Logged diagnostics (KL, clip fraction) are means over the last
+    epoch's minibatches.
     """
 
     Config = PPOConfig
@@ -34,30 +36,23 @@ class PPO(OnPolicyAgent):
 
     def update(self) -> dict[str, float]:
         cfg = self.config
-        stats: dict[str, list[torch.Tensor]] = {
-            k: []
-            for k in (
-                "loss/policy",
-                "loss/value",
-                "loss/entropy",
-                "train/approx_kl",
-                "train/clip_fraction",
-            )
-        }
-        stop = False
-        for _ in range(cfg.num_epochs):
+        stats: dict[str, list[torch.Tensor]] = {}
+        for epoch in range(cfg.num_epochs):
+            last_epoch = epoch == cfg.num_epochs - 1
             for mb in self.minibatches():
                 log_prob, entropy, values, _ = self.policy.evaluate_actions(mb.obs, mb.actions)
-                adv = mb.advantages
-                if cfg.normalize_advantages and adv.numel() > 1:
-                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
                 log_ratio = log_prob - mb.old_log_probs
                 ratio = log_ratio.exp()
-                policy_loss = torch.max(
-                    -adv * ratio, -adv * ratio.clamp(1 - cfg.clip_range, 1 + cfg.clip_range)
-                ).mean()
+                if cfg.target_kl is not None:
+                    with torch.no_grad():
+                        approx_kl = ((ratio - 1) - log_ratio).mean()
+                    if approx_kl > 1.5 * cfg.target_kl:
+                        return self._summary(stats, early_stop_epoch=epoch)
+                adv = mb.advantages
+                clipped_ratio = ratio.clamp(1 - cfg.clip_range, 1 + cfg.clip_range)
+                policy_loss = -torch.min(adv * ratio, adv * clipped_ratio).mean()
                 if cfg.clip_range_vf is None:
-                    value_loss = (values - mb.returns).pow(2).mean()
+                    value_loss = F.mse_loss(values, mb.returns)
                 else:
                     clipped = mb.old_values + (values - mb.old_values).clamp(
                         -cfg.clip_range_vf, cfg.clip_range_vf
@@ -65,22 +60,39 @@ class PPO(OnPolicyAgent):
                     value_loss = torch.max(
                         (values - mb.returns).pow(2), (clipped - mb.returns).pow(2)
                     ).mean()
-                entropy_loss = -entropy.mean()
-                with torch.no_grad():
-                    approx_kl = ((ratio - 1) - log_ratio).mean()
-                    clip_frac = ((ratio - 1).abs() > cfg.clip_range).float().mean()
-                if cfg.target_kl is not None and approx_kl > 1.5 * cfg.target_kl:
-                    stop = True
-                    break
-                self.clip_and_step(
-                    policy_loss + cfg.vf_coef * value_loss + cfg.ent_coef * entropy_loss
-                )
-                for key, value in zip(
-                    stats,
-                    (policy_loss, value_loss, entropy_loss, approx_kl, clip_frac),
-                    strict=True,
-                ):
-                    stats[key].append(value.detach())
-            if stop:
-                break
-        return {k: float(torch.stack(v).mean()) for k, v in stats.items() if v}
+                loss = policy_loss + cfg.vf_coef * value_loss
+                if cfg.ent_coef != 0.0:
+                    loss = loss - cfg.ent_coef * entropy.mean()
+                self.clip_and_step(loss)
+                if last_epoch:
+                    with torch.no_grad():
+                        self._record(stats, policy_loss, value_loss, entropy, ratio, log_ratio)
+        return self._summary(stats)
+
+    def _record(
+        self,
+        stats: dict[str, list[torch.Tensor]],
+        policy_loss: torch.Tensor,
+        value_loss: torch.Tensor,
+        entropy: torch.Tensor,
+        ratio: torch.Tensor,
+        log_ratio: torch.Tensor,
+    ) -> None:
+        values = {
+            "loss/policy": policy_loss.detach(),
+            "loss/value": value_loss.detach(),
+            "loss/entropy": -entropy.detach().mean(),
+            "train/approx_kl": ((ratio - 1) - log_ratio).mean(),
+            "train/clip_fraction": ((ratio - 1).abs() > self.config.clip_range).float().mean(),
+        }
+        for key, value in values.items():
+            stats.setdefault(key, []).append(value)
+
+    @staticmethod
+    def _summary(
+        stats: dict[str, list[torch.Tensor]], early_stop_epoch: int | None = None
+    ) -> dict[str, float]:
+        out = {k: float(torch.stack(v).mean()) for k, v in stats.items() if v}
+        if early_stop_epoch is not None:
+            out["train/early_stop_epoch"] = float(early_stop_epoch)
+        return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import abstractmethod
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from rlkit.policies.base import ActorCriticPolicy, Policy
 from rlkit.rewards.base import IntrinsicReward, TransitionBatch
 from rlkit.storages.rollout import RolloutBatch, RolloutStorage
 from rlkit.types import Obs
-from rlkit.utils.optim import adam
+from rlkit.utils.optim import adam, flatten_parameters
 from rlkit.utils.tensors import obs_map, stack_obs
 
 from .base import Agent, AgentConfig
@@ -149,6 +150,8 @@ class OnPolicyAgent(Agent):
             if cfg.normalize_reward
             else None
         )
+        # One contiguous parameter/gradient buffer: single-kernel optimizer steps and clipping.
+        self.flat_params = flatten_parameters(self.policy)
         self.optimizer = self.make_optimizer()
         self._episode_starts = torch.ones(self.num_envs, device=self.device)
         self._generator = torch.Generator()
@@ -157,8 +160,9 @@ class OnPolicyAgent(Agent):
 
     # ----------------------------------------------------------------- agent hooks
     def make_optimizer(self) -> torch.optim.Optimizer:
-        """Adam over the policy parameters (agents override, e.g. A2C uses RMSprop)."""
-        return adam(self.policy.parameters(), lr=self.config.lr, eps=1e-5)
+        """Adam over :attr:`flat_params`, the policy's parameters laid out in one buffer
+        (agents override, e.g. A2C uses RMSprop)."""
+        return adam([self.flat_params], lr=self.config.lr, eps=1e-5)
 
     @abstractmethod
     def update(self) -> dict[str, float]:
@@ -205,6 +209,9 @@ class OnPolicyAgent(Agent):
         self.storage.compute_returns_and_advantages(
             last_value, self.config.gamma, self.config.gae_lambda
         )
+        if self.config.normalize_advantages and self.config.batch_size >= len(self.storage):
+            # One minibatch per epoch: normalising once equals normalising every minibatch.
+            self.storage.advantages = normalize(self.storage.advantages)
         if self.config.anneal_lr and self._target_steps:
             frac = max(0.0, 1.0 - self.num_updates_steps_fraction())
             for group in self.optimizer.param_groups:
@@ -316,22 +323,34 @@ class OnPolicyAgent(Agent):
             return {k: aug(v) if v.dim() == 4 else v for k, v in obs.items()}
         return aug(obs)
 
-    def minibatches(self) -> Any:
-        """Shuffled minibatches of the current rollout (augmented), for one epoch."""
-        for mb in self.storage.minibatches(self.config.batch_size, self._generator):
+    def minibatches(self) -> Iterator[RolloutBatch]:
+        """Shuffled minibatches of the current rollout for one epoch: advantages normalised per
+        minibatch (when ``normalize_advantages``) and observations augmented (if set)."""
+        cfg = self.config
+        full = cfg.batch_size >= len(self.storage)
+        for mb in self.storage.minibatches(cfg.batch_size, self._generator):
+            if cfg.normalize_advantages and not full:  # full batches were normalised once
+                mb = dataclasses.replace(mb, advantages=normalize(mb.advantages))
             if self.augmentation is not None:
                 mb = dataclasses.replace(mb, obs=self.augment(mb.obs))
             yield mb
 
     def clip_and_step(self, loss: torch.Tensor) -> None:
         """Backward, optional global grad-norm clip, optimizer step."""
-        self.optimizer.zero_grad(set_to_none=True)
+        grad = self.flat_params.grad
+        assert grad is not None
+        grad.zero_()
         loss.backward()
         if self.config.max_grad_norm is not None:
-            nn.utils.clip_grad_norm_(
-                self.policy.parameters(), self.config.max_grad_norm, foreach=True
-            )
+            nn.utils.clip_grad_norm_(self.flat_params, self.config.max_grad_norm)
         self.optimizer.step()
+
+
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    """Zero mean, unit std (advantage normalisation); a single sample is left as is."""
+    if x.numel() < 2:
+        return x
+    return (x - x.mean()) / (x.std() + 1e-8)
 
 
 def _rows(obs: Obs, index: torch.Tensor) -> Obs:

@@ -221,9 +221,11 @@ def test_resume_restores_counters_and_optimizer(tmp_path: Path) -> None:
         )
         assert float(opt_b["state"][idx]["step"]) == float(entry["step"]) > 0
     _assert_same_optimizer(agent.optimizer, resumed.optimizer)
-    # the restored optimizer drives the restored parameters
-    ids = {id(p) for g in resumed.optimizer.param_groups for p in g["params"]}
-    assert ids == {id(p) for p in resumed.policy.parameters()}
+    # the restored optimizer drives the restored parameters (views into one flat buffer)
+    (flat,) = [p for g in resumed.optimizer.param_groups for p in g["params"]]
+    assert flat is resumed.flat_params
+    start, size = flat.data_ptr(), flat.numel() * flat.element_size()
+    assert all(start <= p.data_ptr() < start + size for p in resumed.policy.parameters())
     before = _params(resumed)
     resumed.train(128, progress_bar=False)
     assert (resumed.global_step, resumed.num_updates) == (128, 4)

@@ -2,58 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
-from torch import Tensor, nn
-
-
-class _SigmoidTanh(torch.autograd.Function):
-    """tanh(x) = 2 sigmoid(2x) - 1, with the usual ``1 - y^2`` gradient.
-
-    Some CPU builds of torch ship a slow scalar ``tanh`` kernel (measured 5-10x slower than
-    ``sigmoid`` on 256x64 inputs); this identity runs on the vectorised sigmoid kernel instead.
-    Max deviation from ``torch.tanh`` is ~2e-7.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor) -> Tensor:
-        y = torch.sigmoid(x * 2.0).mul_(2.0).sub_(1.0)
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> Tensor:
-        (y,) = ctx.saved_tensors
-        return torch.ops.aten.tanh_backward(grad, y)
-
-
-class Tanh(nn.Module):
-    """Drop-in ``nn.Tanh`` that uses the faster sigmoid identity for large CPU batches in eager
-    mode (small inputs are dominated by call overhead, where plain ``torch.tanh`` wins).
-
-    On other devices, under tracing/export (ONNX, torch.export) and under ``torch.compile`` it
-    is plain ``torch.tanh``, so exported graphs contain the standard operator.
-    """
-
-    #: inputs with fewer elements use ``torch.tanh`` directly.
-    min_numel: int = 4096
-
-    def forward(self, x: Tensor) -> Tensor:
-        if (
-            x.numel() >= self.min_numel
-            and x.device.type == "cpu"
-            and not torch.jit.is_tracing()
-            and not torch.compiler.is_compiling()
-            and not torch.onnx.is_in_onnx_export()
-        ):
-            out: Tensor = _SigmoidTanh.apply(x)
-            return out
-        return torch.tanh(x)
-
+from torch import nn
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "tanh": Tanh,
+    "tanh": nn.Tanh,
     "relu": nn.ReLU,
     "elu": nn.ELU,
     "gelu": nn.GELU,
