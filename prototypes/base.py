@@ -444,6 +444,10 @@ class Agent(ABC):
             if meta is None:
                 raise CheckpointError(f"checkpoint {path} has no state for optimizer {name!r}")
             optimizer_from_tensors(opt, training, meta, f"optim.{name}")
+        if "lr" in overrides:  # a new learning rate beats the one saved with the optimizer
+            for opt in agent.optimizers().values():
+                for group in opt.param_groups:
+                    group["lr"] = float(overrides["lr"])
         if "rng.torch" in training:
             torch.set_rng_state(training["rng.torch"])
         counters = config.get("counters", {})

@@ -21,6 +21,7 @@ from rlkit.normalization import RewardNormalizer
 from rlkit.policies.actor_critic import ActorCritic
 from rlkit.policies.base import ActorCriticPolicy, Policy
 from rlkit.rewards.base import IntrinsicReward, TransitionBatch
+from rlkit.storages.base import Storage
 from rlkit.storages.rollout import RolloutBatch, RolloutStorage
 from rlkit.types import Obs
 from rlkit.utils.optim import adam, flatten_parameters
@@ -76,8 +77,9 @@ class OnPolicyAgent(Agent):
 
     Primitives: ``policy`` (an :class:`ActorCriticPolicy`, default :class:`ActorCritic`), or
     ``encoder``/``distribution`` to swap inside the default policy; ``augmentation`` applied to
-    minibatch observations in the update; ``intrinsic_reward`` added to the rewards before
-    returns and advantages are computed. Each may be an object, a registered id or a spec dict.
+    minibatch observations in the update (RAD-style); ``intrinsic_reward`` added to the rewards
+    before returns and advantages are computed; ``storage``, a :class:`RolloutStorage` for
+    ``num_steps`` x the env count. Each may be an object, a registered id or a spec dict.
     """
 
     Config = OnPolicyConfig
@@ -94,6 +96,7 @@ class OnPolicyAgent(Agent):
         distribution: Distribution | str | dict[str, Any] | None = None,
         augmentation: Augmentation | str | dict[str, Any] | None = None,
         intrinsic_reward: IntrinsicReward | str | dict[str, Any] | None = None,
+        storage: RolloutStorage | str | dict[str, Any] | None = None,
         **hyperparameters: Any,
     ) -> None:
         super().__init__(env, config, **hyperparameters)
@@ -137,14 +140,8 @@ class OnPolicyAgent(Agent):
         if self.intrinsic_reward is not None:
             self.intrinsic_reward.to(self.device)
         cfg = self.config
-        self.storage = RolloutStorage(
-            obs_space,
-            act_space,
-            cfg.num_steps,
-            self.num_envs,
-            self.device,
-            store_next_obs=self.intrinsic_reward is not None,
-        )
+        self.storage = self._build_storage(storage)
+        self._custom_storage = storage is not None
         self.reward_normalizer = (
             RewardNormalizer(self.num_envs, cfg.gamma, cfg.clip_reward).to(self.device)
             if cfg.normalize_reward
@@ -157,6 +154,43 @@ class OnPolicyAgent(Agent):
         self._generator = torch.Generator()
         if cfg.seed is not None:
             self._generator.manual_seed(cfg.seed)
+
+    def _build_storage(
+        self, storage: RolloutStorage | str | dict[str, Any] | None
+    ) -> RolloutStorage:
+        """The rollout storage: given, built from a spec, or the default, laid out for the
+        policy's distribution and checked against this agent's rollout shape."""
+        dist = self.policy.distribution
+        defaults: dict[str, Any] = {
+            "observation_space": self.observation_space,
+            "action_space": self.action_space,
+            "num_steps": self.config.num_steps,
+            "num_envs": self.num_envs,
+            "device": str(self.device),
+            "store_next_obs": self.intrinsic_reward is not None,
+            "action_shape": list(dist.action_shape),
+            "action_dtype": str(dist.action_dtype).removeprefix("torch."),
+        }
+        built = self.build_primitive("storage", storage, Storage, **defaults)
+        if built is None:
+            built = RolloutStorage(**defaults)
+        name = type(self).__name__
+        if not isinstance(built, RolloutStorage):
+            raise TypeError(f"{name} needs a RolloutStorage, got {type(built).__name__}")
+        if (built.num_steps, built.num_envs) != (self.config.num_steps, self.num_envs):
+            raise ValueError(
+                f"{name}: the storage holds {built.num_steps} steps x {built.num_envs} envs, but "
+                f"the agent collects num_steps={self.config.num_steps} x {self.num_envs} envs"
+            )
+        if self.intrinsic_reward is not None and not built.store_next_obs:
+            raise ValueError(f"{name}: intrinsic rewards need a storage with store_next_obs=True")
+        expected = (tuple(dist.action_shape), dist.action_dtype)
+        if (tuple(built.actions.shape[2:]), built.actions.dtype) != expected:
+            raise ValueError(
+                f"{name}: the storage lays out actions as {tuple(built.actions.shape[2:])} "
+                f"{built.actions.dtype}, but the distribution produces {expected[0]} {expected[1]}"
+            )
+        return built
 
     # ----------------------------------------------------------------- agent hooks
     def make_optimizer(self) -> torch.optim.Optimizer:
@@ -192,6 +226,8 @@ class OnPolicyAgent(Agent):
             "policy": self.policy,
             "augmentation": self.augmentation,
             "intrinsic_reward": self.intrinsic_reward,
+            # the default storage is rebuilt from the hyperparameters; a custom one is recorded
+            "storage": self.storage if self._custom_storage else None,
         }
 
     # ----------------------------------------------------------------- the loop
@@ -320,8 +356,8 @@ class OnPolicyAgent(Agent):
         if aug is None:
             return obs
         if isinstance(obs, dict):
-            return {k: aug(v) if v.dim() == 4 else v for k, v in obs.items()}
-        return aug(obs)
+            return {k: aug(v, self._generator) if v.dim() == 4 else v for k, v in obs.items()}
+        return aug(obs, self._generator)
 
     def minibatches(self) -> Iterator[RolloutBatch]:
         """Shuffled minibatches of the current rollout for one epoch: advantages normalised per

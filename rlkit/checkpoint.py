@@ -42,7 +42,10 @@ def write_checkpoint(
         )
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; checkpoints follow the umask
         with (tmp / CONFIG_FILE).open("w") as f:
             json.dump({"format": FORMAT_VERSION, **config}, f, indent=2, sort_keys=False)
             f.flush()
@@ -50,6 +53,8 @@ def write_checkpoint(
         for name, tensors in tensor_files.items():
             contiguous = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
             save_file(contiguous, str(tmp / name))
+        for file in tmp.iterdir():
+            os.chmod(file, 0o666 & ~umask)
         if target.exists():
             old = target.with_name(f".{target.name}.old-{os.getpid()}")
             target.rename(old)

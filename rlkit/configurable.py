@@ -14,6 +14,7 @@ import inspect
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import torch
 from gymnasium import spaces
 
 from rlkit.registry import REGISTRIES
@@ -21,12 +22,12 @@ from rlkit.spaces import space_from_dict, space_to_dict
 
 #: the package that defines each primitive kind's registry (imported on first use).
 _KIND_MODULES = {
-    "encoder": "rlkit.encoders",
-    "policy": "rlkit.policies",
-    "storage": "rlkit.storages",
-    "distribution": "rlkit.distributions",
-    "augmentation": "rlkit.augmentations",
-    "intrinsic_reward": "rlkit.rewards",
+    "encoder": ("rlkit.encoders", "ENCODERS"),
+    "policy": ("rlkit.policies", "POLICIES"),
+    "storage": ("rlkit.storages", "STORAGES"),
+    "distribution": ("rlkit.distributions", "DISTRIBUTIONS"),
+    "augmentation": ("rlkit.augmentations", "AUGMENTATIONS"),
+    "intrinsic_reward": ("rlkit.rewards", "INTRINSIC_REWARDS"),
 }
 
 
@@ -89,6 +90,8 @@ def to_json(value: Any, where: str = "value") -> Any:
     """Encode a constructor argument as JSON (spaces and primitives tagged)."""
     if value is None or isinstance(value, bool | int | float | str):
         return value
+    if isinstance(value, torch.device | torch.dtype):
+        return str(value).removeprefix("torch.")
     if isinstance(value, spaces.Space):
         return {"__space__": space_to_dict(value)}
     if isinstance(value, Configurable):
@@ -125,15 +128,16 @@ def from_json(value: Any) -> Any:
 def build_from_spec(kind: str, spec: Mapping[str, Any], **overrides: Any) -> Any:
     """Build a primitive of ``kind`` from a :meth:`Configurable.spec` dictionary."""
     if kind not in REGISTRIES and kind in _KIND_MODULES:
-        importlib.import_module(_KIND_MODULES[kind])
+        importlib.import_module(_KIND_MODULES[kind][0])
     registry = REGISTRIES.get(kind)
     if registry is None:
         raise ValueError(f"unknown primitive kind {kind!r}; known: {sorted(REGISTRIES)}")
     if spec.get("id") is None:
+        module, registry_name = _KIND_MODULES.get(kind, ("rlkit", "<registry>"))
         raise ValueError(
             f"the {kind} {spec.get('class', '?')} is not registered, so it cannot be rebuilt "
-            f"from its config; register it (@rlkit.{kind}s registry) or pass the {kind} "
-            "object explicitly"
+            f"from its config; register it with @{module}.{registry_name}.register('<id>') or "
+            f"pass the {kind} object explicitly"
         )
     kwargs = {k: from_json(v) for k, v in spec.items() if k not in ("id", "class")}
     kwargs.update(overrides)

@@ -362,3 +362,30 @@ def test_intrinsic_reward_rnd_changes_rewards() -> None:
     spec, _ = run({"id": "rnd", "coef": 0.5, "hidden_dim": 32})
     assert spec.intrinsic_reward is not None
     assert spec.intrinsic_reward.init_args["coef"] == 0.5
+
+
+def test_custom_storage_by_object_and_spec() -> None:
+    from rlkit.storages import RolloutStorage
+
+    env = make_vec_env("CartPole-v1", num_envs=2, seed=0)
+    storage = RolloutStorage(env.single_observation_space, env.single_action_space, 16, 2)
+    agent = PPO(env, storage=storage, num_steps=16, batch_size=16, num_epochs=1)
+    assert agent.storage is storage
+    agent.train(32, progress_bar=False)
+    assert agent.primitives()["storage"] is storage
+    by_id = PPO(env, storage="rollout", num_steps=8, batch_size=16, num_epochs=1)
+    assert by_id.storage.num_steps == 8
+
+
+def test_storage_with_wrong_shape_is_rejected() -> None:
+    from rlkit.storages import RolloutStorage
+
+    env = make_vec_env("CartPole-v1", num_envs=2, seed=0)
+    storage = RolloutStorage(env.single_observation_space, env.single_action_space, 32, 2)
+    with pytest.raises(ValueError, match="num_steps=16"):
+        PPO(env, storage=storage, num_steps=16)
+    wrong_actions = RolloutStorage(
+        env.single_observation_space, env.single_action_space, 16, 2, action_dtype="float32"
+    )
+    with pytest.raises(ValueError, match="lays out actions"):
+        PPO(env, storage=wrong_actions, num_steps=16)

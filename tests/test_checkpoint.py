@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import json
 import shutil
 from pathlib import Path
@@ -454,3 +457,20 @@ def test_registered_custom_encoder_round_trip(tmp_path: Path) -> None:
     assert type(loaded.policy.encoder) is RegisteredTanhEncoder
     assert loaded.policy.encoder.feature_dim == 8
     _assert_same_params(agent, loaded)
+
+
+def test_lr_override_on_load_reaches_the_optimizer(ppo_ckpt: tuple[Path, Any]) -> None:
+    path, _ = ppo_ckpt
+    agent = PPO.load(path, env=_make_env("CartPole-v1"), lr=5e-4)
+    assert agent.config.lr == 5e-4
+    assert all(g["lr"] == 5e-4 for g in agent.optimizer.param_groups)
+
+
+def test_checkpoint_files_follow_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        path = PPO(_make_env("CartPole-v1"), seed=0, **TINY).save(tmp_path / "ckpt")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o755
+    assert all(stat.S_IMODE(f.stat().st_mode) == 0o644 for f in path.iterdir())

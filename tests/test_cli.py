@@ -296,3 +296,27 @@ def test_async_flag(tmp_path: Path) -> None:
     rc = _cli(["train", "ppo", *BASE, *TINY, "--total-steps", "32", "--async", "--out", str(out)])
     assert rc == 0
     assert _config(out)["counters"]["global_step"] == 32
+
+
+def test_resume_in_place_continues_the_run(tmp_path: Path) -> None:
+    """``--resume RUN --out RUN`` continues that run: no --overwrite needed, nothing deleted,
+    progress.csv keeps its earlier rows and final/ is replaced by the longer run."""
+    out = tmp_path / "run"
+    args = ["train", "ppo", *BASE, *TINY]
+    assert _cli([*args, "--total-steps", "64", "--out", str(out)]) == 0
+    rows_before = len(_rows(out))
+    assert _cli([*args, "--total-steps", "128", "--out", str(out), "--resume", str(out)]) == 0
+    assert _config(out)["counters"]["global_step"] == 128
+    steps = [int(r["global_step"]) for r in _rows(out)]
+    assert len(steps) > rows_before and steps == sorted(steps) and steps[-1] == 128
+
+
+def test_resume_carries_env_kwargs(tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    args = ["train", "ppo", *BASE, *TINY, "--env-kwargs", "{max_episode_steps: 20}"]
+    assert _cli([*args, "--total-steps", "32", "--out", str(first)]) == 0
+    resume = ["train", "ppo", "--no-progress", "--eval-episodes", "1", "--total-steps", "64"]
+    assert _cli([*resume, "--resume", str(first), "--out", str(second)]) == 0
+    env = _config(second)["env"]
+    assert env["id"] == "CartPole-v1" and env["num_envs"] == 2
+    assert env["kwargs"] == {"__dict__": {"max_episode_steps": 20}}

@@ -20,6 +20,7 @@ from rlkit.checkpoint import find_checkpoint, read_config
 from rlkit.config import field_names, parse_value
 from rlkit.config.hyperparameters import UnknownHyperparameterError
 from rlkit.config.presets import load_config_file, load_preset
+from rlkit.configurable import from_json
 
 #: run settings (not agent hyperparameters) accepted by ``rlkit train``.
 RUN_KEYS = (
@@ -113,16 +114,23 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
     if args.resume:
         # The checkpoint's env and settings stand unless a file or flag says otherwise.
         saved_env = read_config(find_checkpoint(args.resume)).get("env") or {}
-        for key, saved_key in (("env", "id"), ("num_envs", "num_envs")):
-            if key not in cli and saved_env.get(saved_key) is not None:
-                cli[key] = saved_env[saved_key]
+        for key, saved_key in (
+            ("env", "id"),
+            ("num_envs", "num_envs"),
+            ("seed", "seed"),
+            ("env_kwargs", "kwargs"),
+        ):
+            if key not in cli and saved_env.get(saved_key) not in (None, {}):
+                cli[key] = from_json(saved_env[saved_key])
     agent_cls, run, hyper, prims = resolve_train_settings(
         args.algo, cli, args.config, use_preset=not args.resume
     )
     if "env" not in run:
         raise SystemExit("rlkit train: --env ENV_ID is required (or `env:` in the config file)")
     out = Path(run["out"]) if "out" in run else _default_out(args.algo, str(run["env"]))
-    if out.exists() and any(out.iterdir()):
+    resume_dir = find_checkpoint(args.resume).resolve() if args.resume else None
+    in_place = resume_dir is not None and out.resolve() in (resume_dir, *resume_dir.parents)
+    if out.exists() and any(out.iterdir()) and not in_place:
         if not args.overwrite:
             raise SystemExit(
                 f"rlkit train: run directory {out} already exists; choose another --out or pass "
@@ -147,7 +155,8 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
         progress_bar=not args.no_progress,
         checkpoint_every=run.get("checkpoint_every"),
     )
-    final = agent.save(out / "final")
+    # Resuming a run in place continues its files and replaces final/ (atomically).
+    final = agent.save(out / "final", overwrite=in_place)
     result = agent.evaluate(episodes=int(run.get("eval_episodes", 10)))
     print(f"saved {final}")
     print(json.dumps({"eval": result}))
@@ -216,7 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int)
     train.add_argument("--out", help="run directory (default runs/ALGO-ENV[-n])")
     train.add_argument("--config", help="YAML file of settings and hyperparameters")
-    train.add_argument("--resume", help="checkpoint directory to continue from")
+    train.add_argument(
+        "--resume",
+        help="checkpoint or run directory to continue from (with --out inside that run, the "
+        "run continues in place)",
+    )
     train.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     train.add_argument(
         "--async", dest="asynchronous", action="store_true", help="step envs in subprocesses"
@@ -261,6 +274,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"rlkit: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `rlkit list | head -1`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

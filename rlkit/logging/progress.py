@@ -24,6 +24,8 @@ class ProgressBar:
         if return_mean is not None:
             postfix["return"] = f"{return_mean:.2f}"
         self._bar.set_postfix(postfix, refresh=False)
+        if self._bar.total is not None and self._bar.n + steps > self._bar.total:
+            self._bar.total = self._bar.n + steps  # the last rollout may pass the target
         self._bar.update(steps)
 
     def close(self) -> None:

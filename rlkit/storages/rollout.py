@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,8 +86,10 @@ class RolloutStorage(Storage):
     """Preallocated ``[num_steps, num_envs]`` buffers for one on-policy rollout.
 
     Supports Box and Dict observations (uint8 images stored as uint8) and every action space
-    the distributions cover. ``store_next_obs=True`` also keeps each step's next observation
-    (the true final observation at episode ends), which intrinsic rewards need.
+    the distributions cover. Raw actions are laid out as the action space suggests unless
+    ``action_shape``/``action_dtype`` (a torch dtype name such as ``"int64"``) say otherwise.
+    ``store_next_obs=True`` also keeps each step's next observation (the true final
+    observation at episode ends), which intrinsic rewards need.
     """
 
     def __init__(
@@ -98,6 +100,8 @@ class RolloutStorage(Storage):
         num_envs: int,
         device: str | torch.device = "cpu",
         store_next_obs: bool = False,
+        action_shape: Sequence[int] | None = None,
+        action_dtype: str | None = None,
     ) -> None:
         if num_steps < 1 or num_envs < 1:
             raise ValueError(
@@ -112,8 +116,12 @@ class RolloutStorage(Storage):
         t, n = self.num_steps, self.num_envs
         self.obs = self._alloc_obs()
         self.next_obs = self._alloc_obs() if store_next_obs else None
-        action_shape, action_dtype = action_layout(action_space)
-        self.actions = torch.zeros(t, n, *action_shape, dtype=action_dtype, device=self.device)
+        default_shape, default_dtype = action_layout(action_space)
+        shape = tuple(action_shape) if action_shape is not None else default_shape
+        dtype = getattr(torch, action_dtype) if action_dtype is not None else default_dtype
+        if not isinstance(dtype, torch.dtype):
+            raise ValueError(f"RolloutStorage: unknown action_dtype {action_dtype!r}")
+        self.actions = torch.zeros(t, n, *shape, dtype=dtype, device=self.device)
         zeros = lambda: torch.zeros(t, n, device=self.device)  # noqa: E731
         self.rewards, self.dones, self.values, self.log_probs = zeros(), zeros(), zeros(), zeros()
         self.episode_starts = zeros()
