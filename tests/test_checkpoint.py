@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import stat
-
 import json
+import os
 import shutil
+import stat
 from pathlib import Path
 from typing import Any
 
