@@ -73,6 +73,9 @@ class RunResult:
     return_mean: float
     return_std: float
     threads: int
+    #: seconds of the training call spent collecting rollouts and in the gradient updates.
+    rollout_s: float = 0.0
+    update_s: float = 0.0
 
 
 # --------------------------------------------------------------------------- helpers
@@ -88,6 +91,21 @@ def _import_sb3() -> Any:
     return stable_baselines3
 
 
+def _time_method(obj: Any, name: str, totals: dict[str, float]) -> None:
+    """Accumulate the wall time of ``obj.name(...)`` calls in ``totals[name]``."""
+    original = getattr(obj, name)
+    totals[name] = 0.0
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            totals[name] += time.perf_counter() - start
+
+    setattr(obj, name, timed)
+
+
 def _rlkit_agent(seed: int, threads: int) -> PPO:
     """rlkit PPO on a fresh seeded CartPole vector env, with the shared hyperparameters."""
     env = make_vec_env(ENV_ID, num_envs=NUM_ENVS, seed=seed)
@@ -99,6 +117,9 @@ def train_rlkit(seed: int, steps: int, threads: int, repeat: int, order: int) ->
     """Build, train (timed) and evaluate rlkit PPO."""
     torch.set_num_threads(threads)
     agent = _rlkit_agent(seed, threads)
+    phases: dict[str, float] = {}
+    _time_method(agent, "collect_rollout", phases)
+    _time_method(agent, "update", phases)
     start = time.perf_counter()
     agent.train(steps, progress_bar=False)
     train_s = time.perf_counter() - start
@@ -116,6 +137,8 @@ def train_rlkit(seed: int, steps: int, threads: int, repeat: int, order: int) ->
         result["return_mean"],
         result["return_std"],
         used_threads,
+        phases["collect_rollout"],
+        phases["update"],
     )
 
 
@@ -152,6 +175,9 @@ def train_sb3(seed: int, steps: int, threads: int, repeat: int, order: int) -> R
         seed=seed,
         verbose=0,
     )
+    phases: dict[str, float] = {}
+    _time_method(model, "collect_rollouts", phases)
+    _time_method(model, "train", phases)
     start = time.perf_counter()
     model.learn(total_timesteps=steps, progress_bar=False)
     train_s = time.perf_counter() - start
@@ -177,6 +203,8 @@ def train_sb3(seed: int, steps: int, threads: int, repeat: int, order: int) -> R
         float(np.mean(returns)),
         float(np.std(returns)),
         used_threads,
+        phases["collect_rollouts"],
+        phases["train"],
     )
 
 
@@ -360,6 +388,16 @@ def print_report(
     print(f"{'  final return':<30} {rl_score:>16} {sb_score:>16}")
     print("  ratio: rlkit/sb3 training steps/s, median of the per-pair ratios")
     print(f"  final return: {what}")
+    print()
+    print("where the training time goes (median seconds per run; ratio = sb3 / rlkit time)")
+    print(f"{'':<30} {'rlkit':>16} {'sb3':>16} {'ratio':>8}")
+    for label, field in (
+        ("  collecting rollouts", "rollout_s"),
+        ("  gradient updates", "update_s"),
+    ):
+        mine_s = statistics.median(getattr(r, field) for r in runs if r.library == "rlkit")
+        peer_s = statistics.median(getattr(r, field) for r in runs if r.library == "sb3")
+        print(f"{label:<30} {mine_s:>16.2f} {peer_s:>16.2f} {peer_s / mine_s:>8.2f}")
     if rollout is not None:
         print()
         print(

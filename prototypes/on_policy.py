@@ -24,7 +24,7 @@ from rlkit.rewards.base import IntrinsicReward, TransitionBatch
 from rlkit.storages.base import Storage
 from rlkit.storages.rollout import RolloutBatch, RolloutStorage
 from rlkit.types import Obs
-from rlkit.utils.optim import adam, flatten_parameters
+from rlkit.utils.optim import FlatAdam, clip_grad_norm_, flatten_parameters
 from rlkit.utils.tensors import obs_map, stack_obs
 
 from .base import Agent, AgentConfig
@@ -196,7 +196,7 @@ class OnPolicyAgent(Agent):
     def make_optimizer(self) -> torch.optim.Optimizer:
         """Adam over :attr:`flat_params`, the policy's parameters laid out in one buffer
         (agents override, e.g. A2C uses RMSprop)."""
-        return adam([self.flat_params], lr=self.config.lr, eps=1e-5)
+        return FlatAdam([self.flat_params], lr=self.config.lr, eps=1e-5)
 
     @abstractmethod
     def update(self) -> dict[str, float]:
@@ -378,7 +378,7 @@ class OnPolicyAgent(Agent):
         grad.zero_()
         loss.backward()
         if self.config.max_grad_norm is not None:
-            nn.utils.clip_grad_norm_(self.flat_params, self.config.max_grad_norm)
+            clip_grad_norm_(grad, self.config.max_grad_norm)
         self.optimizer.step()
 
 

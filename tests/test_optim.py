@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from rlkit.utils.optim import adam, flatten_parameters
+from rlkit.utils.optim import FlatAdam, adam, clip_grad_norm_, flatten_parameters
 
 
 def _net() -> nn.Module:
@@ -59,3 +59,41 @@ def test_flat_adam_matches_per_parameter_adam() -> None:
 def test_flatten_rejects_module_without_parameters() -> None:
     with pytest.raises(ValueError, match="no trainable parameters"):
         flatten_parameters(nn.Tanh())
+
+
+def test_flat_adam_matches_torch_adam_and_round_trips() -> None:
+    torch.manual_seed(1)
+    a = nn.Parameter(torch.randn(50))
+    b = nn.Parameter(a.detach().clone())
+    ref = torch.optim.Adam([a], lr=3e-3, eps=1e-5)
+    opt = FlatAdam([b], lr=3e-3, eps=1e-5)
+    for _ in range(7):
+        g = torch.randn(50)
+        a.grad, b.grad = g.clone(), g.clone()
+        ref.step()
+        opt.step()
+    torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+    state = opt.state_dict()
+    fresh = FlatAdam([nn.Parameter(b.detach().clone())], lr=1.0)
+    fresh.load_state_dict(state)
+    assert fresh.param_groups[0]["lr"] == 3e-3
+    torch.testing.assert_close(
+        fresh.state_dict()["state"][0]["exp_avg"], state["state"][0]["exp_avg"]
+    )
+
+
+def test_flat_adam_rejects_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="lr"):
+        FlatAdam([nn.Parameter(torch.zeros(2))], lr=-1.0)
+
+
+def test_clip_grad_norm_matches_torch() -> None:
+    for scale in (0.01, 10.0):  # below and above the threshold
+        grad = torch.randn(30) * scale
+        p = nn.Parameter(torch.zeros(30))
+        p.grad = grad.clone()
+        expected_norm = nn.utils.clip_grad_norm_([p], 0.5)
+        mine = grad.clone()
+        norm = clip_grad_norm_(mine, 0.5)
+        torch.testing.assert_close(norm, expected_norm)
+        torch.testing.assert_close(mine, p.grad)
