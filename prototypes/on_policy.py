@@ -216,9 +216,9 @@ class OnPolicyAgent(Agent):
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         opts = {"policy": self.optimizer}
-        inner = getattr(self.intrinsic_reward, "optimizer", None)
-        if isinstance(inner, torch.optim.Optimizer):
-            opts["intrinsic_reward"] = inner
+        if self.intrinsic_reward is not None:
+            for name, opt in self.intrinsic_reward.optimizers().items():
+                opts[f"intrinsic_reward.{name}"] = opt
         return opts
 
     def primitives(self) -> dict[str, Configurable | None]:
@@ -249,9 +249,11 @@ class OnPolicyAgent(Agent):
             # One minibatch per epoch: normalising once equals normalising every minibatch.
             self.storage.advantages = normalize(self.storage.advantages)
         if self.config.anneal_lr and self._target_steps:
-            frac = max(0.0, 1.0 - self.num_updates_steps_fraction())
+            # Linear decay to 0 by train(total_steps), from the progress before this rollout.
+            done = self.global_step - self.config.num_steps * self.num_envs
+            remaining = max(0.0, 1.0 - done / self._target_steps)
             for group in self.optimizer.param_groups:
-                group["lr"] = self.config.lr * frac
+                group["lr"] = self.config.lr * remaining
         self.policy.train()
         metrics.update(self.update())
         if self.intrinsic_reward is not None and batch is not None:
@@ -262,11 +264,6 @@ class OnPolicyAgent(Agent):
         self.num_updates += 1
         self.storage.reset()
         return metrics
-
-    def num_updates_steps_fraction(self) -> float:
-        """Fraction of ``train(total_steps)`` done before the coming update (for annealing)."""
-        rollout = self.config.num_steps * self.num_envs
-        return (self.global_step - rollout) / max(self._target_steps, 1)
 
     def _current_obs(self) -> Obs:
         if self._obs is None:

@@ -357,7 +357,7 @@ def test_intrinsic_reward_rnd_changes_rewards() -> None:
     assert not torch.allclose(rnd.storage.rewards, torch.ones(16, 2))
     bonus = rnd.storage.rewards - 1.0
     assert metrics["rollout/intrinsic_reward_mean"] == pytest.approx(float(bonus.mean()), abs=1e-5)
-    assert "intrinsic_reward" in rnd.optimizers()
+    assert "intrinsic_reward.predictor" in rnd.optimizers()  # checkpointed with the agent
 
     spec, _ = run({"id": "rnd", "coef": 0.5, "hidden_dim": 32})
     assert spec.intrinsic_reward is not None

@@ -71,6 +71,10 @@ class IntrinsicReward(Configurable, nn.Module, ABC):
     def update(self, batch: TransitionBatch) -> dict[str, float]:
         """Train on ``batch``; return metrics (losses) for logging."""
 
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The module's own optimizers (checkpointed with the agent); none by default."""
+        return {}
+
     def reset_episodes(self, env_mask: Tensor) -> None:
         """Clear episodic memory of the envs where ``env_mask`` is true (no-op by default)."""
 

@@ -90,6 +90,9 @@ class RND(IntrinsicReward):
             p.requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.predictor.parameters(), lr=lr)
 
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"predictor": self.optimizer}
+
     def _prepare(self, obs: Obs) -> Tensor:
         assert isinstance(obs, Tensor), "RND expects Box observations"
         x = obs.reshape(-1, *self.obs_shape).float()
