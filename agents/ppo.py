@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from rlkit.prototypes import AGENTS, OnPolicyAgent, OnPolicyConfig
+from rlkit.utils.optim import FlatAdam
 
 
 @dataclasses.dataclass
@@ -20,6 +21,8 @@ class PPOConfig(OnPolicyConfig):
     clip_range_vf: float | None = None
     #: stop the epoch loop early once the approximate KL exceeds 1.5 * target_kl.
     target_kl: float | None = None
+    #: Adam's epsilon (CleanRL and the PPO paper's code use 1e-5; Stable-Baselines3 1e-8).
+    adam_eps: float = 1e-5
 
 
 @AGENTS.register("ppo")
@@ -33,6 +36,9 @@ class PPO(OnPolicyAgent):
 
     Config = PPOConfig
     config: PPOConfig
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        return FlatAdam([self.flat_params], lr=self.config.lr, eps=self.config.adam_eps)
 
     def update(self) -> dict[str, float]:
         cfg = self.config
