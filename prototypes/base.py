@@ -35,6 +35,7 @@ from rlkit.config import config_to_dict, make_config
 from rlkit.configurable import REGISTRIES, Configurable, from_json, to_json
 from rlkit.device import resolve_device
 from rlkit.envs import EpisodeTracker, env_spec_of, make_vec_env
+from rlkit.export.acting import ActingPath
 from rlkit.logging import Logger, ProgressBar
 from rlkit.normalization import ObsNormalizer
 from rlkit.policies.base import Policy
@@ -236,6 +237,13 @@ class Agent(ABC):
             if logger is not None:
                 logger.close()
         return self
+
+    def acting_path(self) -> ActingPath:
+        """The deterministic acting path (normalisation, policy mode, post-processing) as one
+        module sharing this agent's weights: what :mod:`rlkit.export` traces."""
+        return ActingPath(
+            self.policy, self.observation_space, self.action_space, self.obs_normalizer
+        )
 
     @torch.inference_mode()
     def act(self, obs: Any, deterministic: bool = False) -> np.ndarray:

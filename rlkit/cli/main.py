@@ -188,6 +188,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from rlkit.export.cli import run_export
+
+    return run_export(args)
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from rlkit.registry import REGISTRIES
 
@@ -242,6 +248,38 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device")
     ev.add_argument("--stochastic", action="store_true", help="sample instead of the mode")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
+    export = sub.add_parser(
+        "export",
+        help="export a saved agent's acting path (onnx, torch, om)",
+        description="Export the deterministic acting path of a checkpoint or run directory. "
+        "Every export is checked against PyTorch on random observations unless --no-check.",
+    )
+    export.add_argument("path", help="checkpoint or run directory")
+    export.add_argument("--format", choices=("onnx", "torch", "om"), default="onnx")
+    export.add_argument("-o", "--output", help="output file (default PATH/policy.<ext>)")
+    export.add_argument(
+        "--check",
+        dest="check",
+        action="store_true",
+        default=True,
+        help="verify parity against PyTorch and print the report (default)",
+    )
+    export.add_argument(
+        "--no-check", dest="check", action="store_false", help="skip the parity check"
+    )
+    export.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's)")
+    export.add_argument("--fp16", action="store_true", help="float16 weights (ONNX)")
+    export.add_argument(
+        "--soc-version",
+        default="Ascend310P3",
+        help="Ascend SoC for --format om (atc --soc_version)",
+    )
+    export.add_argument(
+        "--max-batch",
+        type=int,
+        default=256,
+        help="largest batch for --format om (dynamic batch sizes)",
+    )
     sub.add_parser("list", help="registered agents and primitives")
     return parser
 
@@ -260,6 +298,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_train(args, extra)
         if args.command == "eval":
             return cmd_eval(args)
+        if args.command == "export":
+            return cmd_export(args)
         return cmd_list(args)
     except (
         UnknownHyperparameterError,

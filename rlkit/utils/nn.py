@@ -40,13 +40,14 @@ class Tanh(nn.Module):
     min_numel = 2048
 
     def forward(self, x: Tensor) -> Tensor:
+        # Tracing checks come first: under torch.export a shape test would add a guard.
+        # (The TorchScript ONNX exporter traces with torch.jit; the dynamo one compiles.)
         if (
-            x.numel() >= self.min_numel
+            not torch.compiler.is_compiling()
+            and not torch.jit.is_tracing()
+            and x.numel() >= self.min_numel
             and x.device.type == "cpu"
             and x.dtype in (torch.float32, torch.float64)
-            and not torch.jit.is_tracing()
-            and not torch.compiler.is_compiling()
-            and not torch.onnx.is_in_onnx_export()
         ):
             out: Tensor = _NumpyTanh.apply(x)
             return out

@@ -1,0 +1,27 @@
+"""Export an agent's deterministic acting path and run it elsewhere.
+
+``to_onnx`` (onnxruntime-verified), ``to_torch_export`` (``torch.export``), TensorRT engines and
+Ascend OM models; each runner offers the agent's ``act()``. Heavy dependencies import lazily.
+"""
+
+from rlkit.export.acting import ActingPath, sample_observations
+from rlkit.export.metadata import ExportMetadata
+from rlkit.export.onnx import ExportResult, OnnxPolicy, to_onnx
+from rlkit.export.parity import ParityError, ParityReport, check_parity
+from rlkit.export.runner import ExportedPolicy
+from rlkit.export.torch_export import TorchExportPolicy, to_torch_export
+
+__all__ = [
+    "ActingPath",
+    "ExportMetadata",
+    "ExportResult",
+    "ExportedPolicy",
+    "OnnxPolicy",
+    "ParityError",
+    "ParityReport",
+    "TorchExportPolicy",
+    "check_parity",
+    "sample_observations",
+    "to_onnx",
+    "to_torch_export",
+]

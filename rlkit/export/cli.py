@@ -1,0 +1,34 @@
+"""``rlkit export``: the command-line front of :mod:`rlkit.export`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rlkit.export.onnx import ExportResult, to_onnx
+from rlkit.export.torch_export import to_torch_export
+
+_EXTENSIONS = {"onnx": "onnx", "torch": "pt2", "om": "onnx"}
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Export ``args.path`` in ``args.format``; print where it went and the parity report."""
+    source = Path(args.path)
+    output = Path(args.output) if args.output else source / f"policy.{_EXTENSIONS[args.format]}"
+    result: ExportResult
+    if args.format == "torch":
+        result = to_torch_export(source, output, check=args.check)
+    else:
+        result = to_onnx(source, output, opset=args.opset, fp16=args.fp16, check=args.check)
+    print(f"exported {result.path}")
+    if result.parity is not None:
+        print(result.parity)
+    if args.format == "om":
+        from rlkit.export.ascend import convert_to_om
+
+        conversion = convert_to_om(
+            result.path, soc_version=args.soc_version, max_batch=args.max_batch
+        )
+        print(json.dumps(conversion.summary()))
+    return 0

@@ -1,0 +1,171 @@
+"""ONNX export of an agent's acting path, checked against onnxruntime."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rlkit.export.metadata import ExportMetadata
+from rlkit.export.parity import CHECK_BATCH_SIZES, ParityError, ParityReport, check_parity
+from rlkit.export.runner import ExportedPolicy
+from rlkit.export.source import cpu_acting_path, resolve_agent
+
+log = logging.getLogger("rlkit")
+
+#: parity tolerance for fp16 graphs (fp32 graphs use 1e-5).
+FP16_TOLERANCE = 5e-2
+
+
+def _require(module: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ImportError(
+            f"ONNX export needs {module}: install the extra with `pip install rlkit[export]`"
+        ) from None
+
+
+@dataclass
+class ExportResult:
+    """Where an export went and how it compared with PyTorch (None when not checked)."""
+
+    path: Path
+    parity: ParityReport | None
+
+
+def to_onnx(
+    agent_or_checkpoint: Any,
+    path: str | Path,
+    opset: int | None = None,
+    fp16: bool = False,
+    check: bool = True,
+    batch_sizes: Sequence[int] = CHECK_BATCH_SIZES,
+) -> ExportResult:
+    """Export the deterministic acting path to an ONNX file with a dynamic batch axis.
+
+    ``agent_or_checkpoint`` is an agent or a checkpoint/run directory. Inputs are named ``obs``
+    (or one per Dict key) in their storage dtypes (uint8 images stay uint8); the output
+    ``action`` is env-ready. The file carries rlkit metadata (spaces, agent id, version).
+    With ``check`` the graph runs in onnxruntime against PyTorch on random observations of
+    each batch size and a :class:`ParityError` is raised beyond 1e-5 (fp32; 5e-2 for fp16) or
+    on any differing discrete action. ``fp16`` stores weights and activations in float16
+    (inputs and outputs keep their types), mainly for GPU runtimes.
+    """
+    onnx = _require("onnx")
+    _require("onnxscript")
+    agent = resolve_agent(agent_or_checkpoint)
+    acting, metadata = cpu_acting_path(agent)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    examples = acting.example_inputs(2)
+    batch = torch.export.Dim("batch", min=1, max=1_000_000)
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "policy.onnx"
+        with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints progress
+            torch.onnx.export(
+                acting,
+                examples,
+                str(raw),
+                input_names=metadata.input_names,
+                output_names=["action"],
+                opset_version=opset,
+                dynamic_shapes=(tuple({0: batch} for _ in examples),),  # forward(*inputs)
+                dynamo=True,
+                verbose=False,
+            )
+        model = onnx.load(str(raw))
+    if fp16:
+        model = _to_fp16(model)
+    for key, value in metadata.to_strings().items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    _atomic_save(onnx, model, target)
+    parity = None
+    if check:
+        runner = OnnxPolicy(target)
+        parity = check_parity(
+            acting,
+            runner.run,
+            "onnxruntime",
+            batch_sizes,
+            tolerance=FP16_TOLERANCE if fp16 else 1e-5,
+        )
+        log.info("%s", parity)
+        if not parity.ok:
+            raise ParityError(str(parity))
+    return ExportResult(target, parity)
+
+
+def _to_fp16(model: Any) -> Any:
+    converter = (
+        importlib.import_module("onnxconverter_common.float16")
+        if _has("onnxconverter_common")
+        else None
+    )
+    if converter is None:
+        raise ImportError(
+            "fp16 ONNX export needs onnxconverter-common: `pip install onnxconverter-common`"
+        )
+    with warnings.catch_warnings():  # it warns for every weight it rounds to fp16's range
+        warnings.simplefilter("ignore", UserWarning)
+        return converter.convert_float_to_float16(model, keep_io_types=True)
+
+
+def _has(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
+def _atomic_save(onnx: Any, model: Any, target: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    os.close(fd)
+    try:
+        onnx.save(model, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class OnnxPolicy(ExportedPolicy):
+    """Runs an rlkit ONNX export in onnxruntime with the agent's ``act()``.
+
+    >>> policy = OnnxPolicy("policy.onnx")
+    >>> actions = policy.act(obs)
+    """
+
+    def __init__(self, path: str | Path, providers: Sequence[str] | None = None) -> None:
+        ort = _require("onnxruntime")
+        onnx = _require("onnx")
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"no ONNX file at {self.path}")
+        model = onnx.load(str(self.path), load_external_data=False)
+        props = {p.key: p.value for p in model.metadata_props}
+        super().__init__(ExportMetadata.from_strings(props, str(self.path)))
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        self.session = ort.InferenceSession(
+            str(self.path), options, providers=list(providers or ["CPUExecutionProvider"])
+        )
+        self._output = self.session.get_outputs()[0].name
+
+    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        feed = dict(zip(self.input_names, inputs, strict=True))
+        out: np.ndarray = self.session.run([self._output], feed)[0]
+        return out

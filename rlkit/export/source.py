@@ -1,0 +1,36 @@
+"""Accept an agent or a checkpoint directory wherever an export takes one."""
+
+from __future__ import annotations
+
+import copy
+import importlib
+from pathlib import Path
+from typing import Any
+
+from rlkit.export.acting import ActingPath
+from rlkit.export.metadata import ExportMetadata
+
+
+def resolve_agent(agent_or_checkpoint: Any) -> Any:
+    """The agent itself, or the agent loaded (on CPU) from a checkpoint or run directory."""
+    if isinstance(agent_or_checkpoint, str | Path):
+        prototypes = importlib.import_module("rlkit.prototypes")  # core never imports it statically
+        return prototypes.load_agent(agent_or_checkpoint, device="cpu")
+    if not hasattr(agent_or_checkpoint, "acting_path"):
+        raise TypeError(
+            "expected an rlkit agent or a checkpoint directory, got "
+            f"{type(agent_or_checkpoint).__name__}"
+        )
+    return agent_or_checkpoint
+
+
+def cpu_acting_path(agent: Any) -> tuple[ActingPath, ExportMetadata]:
+    """A CPU copy of the agent's acting path (the agent is untouched) and its metadata."""
+    acting: ActingPath = copy.deepcopy(agent.acting_path()).cpu().eval()
+    metadata = ExportMetadata(
+        observation_space=acting.observation_space,
+        action_space=acting.action_space,
+        input_names=acting.input_names,
+        agent=getattr(type(agent), "registry_id", None),
+    )
+    return acting, metadata

@@ -1,0 +1,77 @@
+"""Pure-PyTorch export of the acting path with ``torch.export`` (a ``.pt2`` archive)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rlkit.export.metadata import ExportMetadata
+from rlkit.export.onnx import ExportResult
+from rlkit.export.parity import CHECK_BATCH_SIZES, ParityError, check_parity
+from rlkit.export.runner import ExportedPolicy
+from rlkit.export.source import cpu_acting_path, resolve_agent
+
+_META_FILE = "rlkit_metadata.json"
+
+
+def to_torch_export(
+    agent_or_checkpoint: Any,
+    path: str | Path,
+    check: bool = True,
+    batch_sizes: Sequence[int] = CHECK_BATCH_SIZES,
+) -> ExportResult:
+    """Export the acting path with ``torch.export`` (dynamic batch axis) to a ``.pt2`` file.
+
+    The archive holds the rlkit metadata as an extra file; with ``check`` the reloaded program
+    is compared with the eager acting path (max |diff| <= 1e-5, discrete actions equal).
+    """
+    agent = resolve_agent(agent_or_checkpoint)
+    acting, metadata = cpu_acting_path(agent)
+    examples = acting.example_inputs(2)
+    batch = torch.export.Dim("batch", min=1, max=1_000_000)
+    program = torch.export.export(
+        acting, examples, dynamic_shapes=(tuple({0: batch} for _ in examples),)
+    )
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".pt2", dir=target.parent)
+    os.close(fd)
+    try:
+        torch.export.save(program, tmp, extra_files={_META_FILE: json.dumps(metadata.to_strings())})
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    parity = None
+    if check:
+        parity = check_parity(acting, TorchExportPolicy(target).run, "torch.export", batch_sizes)
+        if not parity.ok:
+            raise ParityError(str(parity))
+    return ExportResult(target, parity)
+
+
+class TorchExportPolicy(ExportedPolicy):
+    """Runs a ``.pt2`` acting path written by :func:`to_torch_export` with ``act()``."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"no torch.export archive at {self.path}")
+        extra = {_META_FILE: ""}
+        program = torch.export.load(str(self.path), extra_files=extra)
+        super().__init__(
+            ExportMetadata.from_strings(json.loads(extra[_META_FILE] or "{}"), str(self.path))
+        )
+        self.module = program.module()
+
+    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        with torch.inference_mode():
+            out: torch.Tensor = self.module(*(torch.as_tensor(x) for x in inputs))
+        return out.numpy()
