@@ -21,6 +21,7 @@ from rlkit.config import field_names, parse_value
 from rlkit.config.hyperparameters import UnknownHyperparameterError
 from rlkit.config.presets import load_config_file, load_preset
 from rlkit.configurable import from_json
+from rlkit.export.parity import ParityError
 
 #: run settings (not agent hyperparameters) accepted by ``rlkit train``.
 RUN_KEYS = (
@@ -309,6 +310,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         FileNotFoundError,
         FileExistsError,
         RuntimeError,
+        ImportError,
+        ParityError,
     ) as e:
         if args.verbose:
             raise

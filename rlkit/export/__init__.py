@@ -5,10 +5,12 @@ Ascend OM models; each runner offers the agent's ``act()``. Heavy dependencies i
 """
 
 from rlkit.export.acting import ActingPath, sample_observations
+from rlkit.export.ascend import OmConversion, OmPolicy, atc_command, convert_to_om
 from rlkit.export.metadata import ExportMetadata
 from rlkit.export.onnx import ExportResult, OnnxPolicy, to_onnx
 from rlkit.export.parity import ParityError, ParityReport, check_parity
 from rlkit.export.runner import ExportedPolicy
+from rlkit.export.tensorrt import TensorRTPolicy, build_tensorrt_engine
 from rlkit.export.torch_export import TorchExportPolicy, to_torch_export
 
 __all__ = [
@@ -16,11 +18,17 @@ __all__ = [
     "ExportMetadata",
     "ExportResult",
     "ExportedPolicy",
+    "OmConversion",
+    "OmPolicy",
     "OnnxPolicy",
     "ParityError",
     "ParityReport",
+    "TensorRTPolicy",
     "TorchExportPolicy",
+    "atc_command",
+    "build_tensorrt_engine",
     "check_parity",
+    "convert_to_om",
     "sample_observations",
     "to_onnx",
     "to_torch_export",

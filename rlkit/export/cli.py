@@ -16,6 +16,9 @@ def run_export(args: argparse.Namespace) -> int:
     """Export ``args.path`` in ``args.format``; print where it went and the parity report."""
     source = Path(args.path)
     output = Path(args.output) if args.output else source / f"policy.{_EXTENSIONS[args.format]}"
+    om_path = None
+    if args.format == "om" and output.suffix == ".om":  # -o names the OM model
+        om_path, output = output, output.with_suffix(".onnx")
     result: ExportResult
     if args.format == "torch":
         result = to_torch_export(source, output, check=args.check)
@@ -28,7 +31,7 @@ def run_export(args: argparse.Namespace) -> int:
         from rlkit.export.ascend import convert_to_om
 
         conversion = convert_to_om(
-            result.path, soc_version=args.soc_version, max_batch=args.max_batch
+            result.path, soc_version=args.soc_version, max_batch=args.max_batch, om_path=om_path
         )
         print(json.dumps(conversion.summary()))
     return 0

@@ -109,26 +109,43 @@ def to_onnx(
 
 
 def _to_fp16(model: Any) -> Any:
-    converter = (
-        importlib.import_module("onnxconverter_common.float16")
-        if _has("onnxconverter_common")
-        else None
-    )
-    if converter is None:
+    """Weights and activations in float16; inputs, outputs and action clipping stay as they were.
+
+    Clipping to the action bounds stays in fp32 (fp16 would round the bounds outwards and put
+    actions outside the space). For that the bounds must stay fp32 initialisers, so their
+    ``value_info`` entries (which would make the converter cast them) are dropped first; and the
+    converter's fp16 cast in front of a float32 graph output is turned back into a float32 one.
+    """
+    try:
+        converter = importlib.import_module("onnxconverter_common.float16")
+    except ImportError:
         raise ImportError(
-            "fp16 ONNX export needs onnxconverter-common: `pip install onnxconverter-common`"
-        )
+            "fp16 ONNX export needs onnxconverter-common: `pip install rlkit[export]`"
+        ) from None
+    onnx = importlib.import_module("onnx")
+    initializers = {init.name for init in model.graph.initializer}
+    kept = [vi for vi in model.graph.value_info if vi.name not in initializers]
+    del model.graph.value_info[:]
+    model.graph.value_info.extend(kept)
+    output_types = {out.name: out.type.tensor_type.elem_type for out in model.graph.output}
+    keep_fp32 = [*converter.DEFAULT_OP_BLOCK_LIST, "Min", "Max", "Clip"]
     with warnings.catch_warnings():  # it warns for every weight it rounds to fp16's range
         warnings.simplefilter("ignore", UserWarning)
-        return converter.convert_float_to_float16(model, keep_io_types=True)
-
-
-def _has(module: str) -> bool:
-    try:
-        importlib.import_module(module)
-    except ImportError:
-        return False
-    return True
+        model = converter.convert_float_to_float16(
+            model, keep_io_types=True, op_block_list=keep_fp32
+        )
+    for out in model.graph.output:
+        original = output_types[out.name]
+        if out.type.tensor_type.elem_type == original:
+            continue
+        out.type.tensor_type.elem_type = original
+        for node in model.graph.node:
+            if node.op_type == "Cast" and out.name in node.output:
+                for attr in node.attribute:
+                    if attr.name == "to":
+                        attr.i = original
+    onnx.checker.check_model(model)
+    return model
 
 
 def _atomic_save(onnx: Any, model: Any, target: Path) -> None:

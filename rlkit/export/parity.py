@@ -30,6 +30,8 @@ class ParityReport:
     mismatches: int
     total: int
     tolerance: float
+    #: whether the actions are integers (compared exactly) rather than floats.
+    integer: bool = False
 
     @property
     def ok(self) -> bool:
@@ -37,11 +39,14 @@ class ParityReport:
 
     def __str__(self) -> str:
         verdict = "OK" if self.ok else "FAILED"
-        return (
-            f"{self.target} parity {verdict}: max |diff| {self.max_abs_diff:.2e} "
-            f"(tolerance {self.tolerance:.0e}), {self.mismatches} of {self.total} integer action "
-            f"entries differ, batch sizes {list(self.batch_sizes)}"
-        )
+        if self.integer:
+            detail = f"{self.mismatches} of {self.total} integer actions differ"
+        else:
+            detail = (
+                f"max |diff| {self.max_abs_diff:.2e} (tolerance {self.tolerance:.0e}) over "
+                f"{self.total} action values"
+            )
+        return f"{self.target} parity {verdict}: {detail}, batch sizes {list(self.batch_sizes)}"
 
 
 def check_parity(
@@ -53,7 +58,7 @@ def check_parity(
     seed: int = 0,
 ) -> ParityReport:
     """Compare ``run`` (the exported graph) with ``acting`` on random valid observations."""
-    max_diff, mismatches, total = 0.0, 0, 0
+    max_diff, mismatches, total, integer = 0.0, 0, 0, False
     acting = acting.eval()
     for i, batch in enumerate(batch_sizes):
         inputs = acting.example_inputs(batch, seed=seed + i)
@@ -69,5 +74,6 @@ def check_parity(
             diff = float(np.max(np.abs(got.astype(np.float64) - expected.astype(np.float64))))
             max_diff = max(max_diff, diff)
         else:
+            integer = True
             mismatches += int(np.sum(got.astype(np.int64) != expected.astype(np.int64)))
-    return ParityReport(target, tuple(batch_sizes), max_diff, mismatches, total, tolerance)
+    return ParityReport(target, tuple(batch_sizes), max_diff, mismatches, total, tolerance, integer)

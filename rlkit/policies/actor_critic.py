@@ -8,7 +8,7 @@ from typing import Any
 from gymnasium import spaces
 from torch import Tensor, nn
 
-from rlkit.distributions.base import Distribution
+from rlkit.distributions.base import ActionDistribution, Distribution
 from rlkit.distributions.default import default_distribution
 from rlkit.encoders.base import Encoder
 from rlkit.encoders.default import default_encoder
@@ -85,6 +85,11 @@ class ActorCritic(ActorCriticPolicy):
         critic = actor if self.share_trunk else self.critic_trunk(features)
         dist = self.distribution(self.action_head(actor))
         return ActorCriticOutput(dist, self.value_head(critic).squeeze(-1), None)
+
+    def action_distribution(
+        self, obs: Obs, state: PolicyState = None, episode_start: Tensor | None = None
+    ) -> tuple[ActionDistribution, PolicyState]:
+        return self.distribution(self.action_head(self.actor_trunk(self.encoder(obs)))), None
 
     def value(
         self, obs: Obs, state: PolicyState = None, episode_start: Tensor | None = None

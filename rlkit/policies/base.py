@@ -87,6 +87,13 @@ class ActorCriticPolicy(Policy, ABC):
         out = self.forward(obs, state, episode_start)
         return out.dist.log_prob(actions), out.dist.entropy(), out.value, out.dist
 
+    def action_distribution(
+        self, obs: Obs, state: PolicyState = None, episode_start: Tensor | None = None
+    ) -> tuple[ActionDistribution, PolicyState]:
+        """The action distribution and next state only (subclasses may skip the critic)."""
+        out = self.forward(obs, state, episode_start)
+        return out.dist, out.state
+
     def act(
         self,
         obs: Obs,
@@ -94,9 +101,9 @@ class ActorCriticPolicy(Policy, ABC):
         state: PolicyState = None,
         episode_start: Tensor | None = None,
     ) -> tuple[Tensor, PolicyState]:
-        out = self.forward(obs, state, episode_start)
-        raw = out.dist.mode() if deterministic else out.dist.sample()
-        return self.distribution.postprocess(raw), out.state
+        dist, next_state = self.action_distribution(obs, state, episode_start)
+        raw = dist.mode() if deterministic else dist.sample()
+        return self.distribution.postprocess(raw), next_state
 
     def __call__(
         self, obs: Obs, state: PolicyState = None, episode_start: Tensor | None = None
