@@ -27,7 +27,7 @@ from gymnasium import spaces
 
 from rlkit.agents import PPO
 from rlkit.cli.main import main
-from rlkit.device import resolve_device
+from rlkit.device import npu_available, resolve_device
 from rlkit.envs import make_vec_env
 from rlkit.export import OnnxPolicy, check_parity, to_onnx
 from rlkit.export.ascend import (
@@ -624,3 +624,26 @@ def test_npu_device_without_torch_npu_names_it() -> None:
 )
 def test_auto_device_is_cpu_without_accelerators() -> None:
     assert resolve_device("auto") == torch.device("cpu")
+
+
+def _accelerators() -> list[str]:
+    found = []
+    if torch.cuda.is_available():
+        found.append("cuda")
+    if has_module("torch_npu") and npu_available():
+        found.append("npu")
+    return found
+
+
+@pytest.mark.parametrize("device", ["cuda", "npu"])
+def test_ppo_trains_and_exports_on_an_accelerator(device: str, tmp_path: Path) -> None:
+    """Training runs on the accelerator (torch_npu for Ascend) and the export still matches."""
+    if device not in _accelerators():
+        pytest.skip(f"no {device} device here ({'torch_npu' if device == 'npu' else 'CUDA'})")
+    env = make_vec_env("CartPole-v1", num_envs=2, seed=0)
+    agent = PPO(env, seed=0, device=device, num_steps=16, batch_size=32, num_epochs=2)
+    agent.train(256, progress_bar=False)
+    assert agent.device.type == device
+    assert all(p.device.type == device for p in agent.policy.parameters())
+    result = to_onnx(agent, tmp_path / "p.onnx")
+    assert result.parity is not None and result.parity.ok, str(result.parity)

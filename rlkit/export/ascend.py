@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from gymnasium import spaces
 
 from rlkit.export.metadata import ExportMetadata
 from rlkit.export.runner import ExportedPolicy
@@ -63,33 +62,6 @@ class OmConversion:
             "returncode": self.returncode,
             "skipped_reason": self.skipped_reason,
         }
-
-
-def _onnx_metadata(onnx_path: Path) -> ExportMetadata:
-    """The rlkit metadata stored in an ONNX export (no weights are loaded)."""
-    try:
-        onnx = importlib.import_module("onnx")
-    except ImportError:
-        raise ImportError("reading ONNX exports needs onnx: `pip install rlkit[export]`") from None
-    if not onnx_path.is_file():
-        raise FileNotFoundError(f"no ONNX file at {onnx_path}")
-    model = onnx.load(str(onnx_path), load_external_data=False)
-    props = {p.key: p.value for p in model.metadata_props}
-    return ExportMetadata.from_strings(props, str(onnx_path))
-
-
-def _input_shapes(metadata: ExportMetadata) -> dict[str, tuple[int, ...]]:
-    """Per-input observation shape (without the batch axis), in input order."""
-    space = metadata.observation_space
-    subspaces = (
-        [space.spaces[k] for k in metadata.input_names]
-        if isinstance(space, spaces.Dict)
-        else [space]
-    )
-    return {
-        name: tuple(int(d) for d in (sub.shape or ()))
-        for name, sub in zip(metadata.input_names, subspaces, strict=True)
-    }
 
 
 def dynamic_batch_sizes(max_batch: int) -> list[int]:
@@ -139,7 +111,7 @@ def atc_command(
     source = Path(onnx_path)
     target = _default_om_path(source, om_path)
     return _command(
-        _input_shapes(_onnx_metadata(source)),
+        ExportMetadata.from_onnx(source).input_shapes(),
         str(source),
         target,
         soc_version,
@@ -207,11 +179,11 @@ def convert_to_om(
     """
     source = Path(onnx_path)
     target = _default_om_path(source, om_path)
-    metadata = _onnx_metadata(source)
+    metadata = ExportMetadata.from_onnx(source)
     workdir = target.parent
     workdir.mkdir(parents=True, exist_ok=True)
     command = _command(
-        _input_shapes(metadata),
+        metadata.input_shapes(),
         os.path.relpath(source.resolve(), workdir.resolve()),
         Path(target.name),
         soc_version,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from gymnasium import spaces
@@ -34,6 +36,34 @@ class ExportMetadata:
             f"{PREFIX}agent": self.agent or "",
             f"{PREFIX}version": self.rlkit_version,
         }
+
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Each graph input's observation shape (without the batch axis), in input order."""
+        space = self.observation_space
+        subspaces = (
+            [space.spaces[k] for k in self.input_names]
+            if isinstance(space, spaces.Dict)
+            else [space]
+        )
+        return {
+            name: tuple(int(d) for d in (sub.shape or ()))
+            for name, sub in zip(self.input_names, subspaces, strict=True)
+        }
+
+    @classmethod
+    def from_onnx(cls, path: str | Path) -> ExportMetadata:
+        """The metadata stored in an rlkit ONNX export (the weights are not loaded)."""
+        try:
+            onnx = importlib.import_module("onnx")
+        except ImportError:
+            raise ImportError(
+                "reading ONNX exports needs onnx: `pip install rlkit[export]`"
+            ) from None
+        file = Path(path)
+        if not file.is_file():
+            raise FileNotFoundError(f"no ONNX file at {file}")
+        model = onnx.load(str(file), load_external_data=False)
+        return cls.from_strings({p.key: p.value for p in model.metadata_props}, str(file))
 
     @classmethod
     def from_strings(cls, values: dict[str, str], source: str) -> ExportMetadata:

@@ -6,7 +6,6 @@ import contextlib
 import importlib
 import io
 import logging
-import os
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ from rlkit.export.metadata import ExportMetadata
 from rlkit.export.parity import CHECK_BATCH_SIZES, ParityError, ParityReport, check_parity
 from rlkit.export.runner import ExportedPolicy
 from rlkit.export.source import cpu_acting_path, resolve_agent
+from rlkit.utils.files import atomic_path
 
 log = logging.getLogger("rlkit")
 
@@ -91,7 +91,8 @@ def to_onnx(
     for key, value in metadata.to_strings().items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
-    _atomic_save(onnx, model, target)
+    with atomic_path(target) as tmp:
+        onnx.save(model, str(tmp))
     parity = None
     if check:
         runner = OnnxPolicy(target)
@@ -148,17 +149,6 @@ def _to_fp16(model: Any) -> Any:
     return model
 
 
-def _atomic_save(onnx: Any, model: Any, target: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.close(fd)
-    try:
-        onnx.save(model, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class OnnxPolicy(ExportedPolicy):
     """Runs an rlkit ONNX export in onnxruntime with the agent's ``act()``.
 
@@ -168,13 +158,11 @@ class OnnxPolicy(ExportedPolicy):
 
     def __init__(self, path: str | Path, providers: Sequence[str] | None = None) -> None:
         ort = _require("onnxruntime")
-        onnx = _require("onnx")
+        _require("onnx")
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"no ONNX file at {self.path}")
-        model = onnx.load(str(self.path), load_external_data=False)
-        props = {p.key: p.value for p in model.metadata_props}
-        super().__init__(ExportMetadata.from_strings(props, str(self.path)))
+        super().__init__(ExportMetadata.from_onnx(self.path))
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         self.session = ort.InferenceSession(

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from gymnasium import spaces
 
 from rlkit.export.metadata import ExportMetadata
 from rlkit.export.runner import ExportedPolicy
+from rlkit.utils.files import write_bytes_atomic
 
 _INSTALL_HINT = (
     "install it with `pip install rlkit[tensorrt]` (TensorRT >= 10; it needs an NVIDIA GPU "
@@ -33,48 +31,10 @@ def _require_tensorrt(what: str) -> Any:
         raise ImportError(f"{what} needs TensorRT: {_INSTALL_HINT}") from None
 
 
-def _onnx_metadata(onnx_path: Path) -> ExportMetadata:
-    """The rlkit metadata stored in an ONNX export (no weights are loaded)."""
-    try:
-        onnx = importlib.import_module("onnx")
-    except ImportError:
-        raise ImportError("reading ONNX exports needs onnx: `pip install rlkit[export]`") from None
-    if not onnx_path.is_file():
-        raise FileNotFoundError(f"no ONNX file at {onnx_path}")
-    model = onnx.load(str(onnx_path), load_external_data=False)
-    props = {p.key: p.value for p in model.metadata_props}
-    return ExportMetadata.from_strings(props, str(onnx_path))
-
-
-def _input_shapes(metadata: ExportMetadata) -> dict[str, tuple[int, ...]]:
-    """Per-input observation shape (without the batch axis), in input order."""
-    space = metadata.observation_space
-    subspaces = (
-        [space.spaces[k] for k in metadata.input_names]
-        if isinstance(space, spaces.Dict)
-        else [space]
-    )
-    return {
-        name: tuple(int(d) for d in (sub.shape or ()))
-        for name, sub in zip(metadata.input_names, subspaces, strict=True)
-    }
-
-
 def sidecar_path(engine_path: str | Path) -> Path:
     """Where the metadata of an engine lives: ``<engine>.json`` beside it."""
     path = Path(engine_path)
     return path.with_name(path.name + ".json")
-
-
-def _write_atomic(target: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def build_tensorrt_engine(
@@ -99,8 +59,8 @@ def build_tensorrt_engine(
         raise ValueError(f"build_tensorrt_engine: max_batch must be >= 1, got {max_batch}")
     if workspace_mb < 1:
         raise ValueError(f"build_tensorrt_engine: workspace_mb must be >= 1, got {workspace_mb}")
-    metadata = _onnx_metadata(source)
-    shapes = _input_shapes(metadata)
+    metadata = ExportMetadata.from_onnx(source)
+    shapes = metadata.input_shapes()
     target = Path(engine_path) if engine_path is not None else source.with_suffix(".engine")
     target.parent.mkdir(parents=True, exist_ok=True)
 
@@ -140,9 +100,9 @@ def build_tensorrt_engine(
         raise RuntimeError(
             f"TensorRT failed to build an engine from {source} (see the TensorRT log above)"
         )
-    _write_atomic(target, bytes(memoryview(serialized)))
+    write_bytes_atomic(target, bytes(memoryview(serialized)))
     strings = {**metadata.to_strings(), "rlkit.tensorrt.max_batch": str(max_batch)}
-    _write_atomic(sidecar_path(target), json.dumps(strings, indent=2).encode())
+    write_bytes_atomic(sidecar_path(target), json.dumps(strings, indent=2).encode())
     return target
 
 

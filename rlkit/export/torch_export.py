@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ from rlkit.export.onnx import ExportResult
 from rlkit.export.parity import CHECK_BATCH_SIZES, ParityError, check_parity
 from rlkit.export.runner import ExportedPolicy
 from rlkit.export.source import cpu_acting_path, resolve_agent
+from rlkit.utils.files import atomic_path
 
 _META_FILE = "rlkit_metadata.json"
 
@@ -40,15 +39,10 @@ def to_torch_export(
         acting, examples, dynamic_shapes=(tuple({0: batch} for _ in examples),)
     )
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".pt2", dir=target.parent)
-    os.close(fd)
-    try:
-        torch.export.save(program, tmp, extra_files={_META_FILE: json.dumps(metadata.to_strings())})
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(target, suffix=".pt2") as tmp:  # torch.export.save wants .pt2
+        torch.export.save(
+            program, str(tmp), extra_files={_META_FILE: json.dumps(metadata.to_strings())}
+        )
     parity = None
     if check:
         parity = check_parity(acting, TorchExportPolicy(target).run, "torch.export", batch_sizes)
