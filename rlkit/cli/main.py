@@ -22,6 +22,7 @@ from rlkit.config.hyperparameters import UnknownHyperparameterError
 from rlkit.config.presets import load_config_file, load_preset
 from rlkit.configurable import from_json
 from rlkit.export.parity import ParityError
+from rlkit.utils.files import write_bytes_atomic
 
 #: run settings (not agent hyperparameters) accepted by ``rlkit train``.
 RUN_KEYS = (
@@ -159,6 +160,7 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
     # Resuming a run in place continues its files and replaces final/ (atomically).
     final = agent.save(out / "final", overwrite=in_place)
     result = agent.evaluate(episodes=int(run.get("eval_episodes", 10)))
+    write_bytes_atomic(out / "eval.json", json.dumps(result, indent=2).encode())
     print(f"saved {final}")
     print(json.dumps({"eval": result}))
     env.close()
