@@ -75,6 +75,8 @@ def test_train_writes_run_directory(trained_run: Path) -> None:
     assert len(rows) == 2048 // (4 * 32)  # one row per update (preset num_steps 32)
     assert int(rows[-1]["global_step"]) == 2048
     assert {"loss/policy", "loss/value", "train/lr", "time/sps"} <= set(rows[0])
+    evaluation = json.loads((trained_run / "eval.json").read_text())
+    assert evaluation["episodes"] == 10 and evaluation["return_mean"] > 0
     tb = trained_run / "tensorboard"
     assert tb.is_dir()
     assert any(p.name.startswith("events.out.tfevents") for p in tb.iterdir())
