@@ -463,6 +463,23 @@ class Agent(ABC):
         agent.num_updates = int(counters.get("num_updates", 0))
         return agent  # type: ignore[return-value]
 
+    def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:
+        """Upload this agent to a Hugging Face Hub repo; see :func:`rlkit.hub.push_to_hub`."""
+        from rlkit.hub import push_to_hub
+
+        return push_to_hub(self, repo_id, **kwargs)
+
+    @classmethod
+    def from_pretrained(
+        cls: type[A], repo_id_or_dir: str | Path, env: VectorEnv | None = None, **kwargs: Any
+    ) -> A:
+        """Load an agent from a Hub repo id or a local directory (checkpoint, run or downloaded
+        repo); see :func:`rlkit.hub.from_pretrained`."""
+        from rlkit.hub import from_pretrained
+
+        cls_arg = cls if cls.registry_id else None
+        return from_pretrained(repo_id_or_dir, env, cls=cls_arg, **kwargs)
+
 
 #: agent id -> class; filled by ``@AGENTS.register`` in rlkit.agents.
 AGENTS: Registry[Agent] = Registry("agent", Agent)

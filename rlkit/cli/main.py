@@ -21,6 +21,7 @@ from rlkit.config import field_names, parse_value
 from rlkit.config.hyperparameters import UnknownHyperparameterError
 from rlkit.config.presets import load_config_file, load_preset
 from rlkit.configurable import from_json
+from rlkit.evaluation import cli as evaluation_cli
 from rlkit.export.parity import ParityError
 from rlkit.utils.files import write_bytes_atomic
 
@@ -188,6 +189,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
             f"{result['episodes']} episodes: return {result['return_mean']:.2f} "
             f"+/- {result['return_std']:.2f}, length {result['length_mean']:.1f}"
         )
+    if args.record:
+        from rlkit.envs.recording import record_episodes
+
+        info = record_episodes(
+            agent,
+            args.record,
+            episodes=args.record_episodes,
+            deterministic=not args.stochastic,
+            seed=args.seed,
+        )
+        message = f"recorded {info.episodes} episode(s), {info.frames} frames to {info.path}"
+        print(message, file=sys.stderr if args.json else sys.stdout)  # keep --json parseable
     return 0
 
 
@@ -251,6 +264,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device")
     ev.add_argument("--stochastic", action="store_true", help="sample instead of the mode")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.add_argument("--record", metavar="FILE", help="also record episodes to a .gif or .mp4")
+    ev.add_argument(
+        "--record-episodes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="episodes to record (parallel envs are tiled into one view)",
+    )
     export = sub.add_parser(
         "export",
         help="export a saved agent's acting path (onnx, torch, om)",
@@ -283,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=256,
         help="largest batch for --format om (dynamic batch sizes)",
     )
+    evaluation_cli.add_parsers(sub)  # plot, compare
     sub.add_parser("list", help="registered agents and primitives")
     return parser
 
@@ -303,6 +325,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_eval(args)
         if args.command == "export":
             return cmd_export(args)
+        if args.command in ("plot", "compare"):
+            return evaluation_cli.run(args)
         return cmd_list(args)
     except (
         UnknownHyperparameterError,
