@@ -211,6 +211,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    if args.markdown:
+        from rlkit.cli.catalogue import render_catalogue
+
+        print(render_catalogue())
+        return 0
     from rlkit.registry import REGISTRIES
 
     _agents()
@@ -305,7 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest batch for --format om (dynamic batch sizes)",
     )
     evaluation_cli.add_parsers(sub)  # plot, compare
-    sub.add_parser("list", help="registered agents and primitives")
+    lister = sub.add_parser("list", help="registered agents and primitives")
+    lister.add_argument(
+        "--markdown", action="store_true", help="the full catalogue (docs/catalogue.md)"
+    )
     return parser
 
 

@@ -1,0 +1,99 @@
+"""The primitive catalogue (``docs/catalogue.md``), generated from the registries."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+
+from rlkit.registry import REGISTRIES
+
+#: (registry kind, section title, package that fills the registry)
+SECTIONS = (
+    ("encoder", "Encoders", "rlkit.encoders"),
+    ("policy", "Policies", "rlkit.policies"),
+    ("distribution", "Distributions", "rlkit.distributions"),
+    ("augmentation", "Augmentations", "rlkit.augmentations"),
+    ("storage", "Storages", "rlkit.storages"),
+    ("intrinsic_reward", "Intrinsic rewards", "rlkit.rewards"),
+    ("agent", "Agents", "rlkit.agents"),
+)
+
+#: how each kind is passed to an agent, for the one-line use column.
+_USE = {
+    "encoder": "PPO(env, encoder={spec})",
+    "policy": "PPO(env, policy={spec})",
+    "distribution": "PPO(env, distribution={spec})",
+    "augmentation": "PPO(env, augmentation={spec})",
+    "storage": "PPO(env, storage={spec})",
+    "intrinsic_reward": "PPO(env, intrinsic_reward={spec})",
+    "agent": "rlkit train {id} --env ENV",
+}
+
+#: constructor arguments the agent fills in itself (not listed as user arguments).
+_INJECTED = {
+    "self",
+    "observation_space",
+    "action_space",
+    "num_envs",
+    "num_steps",
+    "device",
+    "store_next_obs",
+    "action_shape",
+    "action_dtype",
+    "env",
+    "config",
+}
+
+
+def _summary(cls: type) -> str:
+    doc = inspect.getdoc(cls) or ""
+    first = doc.split("\n\n", 1)[0].replace("\n", " ").strip()
+    return first.replace("|", "\\|")
+
+
+def _arguments(cls: type, kind: str) -> str:
+    if kind == "agent":
+        config = getattr(cls, "Config", None)
+        own = getattr(config, "__dataclass_fields__", {})
+        names = [n for n in own if n not in ("seed", "device", "num_threads")]
+        return f"{len(names)} hyperparameters (`{cls.__name__}Config`)" if names else ""
+    params = inspect.signature(cls).parameters.values()  # the (captured) constructor
+    shown = []
+    for p in params:
+        if p.name in _INJECTED or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        default = "" if p.default is inspect.Parameter.empty else f"={p.default!r}"
+        shown.append(f"`{p.name}{default}`")
+    return ", ".join(shown)
+
+
+def render_catalogue() -> str:
+    """Markdown listing every registered primitive and agent with its summary, arguments and
+    a one-line use (what ``docs/catalogue.md`` holds; a test keeps the two equal)."""
+    lines = [
+        "# Catalogue",
+        "",
+        "Every registered primitive and agent. Generated from the registries by "
+        "`rlkit list --markdown > docs/catalogue.md`; a test fails when this page and the "
+        "code disagree. The summary is the first paragraph of the class docstring (with the "
+        "paper); arguments are the constructor's, without those the agent fills in (spaces, "
+        "rollout shape, device).",
+        "",
+    ]
+    for kind, title, module in SECTIONS:
+        importlib.import_module(module)
+        registry = REGISTRIES[kind]
+        lines += [
+            f"## {title}",
+            "",
+            "| id | class | summary | arguments | use |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for key, cls in registry.items():
+            use = _USE[kind].format(spec=f'"{key}"', id=key)
+            lines.append(
+                f"| `{key}` | `{cls.__name__}` | {_summary(cls)} | {_arguments(cls, kind)} | "
+                f"`{use}` |"
+            )
+        lines.append("")
+    return "\n".join(lines)
