@@ -11,6 +11,18 @@ from rlkit.distributions.categorical import (
 )
 from rlkit.distributions.default import default_distribution
 from rlkit.distributions.gaussian import DiagGaussian, DiagGaussianDist
+from rlkit.distributions.noise import (
+    NormalNoise,
+    NormalNoiseDist,
+    OrnsteinUhlenbeckNoise,
+    OUNoiseDist,
+)
+from rlkit.distributions.squashed import (
+    SquashedNormal,
+    SquashedNormalDist,
+    TruncatedNormal,
+    TruncatedNormalDist,
+)
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -24,5 +36,13 @@ __all__ = [
     "Distribution",
     "MultiCategorical",
     "MultiCategoricalDist",
+    "NormalNoise",
+    "NormalNoiseDist",
+    "OUNoiseDist",
+    "OrnsteinUhlenbeckNoise",
+    "SquashedNormal",
+    "SquashedNormalDist",
+    "TruncatedNormal",
+    "TruncatedNormalDist",
     "default_distribution",
 ]
