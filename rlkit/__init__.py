@@ -32,6 +32,7 @@ _SUBMODULES = {
     "prototypes",
     "registry",
     "rewards",
+    "schedules",
     "spaces",
     "storages",
     "types",
