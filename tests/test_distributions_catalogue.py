@@ -430,3 +430,20 @@ def test_ou_argument_errors():
         OrnsteinUhlenbeckNoise(box([-1.0], [1.0]), dt=0.0)
     with pytest.raises(ValueError, match="theta"):
         OrnsteinUhlenbeckNoise(box([-1.0], [1.0]), theta=-1.0)
+
+
+def test_ppo_trains_with_squashed_normal_using_the_entropy_estimate() -> None:
+    """No closed-form entropy: evaluate_actions falls back to -log_prob(actions)."""
+    from rlkit.agents import PPO
+    from rlkit.envs import make_vec_env
+
+    env = make_vec_env("Pendulum-v1", num_envs=2, seed=0)
+    agent = PPO(env, seed=0, distribution="squashed_normal", num_steps=16, batch_size=32)
+    agent.train(64, progress_bar=False)
+    obs = agent.storage.obs.reshape(-1, 3)
+    actions = agent.storage.actions.reshape(-1, 1)
+    log_prob, entropy, _, _ = agent.policy.evaluate_actions(obs, actions)
+    torch.testing.assert_close(entropy, -log_prob)
+    assert torch.isfinite(entropy).all()
+    low, high = env.single_action_space.low, env.single_action_space.high
+    assert ((actions >= float(low[0])) & (actions <= float(high[0]))).all()

@@ -83,9 +83,18 @@ class ActorCriticPolicy(Policy, ABC):
         state: PolicyState = None,
         episode_start: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor, ActionDistribution]:
-        """``(log_prob [B], entropy [B], value [B], dist)`` of stored raw ``actions``."""
+        """``(log_prob [B], entropy [B], value [B], dist)`` of stored raw ``actions``.
+
+        Families without a closed-form entropy (tanh-squashed Gaussians) get the one-sample
+        estimate ``-log_prob(actions)``, as Stable-Baselines3 does for them.
+        """
         out = self.forward(obs, state, episode_start)
-        return out.dist.log_prob(actions), out.dist.entropy(), out.value, out.dist
+        log_prob = out.dist.log_prob(actions)
+        try:
+            entropy = out.dist.entropy()
+        except TypeError:
+            entropy = -log_prob
+        return log_prob, entropy, out.value, out.dist
 
     def action_distribution(
         self, obs: Obs, state: PolicyState = None, episode_start: Tensor | None = None
