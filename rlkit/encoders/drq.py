@@ -9,8 +9,7 @@ from gymnasium import spaces
 from torch import Tensor, nn
 
 from rlkit.encoders.base import ENCODERS, Encoder
-from rlkit.encoders.cnn import check_image_space
-from rlkit.encoders.pathak import checked_conv_output_dim
+from rlkit.encoders.cnn import check_image_space, checked_conv_output_dim
 from rlkit.utils.nn import orthogonal_init
 
 

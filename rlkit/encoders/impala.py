@@ -10,9 +10,8 @@ import torch.nn.functional as F
 from gymnasium import spaces
 from torch import Tensor, nn
 
-from rlkit.encoders.base import ENCODERS, Encoder
-from rlkit.encoders.cnn import check_image_space
-from rlkit.encoders.pathak import checked_conv_output_dim
+from rlkit.encoders.base import ENCODERS
+from rlkit.encoders.cnn import ConvEncoder, check_image_space
 from rlkit.utils.nn import orthogonal_init
 
 
@@ -42,7 +41,7 @@ class ConvSequence(nn.Sequential):
 
 
 @ENCODERS.register("impala_resnet")
-class ImpalaResNet(Encoder):
+class ImpalaResNet(ConvEncoder):
     """IMPALA "deep" network (Espeholt et al. 2018), Procgen variant: one
     :class:`ConvSequence` per entry of ``channels`` (default 16, 32, 32), then ReLU, flatten and
     ``Linear(feature_dim) + ReLU``; uint8 input scaled /255.
@@ -59,7 +58,7 @@ class ImpalaResNet(Encoder):
         feature_dim: int | None = 256,
         channels: Sequence[int] = (16, 32, 32),
     ) -> None:
-        c, h, w = check_image_space(observation_space, "ImpalaResNet")
+        c, _, _ = check_image_space(observation_space, "ImpalaResNet")
         if not channels or any(int(d) < 1 for d in channels):
             raise ValueError(f"ImpalaResNet: channels must be positive ints, got {channels!r}")
         super().__init__(observation_space, feature_dim)
@@ -68,20 +67,4 @@ class ImpalaResNet(Encoder):
         for depth in channels:
             seqs.append(ConvSequence(in_ch, int(depth)))
             in_ch = int(depth)
-        self.convs = nn.Sequential(*seqs, nn.ReLU(), nn.Flatten())
-        n_flat = checked_conv_output_dim(self.convs, (c, h, w), "ImpalaResNet")
-        self.head: nn.Module = nn.Identity()
-        if feature_dim is None:
-            self.feature_dim = n_flat
-        else:
-            self.head = nn.Sequential(
-                orthogonal_init(nn.Linear(n_flat, int(feature_dim))), nn.ReLU()
-            )
-        self._scale = str(observation_space.dtype) == "uint8"
-
-    def forward(self, obs: Tensor) -> Tensor:  # type: ignore[override]
-        x = obs.float()
-        if self._scale:
-            x = x / 255.0
-        out: Tensor = self.head(self.convs(x))
-        return out
+        self.finish(nn.Sequential(*seqs, nn.ReLU(), nn.Flatten()), feature_dim, "ImpalaResNet")

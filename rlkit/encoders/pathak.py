@@ -7,28 +7,15 @@ from __future__ import annotations
 from typing import Any
 
 from gymnasium import spaces
-from torch import Tensor, nn
+from torch import nn
 
-from rlkit.encoders.base import ENCODERS, Encoder
-from rlkit.encoders.cnn import check_image_space, conv_output_dim
+from rlkit.encoders.base import ENCODERS
+from rlkit.encoders.cnn import ConvEncoder, check_image_space
 from rlkit.utils.nn import orthogonal_init
 
 
-def checked_conv_output_dim(net: nn.Module, shape: tuple[int, int, int], owner: str) -> int:
-    """:func:`conv_output_dim`, with a clear error when the frame is too small for ``net``."""
-    try:
-        size = conv_output_dim(net, shape)
-    except RuntimeError as err:
-        raise ValueError(
-            f"{owner}: frames of shape {shape} are too small for its convolutions ({err})"
-        ) from None
-    if size == 0:
-        raise ValueError(f"{owner}: frames of shape {shape} are too small for its convolutions")
-    return size
-
-
 @ENCODERS.register("pathak_cnn")
-class PathakCNN(Encoder):
+class PathakCNN(ConvEncoder):
     """ICM / universe-starter-agent encoder (Pathak et al. 2017): 4 x (conv 32, 3x3, stride 2,
     padding 1, ELU), flatten; uint8 input scaled /255 (as the authors' ``_process_frame42``).
 
@@ -42,27 +29,11 @@ class PathakCNN(Encoder):
     def __init__(
         self, observation_space: spaces.Space[Any], feature_dim: int | None = None
     ) -> None:
-        c, h, w = check_image_space(observation_space, "PathakCNN")
+        c, _, _ = check_image_space(observation_space, "PathakCNN")
         super().__init__(observation_space, feature_dim)
         layers: list[nn.Module] = []
         in_ch = c
         for _ in range(4):
             layers += [orthogonal_init(nn.Conv2d(in_ch, 32, 3, stride=2, padding=1)), nn.ELU()]
             in_ch = 32
-        self.convs = nn.Sequential(*layers, nn.Flatten())
-        n_flat = checked_conv_output_dim(self.convs, (c, h, w), "PathakCNN")
-        self.head: nn.Module = nn.Identity()
-        if feature_dim is None:
-            self.feature_dim = n_flat
-        else:
-            self.head = nn.Sequential(
-                orthogonal_init(nn.Linear(n_flat, int(feature_dim))), nn.ReLU()
-            )
-        self._scale = str(observation_space.dtype) == "uint8"
-
-    def forward(self, obs: Tensor) -> Tensor:  # type: ignore[override]
-        x = obs.float()
-        if self._scale:
-            x = x / 255.0
-        out: Tensor = self.head(self.convs(x))
-        return out
+        self.finish(nn.Sequential(*layers, nn.Flatten()), feature_dim, "PathakCNN")
