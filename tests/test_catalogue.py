@@ -21,6 +21,8 @@ def test_every_registered_id_is_listed_with_a_summary() -> None:
     text = render_catalogue()
     for kind, _, _ in SECTIONS:
         for key, cls in REGISTRIES[kind].items():
+            if not cls.__module__.startswith("rlkit."):
+                continue  # registered by another test module
             row = next(line for line in text.splitlines() if line.startswith(f"| `{key}` |"))
             summary = row.split("|")[3].strip()
             assert summary, f"{kind} {key} ({cls.__name__}) has no docstring summary"

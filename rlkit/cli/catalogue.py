@@ -68,8 +68,9 @@ def _arguments(cls: type, kind: str) -> str:
 
 
 def render_catalogue() -> str:
-    """Markdown listing every registered primitive and agent with its summary, arguments and
-    a one-line use (what ``docs/catalogue.md`` holds; a test keeps the two equal)."""
+    """Markdown listing every primitive and agent rlkit ships (registered from ``rlkit.*``
+    modules) with its summary, arguments and a one-line use (what ``docs/catalogue.md`` holds;
+    a test keeps the two equal)."""
     lines = [
         "# Catalogue",
         "",
@@ -90,6 +91,8 @@ def render_catalogue() -> str:
             "| --- | --- | --- | --- | --- |",
         ]
         for key, cls in registry.items():
+            if not cls.__module__.startswith("rlkit."):  # the user's own registrations
+                continue
             use = _USE[kind].format(spec=f'"{key}"', id=key)
             lines.append(
                 f"| `{key}` | `{cls.__name__}` | {_summary(cls)} | {_arguments(cls, kind)} | "

@@ -1,0 +1,177 @@
+"""Decoupled Advantage Actor-Critic (DAAC; Raileanu & Fergus 2021, "Decoupling Value and Policy
+for Generalization in Reinforcement Learning"). Defaults follow the authors' code
+(github.com/rraileanu/idaac, ``ppo_daac_idaac/arguments.py``): Procgen settings per sample."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+from gymnasium.vector import VectorEnv
+from torch import nn
+
+from rlkit.policies.base import ActorCriticPolicy
+from rlkit.policies.decoupled import DecoupledActorCritic, SeparateActorCritic
+from rlkit.prototypes import AGENTS, OnPolicyAgent, OnPolicyConfig
+from rlkit.utils.optim import FlatAdam, clip_grad_norm_, flatten_parameters
+
+
+@dataclasses.dataclass
+class DAACConfig(OnPolicyConfig):
+    """DAAC hyperparameters; ``num_epochs`` is the number of policy epochs (E_pi)."""
+
+    num_steps: int = 256
+    #: 64 envs x 256 steps in 8 minibatches in the authors' runs.
+    batch_size: int = 2048
+    num_epochs: int = 1
+    lr: float = 5e-4
+    gamma: float = 0.999
+    ent_coef: float = 0.01
+    #: scales the (clipped) value loss of the value network; the authors' code uses 0.5.
+    vf_coef: float = 0.5
+    #: policy-ratio clip; also clips the value update around the old values (as the authors).
+    clip_range: float = 0.2
+    #: value clip around the old value; None disables value clipping.
+    clip_range_vf: float | None = 0.2
+    #: weight of the advantage-prediction loss of the policy network.
+    adv_coef: float = 0.25
+    #: epochs of value-network training (E_V) each time the value network is trained.
+    value_epochs: int = 9
+    #: train the value network every ``value_freq`` policy updates.
+    value_freq: int = 1
+    adam_eps: float = 1e-5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.value_epochs < 0 or self.value_freq < 1:
+            raise ValueError(
+                f"invalid value_epochs={self.value_epochs} or value_freq={self.value_freq} "
+                "(value_epochs >= 0, value_freq >= 1)"
+            )
+
+
+def two_network_policy(
+    owner: str,
+    policy_id: str,
+    policy: Any,
+    encoder: Any,
+    distribution: Any,
+) -> Any:
+    """The policy argument for an agent whose default policy is ``policy_id``: ``policy`` if
+    given, else a spec that builds ``policy_id`` from the ``encoder``/``distribution`` parts
+    (built by the agent after seeding, so the initialisation follows ``seed``)."""
+    if policy is not None:
+        if encoder is not None or distribution is not None:
+            raise ValueError(
+                f"{owner}: pass either policy= or encoder=/distribution= (which build the "
+                "default policy), not both"
+            )
+        return policy
+    return {"id": policy_id, "encoder": encoder, "distribution": distribution}
+
+
+def check_policy(owner: str, policy: ActorCriticPolicy, cls: type[SeparateActorCritic]) -> None:
+    """Raise unless ``policy`` is a ``cls``."""
+    if not isinstance(policy, cls):
+        raise TypeError(
+            f"{owner} needs a {cls.__name__} policy (separate policy and value networks), got "
+            f"{type(policy).__name__}"
+        )
+
+
+@AGENTS.register("daac")
+class DAAC(OnPolicyAgent):
+    """DAAC: the policy network is trained with the PPO surrogate, an entropy bonus and an
+    advantage-prediction loss ``adv_coef * (A(s, a) - A_GAE)^2`` (normalised GAE targets);
+    the value network is trained separately, ``value_epochs`` epochs every ``value_freq``
+    updates, with its own optimizer. Two flat parameter buffers, one per network."""
+
+    Config = DAACConfig
+    config: DAACConfig
+    policy: DecoupledActorCritic
+
+    def __init__(
+        self,
+        env: VectorEnv,
+        config: Any = None,
+        *,
+        policy: Any = None,
+        encoder: Any = None,
+        distribution: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        spec = two_network_policy(
+            type(self).__name__, "decoupled_actor_critic", policy, encoder, distribution
+        )
+        super().__init__(env, config, policy=spec, **kwargs)
+        check_policy(type(self).__name__, self.policy, DecoupledActorCritic)
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        """Adam for the policy network; :attr:`value_optimizer` for the value network."""
+        check_policy(type(self).__name__, self.policy, DecoupledActorCritic)
+        cfg = self.config
+        # Re-lay the parameters as two flat buffers, one per network.
+        self.actor_params = flatten_parameters(nn.ModuleList(self.policy.actor_modules()))
+        self.critic_params = flatten_parameters(nn.ModuleList(self.policy.critic_modules()))
+        total = sum(p.numel() for p in self.policy.parameters() if p.requires_grad)
+        if self.actor_params.numel() + self.critic_params.numel() != total:
+            raise ValueError(
+                f"{type(self).__name__}: the policy's actor and critic modules must partition "
+                "its parameters"
+            )
+        self.flat_params = self.actor_params
+        self.value_optimizer = FlatAdam([self.critic_params], lr=cfg.lr, eps=cfg.adam_eps)
+        return FlatAdam([self.actor_params], lr=cfg.lr, eps=cfg.adam_eps)
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {**super().optimizers(), "value": self.value_optimizer}
+
+    def _step(self, loss: torch.Tensor, flat: nn.Parameter, opt: torch.optim.Optimizer) -> None:
+        grad = flat.grad
+        assert grad is not None
+        grad.zero_()
+        loss.backward()
+        if self.config.max_grad_norm is not None:
+            clip_grad_norm_(grad, self.config.max_grad_norm)
+        opt.step()
+
+    def update(self) -> dict[str, float]:
+        cfg = self.config
+        stats: dict[str, list[torch.Tensor]] = {}
+
+        def record(key: str, value: torch.Tensor) -> None:
+            stats.setdefault(key, []).append(value.detach())
+
+        for _ in range(cfg.num_epochs):
+            for mb in self.minibatches():
+                log_prob, entropy, adv_pred, _ = self.policy.evaluate_advantage(mb.obs, mb.actions)
+                ratio = (log_prob - mb.old_log_probs).exp()
+                adv = mb.advantages
+                clipped_ratio = ratio.clamp(1 - cfg.clip_range, 1 + cfg.clip_range)
+                policy_loss = -torch.min(adv * ratio, adv * clipped_ratio).mean()
+                adv_loss = (adv_pred - adv).pow(2).mean()
+                loss = policy_loss + cfg.adv_coef * adv_loss - cfg.ent_coef * entropy.mean()
+                self._step(loss, self.actor_params, self.optimizer)
+                record("loss/policy", policy_loss)
+                record("loss/advantage", adv_loss)
+                record("loss/entropy", -entropy.mean())
+        if self.num_updates % cfg.value_freq == 0:
+            for group in self.value_optimizer.param_groups:  # follows anneal_lr
+                group["lr"] = self.optimizer.param_groups[0]["lr"]
+            for _ in range(cfg.value_epochs):
+                for mb in self.minibatches():
+                    values = self.policy.value(mb.obs)
+                    value_loss = (values - mb.returns).pow(2)
+                    if cfg.clip_range_vf is not None:
+                        clipped = mb.old_values + (values - mb.old_values).clamp(
+                            -cfg.clip_range_vf, cfg.clip_range_vf
+                        )
+                        value_loss = torch.max(value_loss, (clipped - mb.returns).pow(2))
+                    value_loss = value_loss.mean()
+                    self._step(cfg.vf_coef * value_loss, self.critic_params, self.value_optimizer)
+                    record("loss/value", value_loss)
+        return {k: float(torch.stack(v).mean()) for k, v in stats.items()}
+
+
+__all__ = ["DAAC", "DAACConfig"]

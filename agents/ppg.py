@@ -1,0 +1,164 @@
+"""Phasic Policy Gradient (PPG; Cobbe et al. 2020). Losses and defaults follow the authors'
+code (github.com/openai/phasic-policy-gradient, ``ppg.py``/``train.py``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from gymnasium.vector import VectorEnv
+from torch.func import functional_call
+
+from rlkit.policies.auxiliary import AuxiliaryActorCritic
+from rlkit.prototypes import AGENTS
+from rlkit.types import Obs
+from rlkit.utils.optim import FlatAdam
+from rlkit.utils.tensors import obs_map
+
+from .daac import check_policy, two_network_policy
+from .ppo import PPO, PPOConfig
+
+
+@dataclasses.dataclass
+class PPGConfig(PPOConfig):
+    """PPG hyperparameters (on top of :class:`PPOConfig`, which runs the policy phase)."""
+
+    #: policy-phase epochs per rollout (E_pi).
+    num_epochs: int = 1
+    lr: float = 5e-4
+    ent_coef: float = 0.01
+    #: policy-phase iterations between auxiliary phases (N_pi).
+    n_pi: int = 32
+    #: epochs over the stored rollouts in each auxiliary phase (E_aux).
+    aux_epochs: int = 6
+    #: weight of the behavioural-cloning KL(pi_old || pi) in the joint loss.
+    beta_clone: float = 1.0
+    #: weight of the value network's regression in the auxiliary phase.
+    vf_true_coef: float = 1.0
+    #: auxiliary-phase learning rate (None: ``lr``) and minibatch size (None: ``batch_size``).
+    aux_lr: float | None = None
+    aux_batch_size: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.n_pi < 1 or self.aux_epochs < 0 or (self.aux_batch_size or 1) < 1:
+            raise ValueError(
+                f"invalid n_pi={self.n_pi}, aux_epochs={self.aux_epochs} or aux_batch_size="
+                f"{self.aux_batch_size} (n_pi >= 1, aux_epochs >= 0, aux_batch_size >= 1)"
+            )
+
+
+@AGENTS.register("ppg")
+class PPG(PPO):
+    """PPG with separate policy and value networks (an :class:`AuxiliaryActorCritic`).
+
+    Policy phase: PPO (one optimizer over both networks) for ``n_pi`` iterations, keeping each
+    rollout's observations and value targets. Auxiliary phase: ``aux_epochs`` passes over those
+    samples minimising ``beta_clone * KL(pi_old || pi) + 0.5 (V_aux - V_targ)^2 +
+    vf_true_coef * 0.5 (V - V_targ)^2`` with a separate Adam, where ``pi_old`` is the policy at
+    the start of the phase. No gradient clipping in this phase (as the authors' code).
+
+    Memory: the buffer holds ``n_pi * num_steps * num_envs`` observations (plus one float per
+    sample for targets and ``num_params`` floats for the old policy during the phase), e.g.
+    32 x 256 x 64 Procgen frames of 3x64x64 uint8 = 6.4 GB. It is not checkpointed: after a
+    resume the next auxiliary phase comes ``n_pi`` iterations later.
+    """
+
+    Config = PPGConfig
+    config: PPGConfig
+    policy: AuxiliaryActorCritic
+
+    def __init__(
+        self,
+        env: VectorEnv,
+        config: Any = None,
+        *,
+        policy: Any = None,
+        encoder: Any = None,
+        distribution: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        spec = two_network_policy(
+            type(self).__name__, "auxiliary_actor_critic", policy, encoder, distribution
+        )
+        super().__init__(env, config, policy=spec, **kwargs)
+        check_policy(type(self).__name__, self.policy, AuxiliaryActorCritic)
+        cfg = self.config
+        aux_lr = cfg.aux_lr if cfg.aux_lr is not None else cfg.lr
+        self.aux_optimizer = FlatAdam([self.flat_params], lr=aux_lr, eps=cfg.adam_eps)
+        self._aux_obs: list[Obs] = []
+        self._aux_targets: list[torch.Tensor] = []
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {**super().optimizers(), "aux": self.aux_optimizer}
+
+    def update(self) -> dict[str, float]:
+        metrics = super().update()
+        n = len(self.storage)
+        self._aux_obs.append(
+            obs_map(lambda x: x.reshape(n, *x.shape[2:]).clone(), self.storage.obs)
+        )
+        self._aux_targets.append(self.storage.returns.reshape(n).clone())
+        if len(self._aux_obs) >= self.config.n_pi:
+            metrics.update(self.auxiliary_phase())
+        return metrics
+
+    def auxiliary_phase(self) -> dict[str, float]:
+        """Run the auxiliary phase on the stored rollouts, then clear them."""
+        cfg = self.config
+        obs: Obs
+        first = self._aux_obs[0]
+        if isinstance(first, dict):
+            obs = {k: torch.cat([o[k] for o in self._aux_obs]) for k in first}  # type: ignore[index]
+        else:
+            obs = torch.cat(self._aux_obs)  # type: ignore[arg-type]
+        targets = torch.cat(self._aux_targets)
+        self._aux_obs, self._aux_targets = [], []
+        total = targets.shape[0]
+        batch = cfg.aux_batch_size or cfg.batch_size
+        policy = self.policy
+        # pi_old: head outputs and the distribution family's own parameters (e.g. a learned
+        # log-std), frozen at the start of the phase.
+        with torch.no_grad():
+            old_params = torch.cat(
+                [
+                    policy.action_params(_select(obs, slice(i, i + batch)))
+                    for i in range(0, total, batch)
+                ]
+            )
+            dist_state = {k: v.detach().clone() for k, v in policy.distribution.named_parameters()}
+        stats: dict[str, list[torch.Tensor]] = {}
+        for _ in range(cfg.aux_epochs):
+            perm = torch.randperm(total, generator=self._generator).to(targets.device)
+            for start in range(0, total, batch):
+                idx = perm[start : start + batch]
+                mb_obs = _select(obs, idx)
+                old_dist = functional_call(policy.distribution, dist_state, (old_params[idx],))
+                dist, aux_values = policy.actor_forward(mb_obs)
+                values = policy.value(mb_obs)
+                clone_loss = old_dist.kl(dist).mean()
+                aux_loss = 0.5 * F.mse_loss(aux_values, targets[idx])
+                value_loss = 0.5 * F.mse_loss(values, targets[idx])
+                loss = cfg.beta_clone * clone_loss + aux_loss + cfg.vf_true_coef * value_loss
+                grad = self.flat_params.grad
+                assert grad is not None
+                grad.zero_()
+                loss.backward()
+                self.aux_optimizer.step()
+                for key, value in (
+                    ("aux/clone_kl", clone_loss),
+                    ("aux/aux_value_loss", aux_loss),
+                    ("aux/value_loss", value_loss),
+                ):
+                    stats.setdefault(key, []).append(value.detach())
+        return {k: float(torch.stack(v).mean()) for k, v in stats.items()}
+
+
+def _select(obs: Obs, index: torch.Tensor | slice) -> Obs:
+    """Rows ``index`` of a tensor or dict observation."""
+    return obs_map(lambda x: x[index], obs)
+
+
+__all__ = ["PPG", "PPGConfig"]
