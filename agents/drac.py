@@ -83,46 +83,12 @@ class DrAC(PPO):
         value_reg = F.mse_loss(out.value, target_values)
         return policy_reg, value_reg
 
-    def update(self) -> dict[str, float]:
-        cfg = self.config
-        stats: dict[str, list[torch.Tensor]] = {}
-        for epoch in range(cfg.num_epochs):
-            last_epoch = epoch == cfg.num_epochs - 1
-            for mb in self.minibatches():
-                log_prob, entropy, values, _ = self.policy.evaluate_actions(mb.obs, mb.actions)
-                log_ratio = log_prob - mb.old_log_probs
-                ratio = log_ratio.exp()
-                if cfg.target_kl is not None:
-                    with torch.no_grad():
-                        approx_kl = ((ratio - 1) - log_ratio).mean()
-                    if approx_kl > 1.5 * cfg.target_kl:
-                        return self._summary(stats, early_stop_epoch=epoch)
-                adv = mb.advantages
-                clipped_ratio = ratio.clamp(1 - cfg.clip_range, 1 + cfg.clip_range)
-                policy_loss = -torch.min(adv * ratio, adv * clipped_ratio).mean()
-                if cfg.clip_range_vf is None:
-                    value_loss = F.mse_loss(values, mb.returns)
-                else:
-                    clipped = mb.old_values + (values - mb.old_values).clamp(
-                        -cfg.clip_range_vf, cfg.clip_range_vf
-                    )
-                    value_loss = torch.max(
-                        (values - mb.returns).pow(2), (clipped - mb.returns).pow(2)
-                    ).mean()
-                policy_reg, value_reg = self.augmentation_loss(mb.obs, values)
-                loss = (
-                    policy_loss
-                    + cfg.vf_coef * value_loss
-                    - cfg.ent_coef * entropy.mean()
-                    + cfg.aug_coef * (policy_reg + value_reg)
-                )
-                self.clip_and_step(loss)
-                if last_epoch:
-                    with torch.no_grad():
-                        self._record(stats, policy_loss, value_loss, entropy, ratio, log_ratio)
-                        stats.setdefault("loss/aug_policy", []).append(policy_reg.detach())
-                        stats.setdefault("loss/aug_value", []).append(value_reg.detach())
-        return self._summary(stats)
+    def extra_losses(self, mb: RolloutBatch, values: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The regularisers, weighted by ``aug_coef`` (logged as ``loss/aug_policy`` and
+        ``loss/aug_value``)."""
+        policy_reg, value_reg = self.augmentation_loss(mb.obs, values)
+        coef = self.config.aug_coef
+        return {"aug_policy": coef * policy_reg, "aug_value": coef * value_reg}
 
 
 __all__ = ["DrAC", "DrACConfig"]

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from rlkit.prototypes import AGENTS, OnPolicyAgent, OnPolicyConfig
+from rlkit.storages.rollout import RolloutBatch
 from rlkit.utils.optim import FlatAdam
 
 
@@ -69,11 +70,24 @@ class PPO(OnPolicyAgent):
                 loss = policy_loss + cfg.vf_coef * value_loss
                 if cfg.ent_coef != 0.0:
                     loss = loss - cfg.ent_coef * entropy.mean()
+                extra = self.extra_losses(mb, values)
+                for term in extra.values():
+                    loss = loss + term
                 self.clip_and_step(loss)
                 if last_epoch:
                     with torch.no_grad():
                         self._record(stats, policy_loss, value_loss, entropy, ratio, log_ratio)
+                        for name, term in extra.items():
+                            stats.setdefault(f"loss/{name}", []).append(term.detach())
         return self._summary(stats)
+
+    def extra_losses(self, mb: RolloutBatch, values: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Weighted loss terms added to PPO's (none here): the hook for variants such as DrAC.
+
+        Gets the minibatch and the values just computed on it; each returned term is added to
+        the loss and logged as ``loss/<name>``.
+        """
+        return {}
 
     def _record(
         self,
