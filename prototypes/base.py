@@ -32,7 +32,7 @@ from rlkit.checkpoint import (
     write_checkpoint,
 )
 from rlkit.config import config_to_dict, make_config
-from rlkit.configurable import REGISTRIES, Configurable, from_json, to_json
+from rlkit.configurable import Configurable, build_primitive, from_json, to_json
 from rlkit.device import resolve_device
 from rlkit.envs import EpisodeTracker, env_spec_of, make_vec_env
 from rlkit.export.acting import ActingPath
@@ -148,17 +148,9 @@ class Agent(ABC):
             torch.set_num_threads(int(threads))
 
     def build_primitive(self, kind: str, value: Any, base: type[P], **defaults: Any) -> P | None:
-        """Accept a primitive as an object, an id string or an ``{"id": ...}`` spec (from YAML)."""
-        if value is None or isinstance(value, base):
-            return value
-        if isinstance(value, str | Mapping):
-            built = REGISTRIES[kind].build(value, **defaults)
-            assert isinstance(built, base)
-            return built
-        raise TypeError(
-            f"{type(self).__name__}: {kind} must be a {base.__name__}, a registered id or an "
-            f"{{'id': ...}} spec, got {type(value).__name__}"
-        )
+        """Accept a primitive as an object, an id string or an ``{"id": ...}`` spec (from YAML);
+        see :func:`rlkit.configurable.build_primitive`."""
+        return build_primitive(kind, value, base, type(self).__name__, **defaults)
 
     def preprocess(self, obs: Obs) -> Obs:
         """What the policy sees: observation normalisation (no statistics update)."""

@@ -12,7 +12,7 @@ import functools
 import importlib
 import inspect
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from gymnasium import spaces
@@ -29,6 +29,9 @@ _KIND_MODULES = {
     "augmentation": ("rlkit.augmentations", "AUGMENTATIONS"),
     "intrinsic_reward": ("rlkit.rewards", "INTRINSIC_REWARDS"),
 }
+
+
+P = TypeVar("P")
 
 
 class NotSerializableError(TypeError):
@@ -142,3 +145,27 @@ def build_from_spec(kind: str, spec: Mapping[str, Any], **overrides: Any) -> Any
     kwargs = {k: from_json(v) for k, v in spec.items() if k not in ("id", "class")}
     kwargs.update(overrides)
     return registry.build({"id": spec["id"], **kwargs})
+
+
+def build_primitive(
+    kind: str, value: Any, base: type[P], owner: str = "", **defaults: Any
+) -> P | None:
+    """Accept a primitive as an object, a registered id or an ``{"id": ...}`` spec (as YAML
+    configs give them); ids and specs are built with ``defaults`` (e.g. the env's spaces).
+    ``None`` stays ``None``; anything else is a TypeError naming ``owner`` and ``kind``."""
+    if value is None or isinstance(value, base):
+        return value
+    if isinstance(value, str | Mapping):
+        if kind not in REGISTRIES and kind in _KIND_MODULES:
+            importlib.import_module(_KIND_MODULES[kind][0])
+        built = REGISTRIES[kind].build(value, **defaults)
+        if not isinstance(built, base):
+            raise TypeError(
+                f"{owner}: {kind} {value!r} is a {type(built).__name__}, not a {base.__name__}"
+            )
+        return built
+    prefix = f"{owner}: " if owner else ""
+    raise TypeError(
+        f"{prefix}{kind} must be a {base.__name__}, a registered id or an {{'id': ...}} spec, "
+        f"got {type(value).__name__}"
+    )

@@ -9,15 +9,15 @@ Generalization in Reinforcement Learning").
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 from torch import Tensor, nn
 
-from rlkit.configurable import REGISTRIES, Configurable, build_from_spec
+from rlkit.configurable import build_from_spec, build_primitive
 from rlkit.distributions.base import ActionDistribution, Distribution
 from rlkit.distributions.default import default_distribution
 from rlkit.encoders.base import Encoder
@@ -29,24 +29,8 @@ from rlkit.spaces import is_image_space
 from rlkit.types import Obs, PolicyState
 from rlkit.utils.nn import orthogonal_init
 
-P = TypeVar("P", bound=Configurable)
-
 #: an encoder or distribution given as an object, a registered id or an ``{"id": ...}`` spec.
 PartSpec = Any
-
-
-def build_part(kind: str, value: PartSpec, base: type[P], **defaults: Any) -> P | None:
-    """Build a primitive given as an object, a registered id or a spec dict (None stays None)."""
-    if value is None or isinstance(value, base):
-        return value
-    if isinstance(value, str | Mapping):
-        built = REGISTRIES[kind].build(value, **defaults)
-        assert isinstance(built, base)
-        return built
-    raise TypeError(
-        f"{kind} must be a {base.__name__}, a registered id or an {{'id': ...}} spec, got "
-        f"{type(value).__name__}"
-    )
 
 
 def fresh_copy(encoder: Encoder) -> Encoder:
@@ -82,13 +66,19 @@ class SeparateActorCritic(ActorCriticPolicy):
     ) -> None:
         super().__init__(observation_space, action_space)
         name = type(self).__name__
-        enc = build_part("encoder", encoder, Encoder, observation_space=observation_space)
+        enc = build_primitive(
+            "encoder", encoder, Encoder, name, observation_space=observation_space
+        )
         enc = enc if enc is not None else default_encoder(observation_space)
-        venc = build_part("encoder", value_encoder, Encoder, observation_space=observation_space)
+        venc = build_primitive(
+            "encoder", value_encoder, Encoder, name, observation_space=observation_space
+        )
         venc = venc if venc is not None else fresh_copy(enc)
         if venc is enc:
             raise ValueError(f"{name}: encoder and value_encoder must be separate modules")
-        dist = build_part("distribution", distribution, Distribution, action_space=action_space)
+        dist = build_primitive(
+            "distribution", distribution, Distribution, name, action_space=action_space
+        )
         dist = dist if dist is not None else default_distribution(action_space)
         check_encoder(enc, observation_space, name)
         check_encoder(venc, observation_space, name)
@@ -218,6 +208,5 @@ __all__ = [
     "DecoupledActorCritic",
     "SeparateActorCritic",
     "action_input_dim",
-    "build_part",
     "encode_actions",
 ]
