@@ -1,6 +1,29 @@
-"""Storages: rollout buffers (on-policy) and, later, replay buffers (off-policy)."""
+"""Storages: rollout buffers (on-policy) and replay storages (off-policy)."""
 
 from rlkit.storages.base import STORAGES, Storage
+from rlkit.storages.her import REPLAY_RELABELERS, HindsightRelabeler
+from rlkit.storages.replay import ReplayBatch, ReplayStorage
 from rlkit.storages.rollout import RolloutBatch, RolloutStorage, action_layout, compute_gae
+from rlkit.storages.samplers import REPLAY_SAMPLERS, PrioritizedSampler, Sampler, UniformSampler
+from rlkit.storages.stores import REPLAY_STORES, ArrayStore, PixelStore, Store
 
-__all__ = ["STORAGES", "RolloutBatch", "RolloutStorage", "Storage", "action_layout", "compute_gae"]
+__all__ = [
+    "REPLAY_RELABELERS",
+    "REPLAY_SAMPLERS",
+    "REPLAY_STORES",
+    "STORAGES",
+    "ArrayStore",
+    "HindsightRelabeler",
+    "PixelStore",
+    "PrioritizedSampler",
+    "ReplayBatch",
+    "ReplayStorage",
+    "RolloutBatch",
+    "RolloutStorage",
+    "Sampler",
+    "Storage",
+    "Store",
+    "UniformSampler",
+    "action_layout",
+    "compute_gae",
+]
