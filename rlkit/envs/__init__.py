@@ -1,5 +1,7 @@
 """Environment factories and wrappers (gymnasium first)."""
 
+from rlkit.envs.exploration import DeepChain, SparseGridMaze  # registers rlkit/DeepChain-v0, ...
+from rlkit.envs.goals import BitFlipping, PointGoal  # registers rlkit/BitFlipping-v0, ...
 from rlkit.envs.make import (
     VecEnvSpec,
     check_same_step_autoreset,
@@ -7,13 +9,19 @@ from rlkit.envs.make import (
     make_vec_env,
 )
 from rlkit.envs.pixel import PixelReach  # registers "rlkit/PixelReach-v0"
+from rlkit.envs.pixel_control import PixelPointMass  # registers "rlkit/PixelPointMass-v0"
 from rlkit.envs.stats import EpisodeTracker
 from rlkit.envs.wrappers import ChannelFirst
 
 __all__ = [
+    "BitFlipping",
     "ChannelFirst",
+    "DeepChain",
     "EpisodeTracker",
+    "PixelPointMass",
     "PixelReach",
+    "PointGoal",
+    "SparseGridMaze",
     "VecEnvSpec",
     "check_same_step_autoreset",
     "env_spec_of",
