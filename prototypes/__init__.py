@@ -1,6 +1,21 @@
 """Training-loop skeletons (prototypes) that own the loop and call the primitives."""
 
 from .base import AGENTS, Agent, AgentConfig, load_agent
+from .distributed import DistributedAgent, DistributedConfig
+from .off_policy import FlatOptimizer, OffPolicyAgent, OffPolicyConfig, TargetNetwork
 from .on_policy import OnPolicyAgent, OnPolicyConfig
 
-__all__ = ["AGENTS", "Agent", "AgentConfig", "OnPolicyAgent", "OnPolicyConfig", "load_agent"]
+__all__ = [
+    "AGENTS",
+    "Agent",
+    "AgentConfig",
+    "DistributedAgent",
+    "DistributedConfig",
+    "FlatOptimizer",
+    "OffPolicyAgent",
+    "OffPolicyConfig",
+    "OnPolicyAgent",
+    "OnPolicyConfig",
+    "TargetNetwork",
+    "load_agent",
+]

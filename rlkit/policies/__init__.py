@@ -9,6 +9,16 @@ from rlkit.policies.base import (
     Policy,
 )
 from rlkit.policies.decoupled import DecoupledActorCritic, SeparateActorCritic
+from rlkit.policies.drqv2 import DrQv2ActorCritic
+from rlkit.policies.ensemble import DenseStack, EnsembleLinear, EnsembleMLP
+from rlkit.policies.q_network import QNetwork, QPolicy
+from rlkit.policies.twin_q import (
+    CategoricalActorCritic,
+    ContinuousActorCritic,
+    DeterministicActorCritic,
+    OffPolicyActorCritic,
+    SquashedGaussianActorCritic,
+)
 
 __all__ = [
     "POLICIES",
@@ -16,9 +26,20 @@ __all__ = [
     "ActorCriticOutput",
     "ActorCriticPolicy",
     "AuxiliaryActorCritic",
+    "CategoricalActorCritic",
+    "ContinuousActorCritic",
     "DecoupledActorCritic",
+    "DenseStack",
+    "DeterministicActorCritic",
+    "DrQv2ActorCritic",
+    "EnsembleLinear",
+    "EnsembleMLP",
+    "OffPolicyActorCritic",
     "Policy",
+    "QNetwork",
+    "QPolicy",
     "SeparateActorCritic",
+    "SquashedGaussianActorCritic",
     "check_distribution",
     "check_encoder",
 ]

@@ -1,0 +1,146 @@
+"""Soft Actor-Critic (Haarnoja et al. 2018) with automatic entropy tuning."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+import torch.nn.functional as F
+from gymnasium import spaces
+from torch import Tensor, nn
+
+from rlkit.encoders.base import Encoder
+from rlkit.policies.twin_q import SquashedGaussianActorCritic
+from rlkit.prototypes import AGENTS, OffPolicyAgent, OffPolicyConfig
+from rlkit.storages.replay import ReplayBatch
+
+
+class EntropyCoefficient(nn.Module):
+    """SAC's temperature ``alpha``, learned as ``log_alpha`` (a module so it is checkpointed)."""
+
+    def __init__(self, initial: float = 1.0) -> None:
+        super().__init__()
+        if not initial > 0:
+            raise ValueError(f"the initial entropy coefficient must be > 0, got {initial}")
+        self.log_alpha = nn.Parameter(torch.tensor(math.log(initial)))
+
+    def forward(self) -> Tensor:
+        """``alpha`` without gradient (what the critic and actor losses use)."""
+        return self.log_alpha.detach().exp()
+
+
+def parse_ent_coef(value: float | str, owner: str) -> tuple[bool, float]:
+    """``(learned, initial value)`` from SB3-style ``ent_coef``: a number (fixed), ``"auto"``
+    (learned from 1.0) or ``"auto_0.1"`` (learned from 0.1)."""
+    if isinstance(value, str):
+        if value == "auto":
+            return True, 1.0
+        if value.startswith("auto_"):
+            try:
+                initial = float(value[5:])
+            except ValueError:
+                initial = float("nan")
+            if initial > 0:
+                return True, initial
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError(
+                f"{owner}: ent_coef must be a number > 0, 'auto' or 'auto_<initial>', got {value!r}"
+            ) from None
+    if not value > 0:
+        raise ValueError(f"{owner}: ent_coef must be > 0, got {value!r}")
+    return False, float(value)
+
+
+@dataclasses.dataclass
+class SACConfig(OffPolicyConfig):
+    """SAC hyperparameters (Stable-Baselines3's names and defaults, except ``buffer_size``)."""
+
+    #: entropy coefficient: a number (fixed), "auto" (learned from 1.0) or "auto_<initial>".
+    ent_coef: float | str = "auto"
+    #: target entropy of the learned coefficient; "auto" is -dim(A).
+    target_entropy: float | str = "auto"
+
+
+@AGENTS.register("sac")
+class SAC(OffPolicyAgent):
+    """SAC: twin soft Q critics with Polyak targets, a tanh-Gaussian actor trained on the
+    minimum of the critics, and a temperature tuned toward ``target_entropy``.
+
+    Each update follows Stable-Baselines3's order: the temperature step (with the batch's
+    fresh log-probabilities), the critic step against the soft target, then the actor step
+    through the just-updated critics (whose weights take no gradient there).
+    """
+
+    Config = SACConfig
+    config: SACConfig
+    action_spaces = (spaces.Box,)
+    policy_class = SquashedGaussianActorCritic
+    policy: SquashedGaussianActorCritic
+
+    def default_policy(self, encoder: Encoder | None) -> SquashedGaussianActorCritic:
+        return SquashedGaussianActorCritic(
+            self.observation_space,
+            self.action_space,
+            encoder=encoder,
+            hidden_sizes=self.config.hidden_sizes,
+        )
+
+    def setup(self) -> None:
+        name, cfg, policy = type(self).__name__, self.config, self.policy
+        self.critic_optimizer = self.add_optimizer("critic", policy.critic_modules())
+        self.actor_optimizer = self.add_optimizer("actor", policy.actor_modules())
+        self.target = self.add_target("target", policy, track=policy.critic_modules())
+        learned, initial = parse_ent_coef(cfg.ent_coef, name)
+        self.ent_coef = EntropyCoefficient(initial)
+        self.ent_coef.requires_grad_(learned)
+        self.add_module("ent_coef", self.ent_coef)
+        self.ent_optimizer = self.add_optimizer("ent_coef", [self.ent_coef]) if learned else None
+        if cfg.target_entropy == "auto":
+            self.target_entropy = -float(policy.action_dim)
+        else:
+            try:
+                self.target_entropy = float(cfg.target_entropy)
+            except ValueError:
+                raise ValueError(
+                    f"{name}: target_entropy must be a number or 'auto', got {cfg.target_entropy!r}"
+                ) from None
+
+    def update(self, batch: ReplayBatch) -> dict[str, Tensor]:
+        policy, target, gen = self.policy, self.target.net, self._generator
+        features = policy.features(batch.obs)
+        actor_features = features.detach()
+        actions_pi, log_prob = policy.sample_with_log_prob(actor_features, gen)
+        alpha = self.ent_coef()
+        metrics: dict[str, Tensor] = {"train/ent_coef": alpha}
+        if self.ent_optimizer is not None:
+            # d/d log_alpha of -mean(log_alpha * (log_prob + target)): set by hand, no graph
+            gap = (log_prob.detach() + self.target_entropy).mean()
+            self.ent_optimizer.step_with_grad(-gap)
+            metrics["loss/ent_coef"] = -self.ent_coef.log_alpha.detach() * gap
+
+        with torch.no_grad():
+            next_actions, next_log_prob = policy.sample_with_log_prob(
+                policy.features(batch.next_obs), gen
+            )
+            next_q = target.q_values(target.features(batch.next_obs), next_actions).amin(0)
+            next_v = next_q - alpha * next_log_prob
+            td_target = torch.addcmul(batch.rewards, batch.discounts, next_v)
+        q = policy.q_values(features, policy.normalize_actions(batch.actions))
+        if self.prioritized:
+            errors = q - td_target
+            critic_loss = 0.5 * (batch.weights * errors.square()).mean(-1).sum()
+            self.report_td_errors(batch, errors.detach().abs().mean(0))
+        else:  # 0.5 * sum over critics of the mean squared error, in one kernel
+            scale = 0.5 / td_target.shape[0]
+            critic_loss = F.mse_loss(q, td_target.expand_as(q), reduction="sum") * scale
+        self.critic_optimizer.step(critic_loss)
+
+        q_pi = policy.q_values(actor_features, actions_pi, detach_params=True).amin(0)
+        actor_loss = (alpha * log_prob - q_pi).mean()
+        self.actor_optimizer.step(actor_loss)
+        metrics["loss/critic"] = critic_loss.detach()
+        metrics["loss/actor"] = actor_loss.detach()
+        return metrics

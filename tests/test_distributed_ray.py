@@ -1,0 +1,161 @@
+"""The distributed prototype on a local Ray instance: IMPALA learns CartPole-v1 with 2 Ray actors,
+sync runs match the local backend exactly, killed actors are restarted (or dropped) while
+training goes on, and actors (and a Ray instance the agent started) are shut down."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import pytest
+import torch
+
+from rlkit.agents import IMPALA
+from rlkit.config.presets import load_preset
+from rlkit.distributed import RayBackend, TrajectoryBatch
+from rlkit.envs import make_vec_env
+
+ray = pytest.importorskip("ray")
+
+#: small runs on the CPU (tests pass CPU tensors to the learner and compare runs bit for bit)
+TINY: dict[str, Any] = {"num_actors": 2, "num_steps": 8, "device": "cpu"}
+
+
+def _env(num_envs: int = 2, seed: int = 0) -> Any:
+    return make_vec_env("CartPole-v1", num_envs=num_envs, seed=seed)
+
+
+def test_agent_starts_and_shuts_down_its_own_ray() -> None:
+    """Runs before the module fixture starts Ray: the backend starts a local instance and,
+    having started it, shuts it down when training ends."""
+    if ray.is_initialized():
+        pytest.skip("Ray was already initialised by another test module")
+    agent = IMPALA(_env(), seed=0, backend="ray", **TINY)
+    agent.train(64, progress_bar=False)
+    assert agent.global_step >= 64
+    assert not ray.is_initialized()
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+    yield
+    ray.shutdown()
+
+
+def _handles(agent: IMPALA) -> list[Any]:
+    assert agent.pool is not None
+    backend = agent.pool.backend
+    assert isinstance(backend, RayBackend)
+    return [backend.handle(i) for i in agent.pool.alive]
+
+
+def _assert_dead(handles: list[Any], within_s: float = 30.0) -> None:
+    """Every actor stops answering (``ray.kill`` takes effect asynchronously)."""
+    deadline = time.monotonic() + within_s
+    for handle in handles:
+        while True:
+            try:
+                ray.get(handle.ping.remote(), timeout=within_s)
+            except ray.exceptions.RayActorError:
+                break
+            assert time.monotonic() < deadline, f"{handle} still answers"
+            time.sleep(0.2)
+
+
+@pytest.mark.learning
+def test_impala_learns_cartpole_ray_backend(local_ray: None) -> None:
+    """2 Ray actors x 8 envs, sync, the CartPole preset, 100k steps (~20 s on 2 cores).
+    Threshold: 20-episode evaluation mean >= 400 (a random policy scores ~22)."""
+    settings = load_preset("impala", "CartPole-v1")
+    num_envs = settings.pop("num_envs")
+    settings.pop("total_steps")
+    agent = IMPALA(_env(num_envs), seed=0, backend="ray", **settings)
+    agent.train(100_000, progress_bar=False)
+    assert ray.is_initialized()  # the fixture's instance: not ours to shut down
+    result = agent.evaluate(episodes=20)
+    assert result["return_mean"] >= 400, result
+
+
+def test_sync_run_on_ray_matches_the_local_backend(local_ray: None) -> None:
+    """Same seeds, same weights broadcast, same order of unrolls: bit-identical learners."""
+    agents = []
+    for backend in ("local", "ray"):
+        agent = IMPALA(_env(), seed=0, backend=backend, **TINY)
+        agent.train(160, progress_bar=False)
+        agents.append(agent)
+    wa, wb = (a.policy.state_dict() for a in agents)
+    for key in wa:
+        torch.testing.assert_close(wa[key], wb[key], rtol=0, atol=0, msg=key)
+    assert list(agents[0].episodes.returns) == list(agents[1].episodes.returns)
+
+
+class KillRayActor(IMPALA):
+    """``ray.kill``\\ s actor 0 before the updates listed in ``kill_at`` and records metrics."""
+
+    kill_at: ClassVar[tuple[int, ...]] = (3,)
+    handles: ClassVar[list[Any]] = []
+    history: ClassVar[list[dict[str, float]]] = []
+
+    def iteration(self) -> dict[str, float]:
+        if self.num_updates in self.kill_at and self.pool is not None and 0 in self.pool.alive:
+            KillRayActor.handles = _handles(self)
+            ray.kill(self.pool.backend.handle(0))  # type: ignore[attr-defined]
+        metrics = super().iteration()
+        KillRayActor.history.append(metrics)
+        return metrics
+
+
+def test_killing_a_ray_actor_does_not_stop_training(
+    local_ray: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    KillRayActor.history = []
+    agent = KillRayActor(_env(), seed=0, backend="ray", mode="async", **TINY)
+    with caplog.at_level(logging.WARNING, logger="rlkit"):
+        agent.train(640, progress_bar=False)
+    assert agent.global_step >= 640
+    assert "actor 0 failed (" in caplog.text and "restarting it (restart 1 of 3)" in caplog.text
+    last = KillRayActor.history[-1]
+    assert last["distributed/actor_restarts"] == 1.0
+    assert last["distributed/actors_alive"] == 2.0
+    lags = [m["distributed/policy_lag_max"] for m in KillRayActor.history]
+    assert min(lags) >= 0.0 and "distributed/policy_lag_mean" in last
+    assert ray.is_initialized()
+    _assert_dead(KillRayActor.handles)  # the actors of the finished run are gone
+
+
+def test_actor_killed_too_often_is_dropped(
+    local_ray: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    KillRayActor.history = []
+    agent = KillRayActor(
+        _env(), seed=0, backend="ray", max_restarts=1, **TINY
+    )  # sync mode: actor 0 is idle (not in flight) when killed
+    agent.kill_at = (2, 5)
+    with caplog.at_level(logging.WARNING, logger="rlkit"):
+        agent.train(480, progress_bar=False)
+    assert agent.global_step >= 480
+    assert "after 1 restarts; dropping it, training goes on with 1 actor(s)" in caplog.text
+    last = KillRayActor.history[-1]
+    assert last["distributed/actors_alive"] == 1.0 and last["distributed/actors_dropped"] == 1.0
+    assert last["distributed/trajectories"] == 1.0
+
+
+class FailingLearner(IMPALA):
+    handles: ClassVar[list[Any]] = []
+
+    def update(self, batch: TrajectoryBatch) -> dict[str, float]:
+        FailingLearner.handles = _handles(self)
+        if self.num_updates == 2:
+            raise ValueError("learner bug")
+        return super().update(batch)
+
+
+def test_ray_actors_stop_when_training_raises(local_ray: None) -> None:
+    agent = FailingLearner(_env(), seed=0, backend="ray", **TINY)
+    with pytest.raises(ValueError, match="learner bug"):
+        agent.train(10_000, progress_bar=False)
+    assert agent.pool is None and ray.is_initialized()
+    _assert_dead(FailingLearner.handles)
