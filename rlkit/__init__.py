@@ -20,6 +20,7 @@ _SUBMODULES = {
     "config",
     "configurable",
     "device",
+    "distributed",
     "distributions",
     "encoders",
     "envs",

@@ -14,6 +14,9 @@ SECTIONS = (
     ("distribution", "Distributions", "rlkit.distributions"),
     ("augmentation", "Augmentations", "rlkit.augmentations"),
     ("storage", "Storages", "rlkit.storages"),
+    ("replay_store", "Replay stores", "rlkit.storages"),
+    ("replay_sampler", "Replay samplers", "rlkit.storages"),
+    ("replay_relabeler", "Replay relabelers", "rlkit.storages"),
     ("intrinsic_reward", "Intrinsic rewards", "rlkit.rewards"),
     ("agent", "Agents", "rlkit.agents"),
 )
@@ -25,6 +28,9 @@ _USE = {
     "distribution": "PPO(env, distribution={spec})",
     "augmentation": "PPO(env, augmentation={spec})",
     "storage": "PPO(env, storage={spec})",
+    "replay_store": "ReplayStorage(..., store={spec})",
+    "replay_sampler": "ReplayStorage(..., sampler={spec})",
+    "replay_relabeler": "ReplayStorage(..., her={spec})",
     "intrinsic_reward": "PPO(env, intrinsic_reward={spec})",
     "agent": "rlkit train {id} --env ENV",
 }
