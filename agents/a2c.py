@@ -40,8 +40,32 @@ class A2C(OnPolicyAgent):
     def update(self) -> dict[str, float]:
         cfg = self.config
         totals: dict[str, list[float]] = {"loss/policy": [], "loss/value": [], "loss/entropy": []}
+        kernel = self.fused_kernel()
         for _ in range(cfg.num_epochs):
             for mb in self.minibatches():
+                if kernel is not None:
+                    # The same loss differentiated by hand: d/d log_prob = -A / B,
+                    # d/d value = 2 vf_coef (v - R) / B, d/d entropy = -ent_coef / B.
+                    ev = kernel.evaluate(mb.obs, mb.actions, entropy=True)
+                    assert ev.entropy is not None
+                    n = mb.advantages.shape[0]
+                    value_error = ev.value - mb.returns
+                    self.zero_grad()
+                    kernel.backward(
+                        ev,
+                        mb.advantages * (-1.0 / n),
+                        torch.full_like(ev.entropy, -cfg.ent_coef / n),
+                        value_error * (2.0 * cfg.vf_coef / n),
+                    )
+                    self.apply_gradients()
+                    losses = (
+                        -(mb.advantages * ev.log_prob).mean(),
+                        value_error.square().mean(),
+                        -ev.entropy.mean(),
+                    )
+                    for key, value in zip(totals, losses, strict=True):
+                        totals[key].append(float(value))
+                    continue
                 log_prob, entropy, values, _ = self.policy.evaluate_actions(mb.obs, mb.actions)
                 policy_loss = -(mb.advantages * log_prob).mean()
                 value_loss = (values - mb.returns).pow(2).mean()

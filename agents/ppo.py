@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rlkit.policies.fused import FusedActorCritic
 from rlkit.prototypes import AGENTS, OnPolicyAgent, OnPolicyConfig
-from rlkit.storages.rollout import RolloutBatch
+from rlkit.storages.rollout import RolloutBatch, RolloutStorage
 from rlkit.utils.optim import FlatAdam
 
 
@@ -42,6 +44,9 @@ class PPO(OnPolicyAgent):
         return FlatAdam([self.flat_params], lr=self.config.lr, eps=self.config.adam_eps)
 
     def update(self) -> dict[str, float]:
+        kernel = self.fused_kernel()
+        if kernel is not None and type(self).extra_losses is PPO.extra_losses:
+            return self._fused_update(kernel)
         cfg = self.config
         stats: dict[str, list[torch.Tensor]] = {}
         for epoch in range(cfg.num_epochs):
@@ -79,6 +84,88 @@ class PPO(OnPolicyAgent):
                         self._record(stats, policy_loss, value_loss, entropy, ratio, log_ratio)
                         for name, term in extra.items():
                             stats.setdefault(f"loss/{name}", []).append(term.detach())
+        return self._summary(stats)
+
+    def _fused_update(self, kernel: FusedActorCritic) -> dict[str, float]:
+        """:meth:`update` through the fused kernel: the same loss, differentiated by hand.
+
+        With ``r = exp(log_prob - old_log_prob)`` and ``B`` samples, the clipped surrogate
+        ``-mean(min(A r, A clip(r)))`` has derivative ``-A r / B`` with respect to ``log_prob``
+        where the unclipped term is the minimum (ties included, as autograd splits them) and 0
+        elsewhere; the value loss ``vf_coef * mean((v - R)^2)`` has ``2 vf_coef (v - R) / B``
+        (with value clipping, the larger of the two squared errors carries the gradient, the
+        clipped one only inside the clip range); the entropy bonus ``-ent_coef * mean(H)`` has
+        ``-ent_coef / B``. ``tests/test_fused.py`` checks the result against autograd.
+        """
+        cfg = self.config
+        stats: dict[str, list[torch.Tensor]] = {}
+        lo, hi = 1 - cfg.clip_range, 1 + cfg.clip_range
+        # A minibatch that is the whole rollout is the same every epoch; with the default
+        # minibatch hooks (no shuffling, augmentation or randomness) take it once.
+        fixed = (
+            list(self.minibatches())
+            if cfg.batch_size >= len(self.storage)
+            and self.augmentation is None
+            and type(self).minibatches is OnPolicyAgent.minibatches
+            and type(self.storage).minibatches is RolloutStorage.minibatches
+            else None
+        )
+        for epoch in range(cfg.num_epochs):
+            last_epoch = epoch == cfg.num_epochs - 1
+            for mb in fixed if fixed is not None else self.minibatches():
+                need_entropy = cfg.ent_coef != 0.0 or last_epoch
+                ev = kernel.evaluate(mb.obs, mb.actions, entropy=need_entropy)
+                # NumPy on these [B] vectors: a fraction of torch's per-call cost on the CPU.
+                adv, returns, values = mb.advantages.numpy(), mb.returns.numpy(), ev.value.numpy()
+                n = adv.shape[0]
+                log_ratio = ev.log_prob.numpy() - mb.old_log_probs.numpy()
+                ratio = np.exp(log_ratio)
+                if cfg.target_kl is not None:
+                    approx_kl = float(((ratio - 1) - log_ratio).mean())
+                    if approx_kl > 1.5 * cfg.target_kl:
+                        return self._summary(stats, early_stop_epoch=epoch)
+                surrogate = adv * ratio
+                clipped_surrogate = adv * np.clip(ratio, lo, hi)
+                d_log_prob = surrogate * (surrogate <= clipped_surrogate)
+                d_log_prob *= -1.0 / n
+                value_error = values - returns
+                squares = value_error * value_error
+                if cfg.clip_range_vf is None:
+                    d_value = value_error * (2.0 * cfg.vf_coef / n)
+                else:
+                    clip_vf = cfg.clip_range_vf
+                    old_values = mb.old_values.numpy()
+                    delta = values - old_values
+                    clipped_error = old_values + np.clip(delta, -clip_vf, clip_vf) - returns
+                    clipped_squares = clipped_error * clipped_error
+                    d_clipped = clipped_error * (np.abs(delta) <= clip_vf)
+                    d_value = np.where(
+                        squares > clipped_squares,
+                        value_error,
+                        np.where(
+                            squares < clipped_squares, d_clipped, 0.5 * (value_error + d_clipped)
+                        ),
+                    )
+                    d_value *= 2.0 * cfg.vf_coef / n
+                    squares = np.maximum(squares, clipped_squares)
+                d_entropy = None
+                if cfg.ent_coef != 0.0:
+                    d_entropy = torch.full((n,), -cfg.ent_coef / n)
+                self.zero_grad()
+                kernel.backward(
+                    ev, torch.from_numpy(d_log_prob), d_entropy, torch.from_numpy(d_value)
+                )
+                self.apply_gradients()
+                if last_epoch:
+                    assert ev.entropy is not None
+                    self._record(
+                        stats,
+                        torch.tensor(-float(np.minimum(surrogate, clipped_surrogate).mean())),
+                        torch.tensor(float(squares.mean())),
+                        ev.entropy,
+                        torch.from_numpy(ratio),
+                        torch.from_numpy(log_ratio),
+                    )
         return self._summary(stats)
 
     def extra_losses(self, mb: RolloutBatch, values: torch.Tensor) -> dict[str, torch.Tensor]:

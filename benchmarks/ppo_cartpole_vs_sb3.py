@@ -76,6 +76,8 @@ class RunResult:
     #: seconds of the training call spent collecting rollouts and in the gradient updates.
     rollout_s: float = 0.0
     update_s: float = 0.0
+    #: rlkit only: whether its fused CPU kernels ran (None for SB3).
+    fused: bool | None = None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -106,17 +108,24 @@ def _time_method(obj: Any, name: str, totals: dict[str, float]) -> None:
     setattr(obj, name, timed)
 
 
-def _rlkit_agent(seed: int, threads: int) -> PPO:
-    """rlkit PPO on a fresh seeded CartPole vector env, with the shared hyperparameters."""
+def _rlkit_agent(seed: int, threads: int, fused: bool = True) -> PPO:
+    """rlkit PPO on a fresh seeded CartPole vector env, with the shared hyperparameters.
+
+    ``fused=False`` forces rlkit's general autograd path instead of its fused CPU kernels
+    (same maths; shows what the kernels contribute)."""
     env = make_vec_env(ENV_ID, num_envs=NUM_ENVS, seed=seed)
     hp = {k: v for k, v in HYPERPARAMETERS.items() if k not in ("num_envs", "network")}
-    return PPO(env, seed=seed, num_threads=threads, **hp)
+    agent = PPO(env, seed=seed, num_threads=threads, **hp)
+    agent.use_fused_kernels = fused
+    return agent
 
 
-def train_rlkit(seed: int, steps: int, threads: int, repeat: int, order: int) -> RunResult:
+def train_rlkit(
+    seed: int, steps: int, threads: int, repeat: int, order: int, fused: bool = True
+) -> RunResult:
     """Build, train (timed) and evaluate rlkit PPO."""
     torch.set_num_threads(threads)
-    agent = _rlkit_agent(seed, threads)
+    agent = _rlkit_agent(seed, threads, fused)
     phases: dict[str, float] = {}
     _time_method(agent, "collect_rollout", phases)
     _time_method(agent, "update", phases)
@@ -139,6 +148,7 @@ def train_rlkit(seed: int, steps: int, threads: int, repeat: int, order: int) ->
         used_threads,
         phases["collect_rollout"],
         phases["update"],
+        agent.fused_kernel() is not None,
     )
 
 
@@ -208,14 +218,14 @@ def train_sb3(seed: int, steps: int, threads: int, repeat: int, order: int) -> R
     )
 
 
-def rollout_throughput(threads: int, calls: int, rounds: int) -> dict[str, Any]:
+def rollout_throughput(threads: int, calls: int, rounds: int, fused: bool = True) -> dict[str, Any]:
     """rlkit ``collect_rollout`` steps/s vs raw random-action stepping of the same vector env.
 
     Each round times ``calls`` rollouts (after a warm-up) and the same number of raw env steps;
     the medians over rounds are reported.
     """
     torch.set_num_threads(threads)
-    agent = _rlkit_agent(0, threads)
+    agent = _rlkit_agent(0, threads, fused)
     raw_env = make_vec_env(ENV_ID, num_envs=NUM_ENVS, seed=0)
     per_call = agent.config.num_steps * agent.num_envs
     vector_steps = calls * agent.config.num_steps
@@ -349,6 +359,10 @@ def print_report(
         f"fresh env seeded train seed + {EVAL_SEED_OFFSET}"
     )
     print("       Adam eps 1e-8 for both (SB3's default; rlkit's default is 1e-5)")
+    path = (
+        "general autograd path (--rlkit-autograd)" if args.rlkit_autograd else "fused CPU kernels"
+    )
+    print(f"       rlkit path: {path}")
     print()
     header = (
         f"{'seed':>4} {'rep':>3} | {'rlkit steps/s':>13} {'sb3 steps/s':>12} "
@@ -432,6 +446,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--rollout-rounds", type=int, default=3, help="rollout timing rounds")
     parser.add_argument("--json", type=Path, default=None, help="write all figures here")
+    parser.add_argument(
+        "--rlkit-autograd",
+        action="store_true",
+        help="run rlkit on its general autograd path instead of its fused CPU kernels",
+    )
     args = parser.parse_args(argv)
     for name in ("steps", "repeats", "threads", "rollout_calls", "rollout_rounds"):
         if getattr(args, name) < 1:
@@ -453,8 +472,12 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             libs = ("rlkit", "sb3") if pair_index % 2 == 0 else ("sb3", "rlkit")
             for lib in libs:
-                fn = train_rlkit if lib == "rlkit" else train_sb3
-                run = fn(seed, args.steps, args.threads, repeat, order)
+                if lib == "rlkit":
+                    run = train_rlkit(
+                        seed, args.steps, args.threads, repeat, order, not args.rlkit_autograd
+                    )
+                else:
+                    run = train_sb3(seed, args.steps, args.threads, repeat, order)
                 order += 1
                 runs.append(run)
             pair_index += 1
@@ -463,7 +486,9 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
                 flush=True,
             )
-    rollout = rollout_throughput(args.threads, args.rollout_calls, args.rollout_rounds)
+    rollout = rollout_throughput(
+        args.threads, args.rollout_calls, args.rollout_rounds, not args.rlkit_autograd
+    )
     summary = summarize(runs)
     print_report(machine, args, runs, summary, rollout)
     if args.json is not None:

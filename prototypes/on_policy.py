@@ -20,6 +20,7 @@ from rlkit.envs import check_same_step_autoreset
 from rlkit.normalization import RewardNormalizer
 from rlkit.policies.actor_critic import ActorCritic
 from rlkit.policies.base import ActorCriticPolicy, Policy
+from rlkit.policies.fused import FusedActorCritic, fused_kernel
 from rlkit.rewards.base import IntrinsicReward, TransitionBatch
 from rlkit.storages.base import Storage
 from rlkit.storages.rollout import RolloutBatch, RolloutStorage
@@ -80,11 +81,19 @@ class OnPolicyAgent(Agent):
     minibatch observations in the update (RAD-style); ``intrinsic_reward`` added to the rewards
     before returns and advantages are computed; ``storage``, a :class:`RolloutStorage` for
     ``num_steps`` x the env count. Each may be an object, a registered id or a spec dict.
+
+    On CPU, the default MLP actor-critic acts in rollouts through a fused kernel
+    (:mod:`rlkit.policies.fused`: same maths and random draws, far fewer dispatches), and
+    agents whose loss supports it (PPO, A2C) compute their gradients with it too. Any other
+    policy, device or set-up uses the general autograd path; set :attr:`use_fused_kernels` to
+    ``False`` to force that path.
     """
 
     Config = OnPolicyConfig
     config: OnPolicyConfig
     policy_parts = ("encoder", "distribution")
+    #: use :meth:`fused_kernel` where it applies (set False on an agent to force autograd).
+    use_fused_kernels: bool = True
 
     def __init__(
         self,
@@ -202,6 +211,14 @@ class OnPolicyAgent(Agent):
     def update(self) -> dict[str, float]:
         """One policy update on :attr:`storage` (returns/advantages already computed)."""
 
+    def fused_kernel(self) -> FusedActorCritic | None:
+        """The policy's fused CPU kernel (:func:`rlkit.policies.fused.fused_kernel`), or None
+        when :attr:`use_fused_kernels` is off or the policy/device is not supported. Built per
+        call (cheap), so it always reflects the current parameters."""
+        if not self.use_fused_kernels:
+            return None
+        return fused_kernel(self.policy)
+
     # ----------------------------------------------------------------- Agent contract
     def modules(self) -> dict[str, nn.Module]:
         mods: dict[str, nn.Module] = {"policy": self.policy}
@@ -282,18 +299,24 @@ class OnPolicyAgent(Agent):
         self.policy.eval()
         env, storage, cfg = self.env, self.storage, self.config
         dist_family = self.policy.distribution
+        kernel = self.fused_kernel()
+        # The parameters do not change during a rollout: a packed snapshot of them is safe.
+        sample = kernel.sampler() if kernel is not None else None
         obs = self._current_obs()
         for _ in range(cfg.num_steps):
             with torch.inference_mode():
-                out = self.policy(obs)
-                actions = out.dist.sample()
-                log_probs = out.dist.log_prob(actions)
+                if sample is not None:
+                    assert isinstance(obs, torch.Tensor)  # the kernel takes vector observations
+                    actions, log_probs, step_values = sample(obs)
+                else:
+                    out = self.policy(obs)
+                    actions = out.dist.sample()
+                    log_probs, step_values = out.dist.log_prob(actions), out.value
                 env_actions = self._to_env_actions(dist_family.postprocess(actions))
             next_obs_np, rewards_np, terminated, truncated, info = env.step(env_actions)
             dones_np = np.logical_or(terminated, truncated)
             self.episodes.step(rewards_np, dones_np, info)
-            rewards = torch.as_tensor(rewards_np, dtype=torch.float32, device=self.device)
-            dones = torch.as_tensor(dones_np, dtype=torch.float32, device=self.device)
+            rewards, dones = self._float_tensor(rewards_np), self._float_tensor(dones_np)
             if self.reward_normalizer is not None:
                 rewards = self.reward_normalizer(rewards, dones)
             next_obs = self._normalize_and_update(self._to_tensor(next_obs_np))
@@ -318,7 +341,7 @@ class OnPolicyAgent(Agent):
                 actions,
                 rewards,
                 dones,
-                out.value,
+                step_values,
                 log_probs,
                 self._episode_starts,
                 next_obs=stored_next,
@@ -327,6 +350,13 @@ class OnPolicyAgent(Agent):
             obs = next_obs
             self.global_step += self.num_envs
         self._obs = obs
+
+    def _float_tensor(self, array: np.ndarray) -> torch.Tensor:
+        """A float32 copy of ``array`` on the agent's device (NumPy's cast then ``from_numpy``
+        on the CPU: ~1 us against ~2.5 us for ``torch.as_tensor(..., dtype=...)``)."""
+        if self.device.type == "cpu":
+            return torch.from_numpy(np.array(array, dtype=np.float32))
+        return torch.as_tensor(array, dtype=torch.float32, device=self.device)
 
     def _final_obs(self, info: dict[str, Any], dones: np.ndarray) -> Obs:
         """Final observations (preprocessed) for all envs; rows of unfinished envs are junk."""
@@ -370,10 +400,21 @@ class OnPolicyAgent(Agent):
 
     def clip_and_step(self, loss: torch.Tensor) -> None:
         """Backward, optional global grad-norm clip, optimizer step."""
+        self.zero_grad()
+        loss.backward()
+        self.apply_gradients()
+
+    def zero_grad(self) -> None:
+        """Zero the policy's gradient buffer (before a backward pass)."""
         grad = self.flat_params.grad
         assert grad is not None
         grad.zero_()
-        loss.backward()
+
+    def apply_gradients(self) -> None:
+        """Optional global grad-norm clip and the optimizer step on the gradients now in
+        :attr:`flat_params` (from ``loss.backward()`` or a fused kernel's backward)."""
+        grad = self.flat_params.grad
+        assert grad is not None
         if self.config.max_grad_norm is not None:
             clip_grad_norm_(grad, self.config.max_grad_norm)
         self.optimizer.step()

@@ -14,6 +14,7 @@ from rlkit.encoders.base import Encoder
 from rlkit.encoders.default import default_encoder
 from rlkit.encoders.mlp import mlp
 from rlkit.policies.base import POLICIES, ActorCriticOutput, ActorCriticPolicy
+from rlkit.policies.fused import FusedActorCritic, fused_kernel
 from rlkit.spaces import is_image_space, spaces_equal
 from rlkit.types import Obs, PolicyState
 from rlkit.utils.nn import orthogonal_init
@@ -96,3 +97,9 @@ class ActorCritic(ActorCriticPolicy):
     ) -> Tensor:
         out: Tensor = self.value_head(self.critic_trunk(self.encoder(obs))).squeeze(-1)
         return out
+
+    def fused_kernel(self) -> FusedActorCritic | None:
+        """An autograd-free CPU kernel for this policy's maths (acting, and gradients of losses
+        in log-prob/entropy/value), or None where it does not apply; see
+        :mod:`rlkit.policies.fused`. The module's own forward is unchanged."""
+        return fused_kernel(self)

@@ -65,13 +65,30 @@ def flatten_parameters(module: nn.Module) -> nn.Parameter:
     return flat
 
 
+#: (device type, dtype) pairs for which this torch build has no fused Adam kernel (learned at
+#: the first failed call; e.g. CPU before torch 2.4).
+_NO_FUSED_ADAM: set[tuple[str, torch.dtype]] = set()
+
+
+def _fused_adam_available(param: Tensor) -> bool:
+    """Whether torch's single-kernel Adam (what ``Adam(fused=True)`` calls) may take ``param``."""
+    return (
+        hasattr(torch, "_fused_adam_")
+        and param.device.type in ("cpu", "cuda")
+        and param.dtype in (torch.float32, torch.float64)
+        and (param.device.type, param.dtype) not in _NO_FUSED_ADAM
+    )
+
+
 class FlatAdam(torch.optim.Optimizer):
     """Adam (Kingma & Ba) with a lean step for a few large tensors, e.g. one flat buffer.
 
     Same update and state layout (``step``, ``exp_avg``, ``exp_avg_sq``) as ``torch.optim.Adam``
-    without weight decay or amsgrad; each step is six in-place tensor operations per
-    parameter, so for one flat buffer it skips the ~50 us of bookkeeping per call that
-    ``torch.optim.Adam`` spends on small networks.
+    without weight decay or amsgrad. Each step calls torch's fused Adam kernel directly (the one
+    ``Adam(fused=True)`` uses: one pass over the buffer, ~5 us for 10k parameters on a CPU core)
+    or, where that kernel is unavailable, six in-place tensor operations per parameter; either
+    way it skips the ~50 us of per-call bookkeeping ``torch.optim.Adam`` spends on small
+    networks.
     """
 
     def __init__(
@@ -98,12 +115,33 @@ class FlatAdam(torch.optim.Optimizer):
                     continue
                 state = self.state[param]
                 if not state:
-                    state["step"] = torch.zeros((), dtype=torch.float32)
+                    device = param.device if _fused_adam_available(param) else None
+                    state["step"] = torch.zeros((), dtype=torch.float32, device=device)
                     state["exp_avg"] = torch.zeros_like(param)
                     state["exp_avg_sq"] = torch.zeros_like(param)
                 state["step"] += 1
-                step = float(state["step"])
                 exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+                if _fused_adam_available(param) and state["step"].device == param.device:
+                    try:
+                        torch._fused_adam_(
+                            [param],
+                            [grad],
+                            [exp_avg],
+                            [exp_avg_sq],
+                            [],
+                            [state["step"]],
+                            amsgrad=False,
+                            lr=float(group["lr"]),
+                            beta1=beta1,
+                            beta2=beta2,
+                            weight_decay=0.0,
+                            eps=group["eps"],
+                            maximize=False,
+                        )
+                        continue
+                    except (NotImplementedError, RuntimeError):  # no kernel for this device
+                        _NO_FUSED_ADAM.add((param.device.type, param.dtype))
+                step = float(state["step"])
                 exp_avg.lerp_(grad, 1.0 - beta1)
                 exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
                 denom = (exp_avg_sq.sqrt() / math.sqrt(1.0 - beta2**step)).add_(group["eps"])
@@ -113,7 +151,16 @@ class FlatAdam(torch.optim.Optimizer):
 def clip_grad_norm_(grad: Tensor, max_norm: float) -> Tensor:
     """Scale one gradient buffer so its 2-norm is at most ``max_norm`` (as
     ``torch.nn.utils.clip_grad_norm_``: coefficient ``max_norm / (norm + 1e-6)``, capped at 1).
-    Returns the norm before clipping."""
+    Returns the norm before clipping.
+
+    On the CPU the coefficient is computed as a Python float and the buffer is only touched
+    when it is below 1 (reading the norm costs no device sync there); elsewhere the clamp stays
+    on the device."""
     norm = torch.linalg.vector_norm(grad)
+    if grad.device.type == "cpu":
+        coef = max_norm / (float(norm) + 1e-6)
+        if coef < 1.0:
+            grad.mul_(coef)
+        return norm
     grad.mul_(torch.clamp(max_norm / (norm + 1e-6), max=1.0))
     return norm
