@@ -20,6 +20,7 @@ from gymnasium import spaces
 from gymnasium.vector import VectorEnv
 from torch import nn
 
+from rlkit.augmentations.base import Augmentation
 from rlkit.checkpoint import (
     CheckpointError,
     find_checkpoint,
@@ -34,12 +35,16 @@ from rlkit.checkpoint import (
 from rlkit.config import config_to_dict, make_config
 from rlkit.configurable import Configurable, build_primitive, from_json, to_json
 from rlkit.device import resolve_device
+from rlkit.distributions.base import Distribution
+from rlkit.encoders.base import Encoder
 from rlkit.envs import EpisodeTracker, env_spec_of, make_vec_env
 from rlkit.export.acting import ActingPath
 from rlkit.logging import Logger, ProgressBar
 from rlkit.normalization import ObsNormalizer
-from rlkit.policies.base import Policy
+from rlkit.policies.actor_critic import ActorCritic
+from rlkit.policies.base import ActorCriticPolicy, Policy
 from rlkit.registry import Registry
+from rlkit.rewards.base import IntrinsicReward
 from rlkit.spaces import check_space, is_image_space, space_from_dict, space_to_dict, spaces_equal
 from rlkit.types import Obs
 from rlkit.utils.seeding import seed_everything
@@ -92,6 +97,8 @@ class Agent(ABC):
     policy_parts: ClassVar[tuple[str, ...]] = ()
 
     policy: Policy
+    augmentation: Augmentation | None = None
+    intrinsic_reward: IntrinsicReward | None = None
 
     def __init__(self, env: VectorEnv, config: Any = None, **hyperparameters: Any) -> None:
         name = type(self).__name__
@@ -151,6 +158,50 @@ class Agent(ABC):
         """Accept a primitive as an object, an id string or an ``{"id": ...}`` spec (from YAML);
         see :func:`rlkit.configurable.build_primitive`."""
         return build_primitive(kind, value, base, type(self).__name__, **defaults)
+
+    def build_actor_critic(self, policy: Any, encoder: Any, distribution: Any) -> ActorCriticPolicy:
+        """``policy`` as given (object, id or spec), or the default :class:`ActorCritic` built
+        around ``encoder`` / ``distribution``; refuses both at once and non-actor-critics."""
+        name = type(self).__name__
+        obs_space, act_space = self.observation_space, self.action_space
+        if policy is not None and (encoder is not None or distribution is not None):
+            raise ValueError(
+                f"{name}: pass either policy= or encoder=/distribution= (which build the "
+                "default policy), not both"
+            )
+        built = self.build_primitive(
+            "policy", policy, Policy, observation_space=obs_space, action_space=act_space
+        )
+        if built is None:
+            built = ActorCritic(
+                obs_space,
+                act_space,
+                encoder=self.build_primitive(
+                    "encoder", encoder, Encoder, observation_space=obs_space
+                ),
+                distribution=self.build_primitive(
+                    "distribution", distribution, Distribution, action_space=act_space
+                ),
+            )
+        if not isinstance(built, ActorCriticPolicy):
+            raise TypeError(f"{name} needs an ActorCriticPolicy, got {type(built).__name__}")
+        return built
+
+    def build_batch_primitives(self, augmentation: Any, intrinsic_reward: Any) -> None:
+        """Set :attr:`augmentation` and :attr:`intrinsic_reward` (each an object, id, spec or
+        None), built for this agent's spaces and moved to its device."""
+        self.augmentation = self.build_primitive("augmentation", augmentation, Augmentation)
+        if self.augmentation is not None:
+            self.augmentation.to(self.device)
+        self.intrinsic_reward = self.build_primitive(
+            "intrinsic_reward",
+            intrinsic_reward,
+            IntrinsicReward,
+            observation_space=self.observation_space,
+            action_space=self.action_space,
+        )
+        if self.intrinsic_reward is not None:
+            self.intrinsic_reward.to(self.device)
 
     def preprocess(self, obs: Obs) -> Obs:
         """What the policy sees: observation normalisation (no statistics update)."""

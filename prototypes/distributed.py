@@ -43,8 +43,7 @@ from rlkit.distributed.vtrace import VTraceReturns, vtrace
 from rlkit.distributions.base import Distribution
 from rlkit.encoders.base import Encoder
 from rlkit.envs import VecEnvSpec, env_spec_of
-from rlkit.policies.actor_critic import ActorCritic
-from rlkit.policies.base import ActorCriticPolicy, Policy
+from rlkit.policies.base import ActorCriticPolicy
 from rlkit.rewards.base import IntrinsicReward, TransitionBatch
 from rlkit.types import Obs
 from rlkit.utils.optim import FlatAdam, clip_grad_norm_, flatten_parameters
@@ -196,46 +195,14 @@ class DistributedAgent(Agent):
             self.device = resolve_device(cfg.learner_device)
             if self.obs_normalizer is not None:
                 self.obs_normalizer.to(self.device)
-        obs_space, act_space = self.observation_space, self.action_space
-        if policy is not None and (encoder is not None or distribution is not None):
-            raise ValueError(
-                f"{name}: pass either policy= or encoder=/distribution= (which build the "
-                "default policy), not both"
-            )
-        built = self.build_primitive(
-            "policy", policy, Policy, observation_space=obs_space, action_space=act_space
-        )
-        if built is None:
-            built = ActorCritic(
-                obs_space,
-                act_space,
-                encoder=self.build_primitive(
-                    "encoder", encoder, Encoder, observation_space=obs_space
-                ),
-                distribution=self.build_primitive(
-                    "distribution", distribution, Distribution, action_space=act_space
-                ),
-            )
-        if not isinstance(built, ActorCriticPolicy):
-            raise TypeError(f"{name} needs an ActorCriticPolicy, got {type(built).__name__}")
+        built = self.build_actor_critic(policy, encoder, distribution)
         if built.recurrent:
             raise TypeError(
                 f"{name}: recurrent policies are not supported by the distributed prototype; "
                 "use a feed-forward ActorCriticPolicy"
             )
         self.policy: ActorCriticPolicy = built.to(self.device)
-        self.augmentation = self.build_primitive("augmentation", augmentation, Augmentation)
-        if self.augmentation is not None:
-            self.augmentation.to(self.device)
-        self.intrinsic_reward = self.build_primitive(
-            "intrinsic_reward",
-            intrinsic_reward,
-            IntrinsicReward,
-            observation_space=obs_space,
-            action_space=act_space,
-        )
-        if self.intrinsic_reward is not None:
-            self.intrinsic_reward.to(self.device)
+        self.build_batch_primitives(augmentation, intrinsic_reward)
         self.flat_params = flatten_parameters(self.policy)
         self.optimizer = self.make_optimizer()
         self._generator = torch.Generator()

@@ -352,18 +352,7 @@ class OffPolicyAgent(Agent):
                 f"{name} needs a {self.policy_class.__name__} policy, got {type(built).__name__}"
             )
         self.policy = built.to(self.device)
-        self.augmentation = self.build_primitive("augmentation", augmentation, Augmentation)
-        if self.augmentation is not None:
-            self.augmentation.to(self.device)
-        self.intrinsic_reward = self.build_primitive(
-            "intrinsic_reward",
-            intrinsic_reward,
-            IntrinsicReward,
-            observation_space=obs_space,
-            action_space=act_space,
-        )
-        if self.intrinsic_reward is not None:
-            self.intrinsic_reward.to(self.device)
+        self.build_batch_primitives(augmentation, intrinsic_reward)
         self.storage = self._build_storage(storage)
         self._custom_storage = storage is not None
         self._generator = torch.Generator()

@@ -18,8 +18,7 @@ from rlkit.distributions.base import Distribution
 from rlkit.encoders.base import Encoder
 from rlkit.envs import check_same_step_autoreset
 from rlkit.normalization import RewardNormalizer
-from rlkit.policies.actor_critic import ActorCritic
-from rlkit.policies.base import ActorCriticPolicy, Policy
+from rlkit.policies.base import ActorCriticPolicy
 from rlkit.policies.fused import FusedActorCritic, fused_kernel
 from rlkit.rewards.base import IntrinsicReward, TransitionBatch
 from rlkit.storages.base import Storage
@@ -110,44 +109,9 @@ class OnPolicyAgent(Agent):
     ) -> None:
         super().__init__(env, config, **hyperparameters)
         check_same_step_autoreset(env, type(self).__name__)
-        obs_space, act_space = self.observation_space, self.action_space
-        if policy is not None and (encoder is not None or distribution is not None):
-            raise ValueError(
-                f"{type(self).__name__}: pass either policy= or encoder=/distribution= (which "
-                "build the default policy), not both"
-            )
-        built_policy = self.build_primitive(
-            "policy", policy, Policy, observation_space=obs_space, action_space=act_space
-        )
-        if built_policy is None:
-            built_policy = ActorCritic(
-                obs_space,
-                act_space,
-                encoder=self.build_primitive(
-                    "encoder", encoder, Encoder, observation_space=obs_space
-                ),
-                distribution=self.build_primitive(
-                    "distribution", distribution, Distribution, action_space=act_space
-                ),
-            )
-        if not isinstance(built_policy, ActorCriticPolicy):
-            raise TypeError(
-                f"{type(self).__name__} needs an ActorCriticPolicy, got "
-                f"{type(built_policy).__name__}"
-            )
+        built_policy = self.build_actor_critic(policy, encoder, distribution)
         self.policy: ActorCriticPolicy = built_policy.to(self.device)
-        self.augmentation = self.build_primitive("augmentation", augmentation, Augmentation)
-        if self.augmentation is not None:
-            self.augmentation.to(self.device)
-        self.intrinsic_reward = self.build_primitive(
-            "intrinsic_reward",
-            intrinsic_reward,
-            IntrinsicReward,
-            observation_space=obs_space,
-            action_space=act_space,
-        )
-        if self.intrinsic_reward is not None:
-            self.intrinsic_reward.to(self.device)
+        self.build_batch_primitives(augmentation, intrinsic_reward)
         cfg = self.config
         self.storage = self._build_storage(storage)
         self._custom_storage = storage is not None
