@@ -3,11 +3,14 @@ model (which action led from ``s`` to ``s'``) and a forward model (the next embe
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
+from gymnasium import spaces
 from torch import Tensor, nn
 
 from rlkit.encoders.mlp import mlp
-from rlkit.rewards.common import ActionCoder
+from rlkit.rewards.common import ActionCoder, ObsWhitener, embedding_net
 
 
 class InverseModel(nn.Module):
@@ -53,3 +56,31 @@ class ForwardModel(nn.Module):
             x = x + second(torch.cat([res, a], 1))
         out: Tensor = self.out(torch.cat([x, a], 1))
         return out
+
+
+def attach_dynamics_models(
+    module: nn.Module,
+    space: spaces.Box,
+    action_space: spaces.Space[Any],
+    obs_norm: bool,
+    feature_dim: int,
+    hidden_dim: int,
+    lr: float,
+    owner: str,
+) -> None:
+    """Give ``module`` what ICM and RIDE share: ``actions``, ``whitener``, a Pathak ``encoder``,
+    ``inverse`` and ``forward_model`` on its features, and one Adam ``optimizer`` over the three
+    networks."""
+    actions = ActionCoder(action_space, owner)
+    whitener = ObsWhitener(space, obs_norm)
+    encoder = embedding_net(whitener.encoder_space(), feature_dim, hidden_dim, "pathak")
+    dim = int(encoder.feature_dim)  # type: ignore[arg-type]
+    inverse = InverseModel(dim, actions, hidden_dim)
+    forward_model = ForwardModel(dim, actions, hidden_dim)
+    module.actions = actions  # type: ignore[assignment]
+    module.whitener = whitener
+    module.encoder = encoder
+    module.inverse = inverse
+    module.forward_model = forward_model
+    params = [*encoder.parameters(), *inverse.parameters(), *forward_model.parameters()]
+    module.optimizer = torch.optim.Adam(params, lr=lr)  # type: ignore[assignment]

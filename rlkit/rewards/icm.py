@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 from gymnasium import spaces
-from torch import Tensor
+from torch import Tensor, nn
 
 from rlkit.rewards.base import INTRINSIC_REWARDS, IntrinsicReward, RewardNorm, TransitionBatch
 from rlkit.rewards.common import (
@@ -17,11 +17,10 @@ from rlkit.rewards.common import (
     check_batch,
     check_obs_space,
     check_positive,
-    embedding_net,
     minibatches,
     obs_pair,
 )
-from rlkit.rewards.dynamics import ForwardModel, InverseModel
+from rlkit.rewards.dynamics import ForwardModel, InverseModel, attach_dynamics_models
 
 
 @INTRINSIC_REWARDS.register("icm")
@@ -37,6 +36,14 @@ class ICM(IntrinsicReward):
     loss also trains the features). The bonus is the same per-sample
     ``0.5 * ||f(phi(s_t), a_t) - phi(s_t+1)||^2``; the paper's ``eta`` is ``coef``.
     """
+
+    # set by attach_dynamics_models
+    actions: ActionCoder
+    whitener: ObsWhitener
+    encoder: nn.Module
+    inverse: InverseModel
+    forward_model: ForwardModel
+    optimizer: torch.optim.Optimizer
 
     def __init__(
         self,
@@ -60,21 +67,8 @@ class ICM(IntrinsicReward):
         self.beta = float(beta)
         self.batch_size = int(batch_size)
         self.obs_shape = tuple(space.shape or ())
-        self.actions = ActionCoder(action_space, "ICM")
-        self.whitener = ObsWhitener(space, obs_norm)
-        self.encoder = embedding_net(
-            self.whitener.encoder_space(), feature_dim, hidden_dim, "pathak"
-        )
-        dim = int(self.encoder.feature_dim)  # type: ignore[arg-type]
-        self.inverse = InverseModel(dim, self.actions, hidden_dim)
-        self.forward_model = ForwardModel(dim, self.actions, hidden_dim)
-        self.optimizer = torch.optim.Adam(
-            [
-                *self.encoder.parameters(),
-                *self.inverse.parameters(),
-                *self.forward_model.parameters(),
-            ],
-            lr=lr,
+        attach_dynamics_models(
+            self, space, action_space, obs_norm, feature_dim, hidden_dim, lr, "ICM"
         )
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium import spaces
-from torch import Tensor
+from torch import Tensor, nn
 
 from rlkit.rewards.base import INTRINSIC_REWARDS, RewardNorm, TransitionBatch
 from rlkit.rewards.common import (
@@ -19,11 +19,10 @@ from rlkit.rewards.common import (
     check_batch,
     check_obs_space,
     check_positive,
-    embedding_net,
     minibatches,
     obs_pair,
 )
-from rlkit.rewards.dynamics import ForwardModel, InverseModel
+from rlkit.rewards.dynamics import ForwardModel, InverseModel, attach_dynamics_models
 from rlkit.rewards.episodic import EpisodicIntrinsicReward
 
 
@@ -45,6 +44,14 @@ class RIDE(EpisodicIntrinsicReward):
     Episodic counts live per env and are cleared at episode ends (see
     :mod:`rlkit.rewards.episodic`); in a ``[B]`` replay batch a state is counted over the batch.
     """
+
+    # set by attach_dynamics_models
+    actions: ActionCoder
+    whitener: ObsWhitener
+    encoder: nn.Module
+    inverse: InverseModel
+    forward_model: ForwardModel
+    optimizer: torch.optim.Optimizer
 
     def __init__(
         self,
@@ -73,21 +80,8 @@ class RIDE(EpisodicIntrinsicReward):
         self.inverse_coef = float(inverse_coef)
         self.batch_size = int(batch_size)
         self.obs_shape = tuple(space.shape or ())
-        self.actions = ActionCoder(action_space, "RIDE")
-        self.whitener = ObsWhitener(space, obs_norm)
-        self.encoder = embedding_net(
-            self.whitener.encoder_space(), feature_dim, hidden_dim, "pathak"
-        )
-        dim = int(self.encoder.feature_dim)  # type: ignore[arg-type]
-        self.inverse = InverseModel(dim, self.actions, hidden_dim)
-        self.forward_model = ForwardModel(dim, self.actions, hidden_dim)
-        self.optimizer = torch.optim.Adam(
-            [
-                *self.encoder.parameters(),
-                *self.inverse.parameters(),
-                *self.forward_model.parameters(),
-            ],
-            lr=lr,
+        attach_dynamics_models(
+            self, space, action_space, obs_norm, feature_dim, hidden_dim, lr, "RIDE"
         )
         self._counts: list[Counter[bytes]] = []
 
