@@ -109,6 +109,8 @@ class SAC(OffPolicyAgent):
                 ) from None
 
     def update(self, batch: ReplayBatch) -> dict[str, Tensor]:
+        if self.fused_kernels_apply("sac", self.policy.supports_manual_gradients):
+            return self._manual_update(batch)
         policy, target, gen = self.policy, self.target.net, self._generator
         features = policy.features(batch.obs)
         actor_features = features.detach()
@@ -143,4 +145,61 @@ class SAC(OffPolicyAgent):
         self.actor_optimizer.step(actor_loss)
         metrics["loss/critic"] = critic_loss.detach()
         metrics["loss/actor"] = actor_loss.detach()
+        return metrics
+
+    def _manual_update(self, batch: ReplayBatch) -> dict[str, Tensor]:
+        """:meth:`update` with every gradient written out by hand (ReLU MLPs, flattening
+        encoder, float32 on the CPU): the same losses, order and noise draws, a fraction of
+        the tensor operations, and the actor runs once on ``obs`` and ``next_obs`` stacked."""
+        policy, gen = self.policy, self._generator
+        actor, critic = policy.actor.kernel(), policy.critic.kernel()
+        size, dim = batch.rewards.shape[0], policy.action_dim
+        with torch.no_grad():
+            features = policy.features(batch.obs)
+            next_features = policy.features(batch.next_obs)
+            head, actor_cache = actor.forward(torch.cat([features, next_features]))
+            eps = torch.randn((size, dim), generator=gen)  # drawn as update() draws them
+            next_eps = torch.randn((size, dim), generator=gen)
+            actions_pi, log_prob, squash_cache = policy.squash(head[:size], eps)
+            next_actions, next_log_prob, _ = policy.squash(head[size:], next_eps)
+        alpha = self.ent_coef()
+        metrics: dict[str, Tensor] = {"train/ent_coef": alpha}
+        if self.ent_optimizer is not None:
+            gap = (log_prob + self.target_entropy).mean()
+            self.ent_optimizer.step_with_grad(-gap)
+            metrics["loss/ent_coef"] = -self.ent_coef.log_alpha.detach() * gap
+
+        with torch.no_grad():
+            next_in = torch.cat([next_features, next_actions], dim=-1)
+            next_q = self.target.net.critic.kernel().forward(next_in, keep=False)[0]
+            next_v = next_q.squeeze(-1).amin(0).sub_(alpha * next_log_prob)
+            td_target = torch.addcmul(batch.rewards, batch.discounts, next_v)
+            critic_in = torch.cat([features, policy.normalize_actions(batch.actions)], dim=-1)
+            q, critic_cache = critic.forward(critic_in)
+            errors = q.squeeze(-1) - td_target
+            if self.prioritized:
+                self.report_td_errors(batch, errors.abs().mean(0))
+                grad_q = errors * (batch.weights / size)
+                critic_loss = 0.5 * (batch.weights * errors.square()).mean(-1).sum()
+            else:
+                grad_q = errors / size
+                critic_loss = 0.5 * errors.square().mean(-1).sum()
+        self.critic_optimizer.step_manual(
+            lambda: critic.backward(critic_cache, grad_q.unsqueeze(-1))
+        )
+
+        with torch.no_grad():
+            q_pi, pi_cache = critic.forward(torch.cat([features, actions_pi], dim=-1))
+            min_q = q_pi.amin(0, keepdim=True)
+            chosen = (q_pi == min_q).float()  # ties share the gradient, as amin's backward does
+            grad_q_pi = chosen.div_(chosen.sum(0, keepdim=True)).mul_(-1.0 / size)
+            columns = slice(features.shape[-1], None)
+            grad_actions = critic.backward(pi_cache, grad_q_pi, False, True, columns)
+            assert grad_actions is not None
+            grad_head = policy.squash_backward(squash_cache, grad_actions, float(alpha) / size)
+            actor_loss = (alpha * log_prob - min_q.reshape(-1)).mean()
+        obs_rows = [[h[:size] for h in actor_cache[0]]]
+        self.actor_optimizer.step_manual(lambda: actor.backward(obs_rows, grad_head))
+        metrics["loss/critic"] = critic_loss
+        metrics["loss/actor"] = actor_loss
         return metrics

@@ -316,6 +316,9 @@ class OffPolicyAgent(Agent):
     policy_parts = ("encoder",)
     #: the policy base class this agent trains.
     policy_class: ClassVar[type[Policy]] = Policy
+    #: let agents compute gradients by hand where their policy supports it (set False on an
+    #: agent to force the autograd path; both give the same updates up to rounding).
+    use_fused_kernels: bool = True
 
     def __init__(
         self,
@@ -364,6 +367,7 @@ class OffPolicyAgent(Agent):
         self._extra_modules: dict[str, nn.Module] = {}
         self._obs_np: Any = None  # the training env's current raw observation
         self._round_steps = 0  # vector steps collected in the current train_freq round
+        self._fused_checks: dict[str, bool] | None = None  # fused_kernels_apply's, per round
         self.setup()
 
     # ----------------------------------------------------------------- agent hooks
@@ -404,6 +408,26 @@ class OffPolicyAgent(Agent):
     def iteration_metrics(self) -> dict[str, float]:
         """Extra values logged once per iteration (e.g. the exploration rate)."""
         return {}
+
+    def begin_round(self, batches: ReplayBatch) -> None:
+        """Called with all of a round's batches when they are sampled together (uniform
+        sampling; the round's updates then take consecutive ``batch_size`` slices of them, as
+        views), before its first update: agents may precompute what stays fixed during the
+        round, e.g. DQN's target-network values. Default: nothing."""
+
+    def fused_kernels_apply(self, name: str, check: Callable[[], bool]) -> bool:
+        """Whether the hand-written path ``name`` may run: :attr:`use_fused_kernels` is on and
+        ``check()`` (e.g. "the policy is a plain float32 CPU MLP without hooks") holds. Within
+        a round of updates the answer is computed once."""
+        if not self.use_fused_kernels:
+            return False
+        checks = self._fused_checks
+        if checks is None:  # outside a round (a direct update() call): check every time
+            return bool(check())
+        cached = checks.get(name)
+        if cached is None:
+            cached = checks[name] = bool(check())
+        return cached
 
     # ----------------------------------------------------------------- registration helpers
     def add_optimizer(
@@ -618,13 +642,18 @@ class OffPolicyAgent(Agent):
         """
         metrics: Mapping[str, Tensor | float] = {}
         size = self.config.batch_size
-        if num_updates > 1 and not self.prioritized:
-            batches = self.storage.sample(size * num_updates, self._generator)
-            for i in range(num_updates):
-                metrics = self.train_step(_batch_slice(batches, i * size, (i + 1) * size))
-        else:
-            for _ in range(num_updates):
-                metrics = self.train_step()
+        self._fused_checks = {}  # a round checks fused-kernel eligibility once
+        try:
+            if num_updates > 1 and not self.prioritized:
+                batches = self.storage.sample(size * num_updates, self._generator)
+                self.begin_round(batches)
+                for i in range(num_updates):
+                    metrics = self.train_step(_batch_slice(batches, i * size, (i + 1) * size))
+            else:
+                for _ in range(num_updates):
+                    metrics = self.train_step()
+        finally:
+            self._fused_checks = None
         return metrics
 
     def train_step(self, batch: ReplayBatch | None = None) -> Mapping[str, Tensor | float]:

@@ -87,19 +87,22 @@ def test_sac_defaults_and_fixed_entropy_coefficient() -> None:
         _pendulum(SAC, ent_coef="sometimes")
 
 
-def test_sac_actor_step_leaves_the_critics_alone() -> None:
+@pytest.mark.parametrize("fused", [True, False])
+def test_sac_actor_step_leaves_the_critics_alone(fused: bool) -> None:
     agent = _pendulum(SAC)
+    agent.use_fused_kernels = fused
     agent.collect(32)
     batch = agent.storage.sample(16, agent._generator)
     critic_flat = agent.critic_optimizer.flat
-    original_step = agent.critic_optimizer.step
     snapshot: dict[str, torch.Tensor] = {}
+    name = "step_manual" if fused else "step"  # the hand-written path steps by hand
+    original_step = getattr(agent.critic_optimizer, name)
 
-    def step_and_snapshot(loss: torch.Tensor) -> None:
-        original_step(loss)
+    def step_and_snapshot(arg: Any) -> None:
+        original_step(arg)
         snapshot["after_critic_step"] = critic_flat.detach().clone()
 
-    agent.critic_optimizer.step = step_and_snapshot  # type: ignore[method-assign]
+    setattr(agent.critic_optimizer, name, step_and_snapshot)
     actor_before = agent.actor_optimizer.flat.detach().clone()
     agent.update(batch)
     torch.testing.assert_close(critic_flat.detach(), snapshot["after_critic_step"])
@@ -241,3 +244,70 @@ def test_multidimensional_box_actions() -> None:
         assert agent.act(np.zeros((5, 3), np.float32)).shape == (5, 2, 2)
         if cls is SAC:
             assert agent.target_entropy == -4.0
+
+
+# --------------------------------------------------------------------------- hand-written SAC
+@pytest.mark.parametrize("prioritized", [False, True])
+def test_sac_hand_written_update_matches_autograd(prioritized: bool) -> None:
+    """Same losses, noise draws and parameter updates as the autograd path (up to rounding)."""
+    agents = []
+    for _ in range(2):  # built and filled one after the other: each seeds torch's global RNG
+        agent = _pendulum(SAC, prioritized_replay=prioritized)
+        agent.collect(40)
+        agents.append(agent)
+    manual, auto = agents
+    assert manual.policy.supports_manual_gradients()
+    auto.use_fused_kernels = False
+    for step in range(3):
+        batches = [
+            a.storage.sample(16, torch.Generator().manual_seed(step)) for a in (manual, auto)
+        ]
+        m1, m2 = manual.update(batches[0]), auto.update(batches[1])
+        assert set(m1) == set(m2)
+        for key in m1:  # (loss/ent_coef is a near-cancelling mean: absolute tolerance)
+            torch.testing.assert_close(m1[key], m2[key], rtol=1e-4, atol=1e-4)
+        for name in ("critic", "actor", "ent_coef"):
+            torch.testing.assert_close(
+                manual._optimizers[name].flat, auto._optimizers[name].flat, rtol=1e-4, atol=1e-5
+            )
+    assert torch.equal(manual._generator.get_state(), auto._generator.get_state())
+    if prioritized:
+        idx = batches[0].indices.numpy()
+        np.testing.assert_allclose(
+            manual.storage.sampler.tree.get(idx), auto.storage.sampler.tree.get(idx), rtol=1e-5
+        )
+
+
+def test_sac_hand_written_path_only_where_it_applies() -> None:
+    from rlkit.encoders import MLP
+
+    env = make_vec_env("Pendulum-v1", num_envs=2, seed=0)
+    custom = SAC(env, encoder=MLP(env.single_observation_space, feature_dim=8), **TINY)
+    assert not custom.policy.supports_manual_gradients()  # a trainable encoder
+    tanh = SAC(env, policy={"id": "squashed_gaussian_actor_critic", "activation": "tanh"}, **TINY)
+    assert not tanh.policy.supports_manual_gradients()
+    agent = _pendulum(SAC)
+    assert agent.policy.supports_manual_gradients()
+    agent.policy.actor.register_forward_hook(lambda *args: None)
+    assert not agent.policy.supports_manual_gradients()  # hooks would be skipped
+    custom.collect(32)  # the autograd path trains it
+    before = custom.critic_optimizer.flat.detach().clone()
+    metrics = custom.update(custom.storage.sample(8))
+    assert np.isfinite(float(metrics["loss/critic"]))
+    assert not torch.equal(custom.critic_optimizer.flat.detach(), before)
+
+
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_sac_numpy_acting_matches_the_distribution(deterministic: bool) -> None:
+    agent = _pendulum(SAC)
+    policy = agent.policy
+    obs = torch.randn(3, 3)
+    with torch.inference_mode():
+        torch.manual_seed(7)
+        fast, _ = policy.act(obs, deterministic=deterministic)  # NumPy path (small batch)
+        torch.manual_seed(7)
+        dist = policy.distribution(policy.actor(policy.features(obs)).clone())
+        slow = policy.to_env(dist.mode() if deterministic else dist.sample())
+    assert fast.shape == (3, 1) and fast.dtype == torch.float32
+    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-5)
+    assert (fast.abs() <= 2.0).all()  # Pendulum's bounds

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
@@ -31,6 +32,8 @@ class Identity(Encoder):
         self._scale = str(observation_space.dtype) == "uint8"
 
     def forward(self, obs: Tensor) -> Tensor:  # type: ignore[override]
+        if obs.dim() == 2 and obs.dtype == torch.float32:  # already flat float32 (common)
+            return obs
         x = obs.flatten(1).float()
         return x / 255.0 if self._scale else x
 

@@ -19,13 +19,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rlkit.policies import onednn
+from rlkit.policies.mlp_kernel import MLPKernel, fused_mlp
 from rlkit.utils.nn import activation_class
 
 #: largest batch the NumPy acting path takes (beyond it torch's kernels win).
 NUMPY_MAX_BATCH = 16
 
 
-def _numpy_eligible(x: Tensor) -> bool:
+def numpy_eligible(x: Tensor) -> bool:
     """A small float32 CPU batch with nothing to differentiate, outside tracing/compiling."""
     if torch.compiler.is_compiling() or torch.jit.is_tracing():
         return False
@@ -60,14 +61,14 @@ class DenseStack(nn.Module):
         self.out_features = sizes[-1]
 
     def forward(self, x: Tensor) -> Tensor:
-        if self._relu and _numpy_eligible(x):
+        if self._relu and numpy_eligible(x):
             return self._numpy_forward(x)
         if self._relu:  # large products: the whole stack as one oneDNN-backed autograd node
             params: list[Tensor] = []
             for layer in self.layers:
                 assert isinstance(layer, nn.Linear)
                 params += [layer.weight, layer.bias]
-            fused = onednn.fused_mlp("linear", x, params)
+            fused = fused_mlp("linear", x, params)
             if fused is not None:
                 return fused
         last = len(self.layers) - 1
@@ -82,24 +83,30 @@ class DenseStack(nn.Module):
         return x
 
     def _numpy_forward(self, x: Tensor) -> Tensor:
-        """Acting-size batches without autograd: NumPy on views of the weights (a NumPy call
-        costs ~1 us where a torch call costs several; 8 us against 25 us for a 256-256 stack
-        on one observation)."""
-        h = x.numpy()
-        last = len(self.layers) - 1
-        for i, (weight_t, bias) in enumerate(self._numpy_params()):
+        return torch.from_numpy(self.numpy_forward(x.numpy()))
+
+    def numpy_forward(self, x: np.ndarray) -> np.ndarray:
+        """The forward pass of a ReLU stack in NumPy on views of the weights, for acting-size
+        float32 batches (a NumPy call costs ~1 us where a torch call costs several; 8 us
+        against 25 us for a 256-256 stack on one observation). No hooks run."""
+        if not self._relu:
+            raise TypeError("DenseStack.numpy_forward supports ReLU activations only")
+        h = x
+        params = self._numpy_params()
+        last = len(params) - 1
+        for i, (weight_t, bias) in enumerate(params):
             h = h @ weight_t
             h += bias
             if i < last:
                 np.maximum(h, 0.0, out=h)
-        return torch.from_numpy(h)
+        return h
 
     def _numpy_params(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """NumPy views ``(weight.T, bias)`` of every layer, rebuilt when the parameters' memory
         moved (``.to()``, flattening into one buffer, which move every layer); in-place updates
         show through."""
-        first, last = self.layers[0], self.layers[-1]
-        assert isinstance(first, nn.Linear) and isinstance(last, nn.Linear)
+        linears = self.__dict__["_modules"]["layers"].__dict__["_modules"]
+        first, last = linears["0"], linears[str(len(linears) - 1)]
         pointers = (first.weight.data_ptr(), last.bias.data_ptr())
         cached = self.__dict__.get("_numpy_cache")
         if cached is None or cached[0] != pointers:
@@ -114,41 +121,50 @@ class DenseStack(nn.Module):
     # ------------------------------------------------------------------ manual gradients
     @property
     def supports_manual_backward(self) -> bool:
-        """Whether :meth:`forward_cached` / :meth:`backward_cached` apply (ReLU stacks)."""
+        """Whether :meth:`kernel` applies (ReLU stacks)."""
         return self._relu
+
+    def layer_parameters(self) -> list[Tensor]:
+        """``[w0, b0, w1, b1, ...]`` in layer order."""
+        params: list[Tensor] = []
+        for layer in self.layers:
+            assert isinstance(layer, nn.Linear)
+            params += [layer.weight, layer.bias]
+        return params
+
+    def kernel(self) -> MLPKernel:
+        """The hand-written forward/backward on this stack's parameters and ``.grad``
+        buffers (:class:`~rlkit.policies.mlp_kernel.MLPKernel`), cached until they move.
+        ReLU stacks only."""
+        return _cached_kernel(self, "linear")
 
     @torch.no_grad()
     def forward_cached(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
         """The forward pass without an autograd graph, plus each layer's input: what
         :meth:`backward_cached` needs. ReLU stacks only."""
-        if not self._relu:
-            raise TypeError("DenseStack.forward_cached supports ReLU activations only")
-        inputs: list[Tensor] = []
-        last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
-            assert isinstance(layer, nn.Linear)
-            inputs.append(x)
-            x = onednn.linear(x, layer.weight, layer.bias, relu=i < last)
-        return x, inputs
+        out, activations = self.kernel().forward(x)
+        return out, activations[0]
 
     @torch.no_grad()
     def backward_cached(self, inputs: list[Tensor], grad_out: Tensor) -> None:
-        """Add the gradient of ``sum(grad_out * output)`` with respect to every weight and bias
-        to their ``.grad`` (which must exist), as ``loss.backward()`` would: the chain rule
-        written out for a ReLU stack, about a dozen tensor operations instead of an autograd
-        graph walk. ``inputs`` comes from :meth:`forward_cached` on the same weights."""
-        grad = grad_out
-        for i in range(len(self.layers) - 1, -1, -1):
-            layer = self.layers[i]
-            assert isinstance(layer, nn.Linear)
-            weight_grad, bias_grad = layer.weight.grad, layer.bias.grad
-            if weight_grad is None or bias_grad is None:
-                raise RuntimeError("DenseStack.backward_cached needs allocated .grad tensors")
-            weight_grad.add_(onednn.matmul_t(grad.t(), inputs[i].t()))
-            bias_grad.add_(grad.sum(0))
-            if i > 0:  # inputs[i] is the ReLU output of layer i - 1: positive where it passed
-                grad_in = onednn.matmul_t(grad, layer.weight.t())
-                grad = torch.ops.aten.threshold_backward(grad_in, inputs[i], 0.0)
+        """Write the gradient of ``sum(grad_out * output)`` with respect to every weight and
+        bias into their ``.grad`` (which must exist; overwritten): the chain rule written out
+        for a ReLU stack instead of an autograd graph walk. ``inputs`` comes from
+        :meth:`forward_cached` on the same weights."""
+        if any(p.grad is None for p in self.parameters()):
+            raise RuntimeError("DenseStack.backward_cached needs allocated .grad tensors")
+        self.kernel().backward([inputs], grad_out)
+
+
+def _cached_kernel(module: nn.Module, layout: str) -> MLPKernel:
+    if not getattr(module, "_relu", False):
+        raise TypeError(f"{type(module).__name__}: hand-written kernels need ReLU activations")
+    cached = module.__dict__.get("_kernel")
+    if cached is not None and cached.still_valid():
+        return cached
+    cached = MLPKernel(layout, module.layer_parameters())  # type: ignore[operator]
+    module.__dict__["_kernel"] = cached
+    return cached
 
 
 def mlp_head(
@@ -229,6 +245,24 @@ class EnsembleMLP(nn.Module):
         self.activation = activation_class(activation)()
         self._relu = activation.lower() == "relu"
 
+    @property
+    def supports_manual_backward(self) -> bool:
+        """Whether :meth:`kernel` applies (ReLU members)."""
+        return self._relu
+
+    def layer_parameters(self) -> list[Tensor]:
+        """``[w0, b0, w1, b1, ...]`` (stacked over members) in layer order."""
+        params: list[Tensor] = []
+        for layer in self.layers:
+            assert isinstance(layer, EnsembleLinear)
+            params += [layer.weight, layer.bias]
+        return params
+
+    def kernel(self) -> MLPKernel:
+        """The hand-written forward/backward of all members on these parameters and their
+        ``.grad`` buffers, cached until they move. ReLU members only."""
+        return _cached_kernel(self, "ensemble")
+
     def forward(
         self, x: Tensor, detach_params: bool = False, members: slice | None = None
     ) -> Tensor:
@@ -244,7 +278,7 @@ class EnsembleMLP(nn.Module):
                 if detach_params:
                     weight, bias = weight.detach(), bias.detach()
                 params += [weight, bias]
-            fused = onednn.fused_mlp("ensemble", x, params)
+            fused = fused_mlp("ensemble", x, params)
             if fused is not None:
                 return fused
         last = len(self.layers) - 1

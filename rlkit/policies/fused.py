@@ -489,7 +489,7 @@ _GLOBAL_HOOKS = (
 )
 
 
-def _plain_cpu_float32(module: nn.Module) -> bool:
+def plain_cpu_float32(module: nn.Module) -> bool:
     """True if every parameter is a contiguous float32 CPU tensor, every buffer is on the CPU,
     and no hooks (global or on a submodule) or parametrizations would be skipped by a fused
     path. One pass, reading the modules' dicts directly (``getattr`` on a module is slow)."""
@@ -527,7 +527,7 @@ def fused_kernel(policy: nn.Module) -> FusedActorCritic | None:
     for name in ("forward", "value", "action_distribution", "evaluate_actions"):
         if getattr(cls, name) is not getattr(ActorCritic, name):
             return None
-    if not _plain_cpu_float32(policy):
+    if not plain_cpu_float32(policy):
         return None
     encoder = policy.encoder
     if type(encoder) is Identity:

@@ -32,9 +32,11 @@ from rlkit.distributions.noise import NormalNoise
 from rlkit.distributions.squashed import SquashedNormal, SquashedNormalDist
 from rlkit.encoders.base import Encoder
 from rlkit.encoders.default import default_encoder
+from rlkit.encoders.mlp import Identity
 from rlkit.policies.actor_critic import check_distribution, check_encoder
 from rlkit.policies.base import POLICIES, Policy
-from rlkit.policies.ensemble import EnsembleMLP, mlp_head
+from rlkit.policies.ensemble import DenseStack, EnsembleMLP, mlp_head, numpy_eligible
+from rlkit.policies.fused import plain_cpu_float32
 from rlkit.spaces import check_space, is_image_space
 from rlkit.types import Obs, PolicyState
 
@@ -123,6 +125,19 @@ class OffPolicyActorCritic(Policy, ABC):
             features = torch.cat([features, actions], dim=-1)
         q = self.critic.forward(features, detach_params, members)
         return q.squeeze(-1) if self.critic_out_dim() == 1 else q
+
+    def supports_manual_gradients(self) -> bool:
+        """Whether hand-written updates apply: a flattening encoder, ReLU MLPs for the actor
+        and the critics, float32 parameters on the CPU, and no hooks that they would skip."""
+        actor, critic = self.actor, self.critic
+        return (
+            type(self.encoder) is Identity
+            and type(actor) is DenseStack
+            and actor.supports_manual_backward
+            and type(critic) is EnsembleMLP
+            and critic.supports_manual_backward
+            and plain_cpu_float32(self)
+        )
 
     def actor_modules(self) -> list[nn.Module]:
         """Modules trained by the actor loss (one optimizer)."""
@@ -269,6 +284,8 @@ class SquashedGaussianActorCritic(ContinuousActorCritic):
     ``-A`` refers to them). Acting deterministically takes ``tanh(mean)``.
     """
 
+    actor: DenseStack
+
     def __init__(
         self,
         observation_space: spaces.Space[Any],
@@ -322,6 +339,45 @@ class SquashedGaussianActorCritic(ContinuousActorCritic):
         log_prob = torch.addcmul(squash, eps, eps, value=-0.5).sum(-1) - self._log_prob_offset
         return action, log_prob
 
+    def squash(self, head_out: Tensor, eps: Tensor) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
+        """:meth:`sample_with_log_prob` from the actor's output ``[B, 2A]`` and a given noise
+        draw ``eps`` ``[B, A]``, without autograd: ``(action, log_prob, cache)``, where the
+        cache is what :meth:`squash_backward` needs (for hand-written updates)."""
+        with torch.no_grad():
+            mean, raw_log_std = head_out.chunk(2, dim=-1)
+            low, high = self.distribution.log_std_bounds
+            log_std = raw_log_std.clamp(low, high)
+            std = log_std.exp()
+            u = torch.addcmul(mean, std, eps)
+            tanh_u = torch.tanh(u)
+            bound = 1.0 - self.distribution.eps
+            action = tanh_u.clamp(-bound, bound)
+            squash = (F.softplus(-2.0 * u) + u).mul(2.0).sub(log_std)
+            log_prob = torch.addcmul(squash, eps, eps, value=-0.5).sum(-1) - self._log_prob_offset
+        return action, log_prob, (raw_log_std, std, eps, tanh_u)
+
+    def squash_backward(
+        self, cache: tuple[Tensor, ...], grad_action: Tensor, grad_log_prob: float
+    ) -> Tensor:
+        """The gradient with respect to the actor's output ``[B, 2A]`` of a loss whose
+        gradient is ``grad_action`` ``[B, A]`` with respect to :meth:`squash`'s action and
+        ``grad_log_prob`` (the same for every sample) with respect to its log-prob.
+
+        With ``u = mean + std * eps`` and ``a = tanh(u)`` (clipped): ``d log_prob / du =
+        2 tanh(u)`` (the derivative of ``-log(1 - tanh(u)^2)``), ``d log_prob / d log_std =
+        -1`` directly plus ``std * eps`` through ``u``; the clamps pass gradient inside their
+        bounds only, as autograd's clamp does."""
+        raw_log_std, std, eps, tanh_u = cache
+        with torch.no_grad():
+            bound = 1.0 - self.distribution.eps
+            inside = tanh_u.abs() <= bound
+            grad_u = grad_action * (1.0 - tanh_u.square()) * inside
+            grad_u = grad_u.add_(tanh_u, alpha=2.0 * grad_log_prob)
+            low, high = self.distribution.log_std_bounds
+            passed = (raw_log_std >= low) & (raw_log_std <= high)
+            grad_log_std = (grad_u * std * eps).sub_(grad_log_prob).mul_(passed)
+            return torch.cat([grad_u, grad_log_std], dim=-1)
+
     @property
     def _log_prob_offset(self) -> float:
         return self.action_dim * (0.5 * math.log(2.0 * math.pi) + 2.0 * math.log(2.0))
@@ -336,8 +392,42 @@ class SquashedGaussianActorCritic(ContinuousActorCritic):
         state: PolicyState = None,
         episode_start: Tensor | None = None,
     ) -> tuple[Tensor, PolicyState]:
-        dist = self.action_distribution(self.features(obs))
+        head = self.actor.forward(self.features(obs))
+        if numpy_eligible(head):
+            return self._act_numpy(head.numpy(), deterministic), None
+        dist = self.distribution(head)
         return self.to_env(dist.mode() if deterministic else dist.sample()), None
+
+    def _act_numpy(self, head: np.ndarray, deterministic: bool) -> Tensor:
+        """:meth:`act` for acting-size CPU batches: the same noise draw (torch's default
+        generator, as ``dist.sample()``) with the squashing and rescaling in NumPy, where
+        each call costs ~1 us instead of several (it runs once per env step)."""
+        dim = self.action_dim
+        mean = head[:, :dim]
+        if deterministic:
+            unit = np.tanh(mean)
+        else:
+            low, high = self.distribution.log_std_bounds
+            std = np.exp(np.clip(head[:, dim:], low, high))
+            noise = torch.randn(mean.shape).numpy()
+            bound = 1.0 - self.distribution.eps
+            unit = np.clip(np.tanh(mean + std * noise), -bound, bound)
+        loc, scale, low_a, high_a = self._numpy_bounds()
+        env = np.clip(loc + scale * unit, low_a, high_a)
+        return torch.from_numpy(env.reshape(env.shape[0], *self.action_shape))
+
+    def _numpy_bounds(self) -> tuple[np.ndarray, ...]:
+        """NumPy copies of the action box (buffers on the CPU; rebuilt if they move)."""
+        key = self.action_loc.data_ptr()
+        cached = self.__dict__.get("_bounds_np")
+        if cached is None or cached[0] != key:
+            arrays = tuple(
+                b.detach().cpu().numpy().copy()
+                for b in (self.action_loc, self.action_scale, self.action_low, self.action_high)
+            )
+            cached = (key, arrays)
+            self.__dict__["_bounds_np"] = cached
+        return cached[1]
 
 
 @POLICIES.register("categorical_actor_critic")
