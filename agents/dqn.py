@@ -4,6 +4,8 @@ prioritized replay as options."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -101,11 +103,19 @@ class DQN(OffPolicyAgent):
         return schedule
 
     def explore(self, obs: Obs) -> np.ndarray:
+        return self._epsilon_greedy(lambda: self.greedy_actions(obs))
+
+    def explore_numpy(self, obs: Any) -> np.ndarray | None:
+        if not self._numpy_greedy_applies(obs):
+            return None
+        return self._epsilon_greedy(lambda: self._numpy_greedy(obs))
+
+    def _epsilon_greedy(self, greedy: Callable[[], np.ndarray]) -> np.ndarray:
         eps = self.exploration_schedule()(self.global_step)
         explore = self.np_random.random(self.num_envs) < eps
         if explore.all():  # skip the network (the common case early on, and with one env)
             return self.random_actions()
-        actions = self.greedy_actions(obs)
+        actions = greedy()
         if explore.any():
             actions[explore] = self.random_actions()[explore]
         return actions
@@ -113,22 +123,31 @@ class DQN(OffPolicyAgent):
     def greedy_actions(self, obs: Obs) -> np.ndarray:
         """Greedy env actions; a plain MLP Q-network on a small CPU batch runs in NumPy (one
         call per env step, where torch's per-operation cost would dominate)."""
+        if isinstance(obs, Tensor) and obs.device.type == "cpu":
+            array = obs.numpy()
+            if self._numpy_greedy_applies(array):
+                return self._numpy_greedy(array)
+        return super().explore(obs)
+
+    def _numpy_greedy_applies(self, obs: Any) -> bool:
         head = self.policy.head
-        if (
+        return (
             self.use_fused_kernels
             and self.manual_gradients
-            and isinstance(obs, Tensor)
-            and obs.device.type == "cpu"
-            and obs.is_floating_point()  # (uint8 images: the encoder rescales them)
+            and isinstance(obs, np.ndarray)
+            and obs.dtype.kind == "f"  # (uint8 images: the encoder rescales them)
             and obs.shape[0] <= NUMPY_MAX_BATCH
             and isinstance(head, DenseStack)
             and not (head._forward_hooks or head._forward_pre_hooks)
             and head.layers[0].weight.device.type == "cpu"
-        ):
-            x = obs.numpy().reshape(obs.shape[0], -1).astype(np.float32, copy=False)
-            greedy = head.numpy_forward(x).argmax(-1) + self.action_start
-            return greedy.astype(self.action_space.dtype or np.int64, copy=False)
-        return super().explore(obs)
+        )
+
+    def _numpy_greedy(self, obs: np.ndarray) -> np.ndarray:
+        head = self.policy.head
+        assert isinstance(head, DenseStack)
+        x = obs.reshape(obs.shape[0], -1).astype(np.float32, copy=False)
+        greedy = head.numpy_forward(x).argmax(-1) + self.action_start
+        return greedy.astype(self.action_space.dtype or np.int64, copy=False)
 
     def iteration_metrics(self) -> dict[str, float]:
         return {"train/epsilon": self.exploration_schedule()(self.global_step)}

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from gymnasium import spaces
@@ -108,6 +110,12 @@ class SAC(OffPolicyAgent):
                     f"{name}: target_entropy must be a number or 'auto', got {cfg.target_entropy!r}"
                 ) from None
 
+    def explore_numpy(self, obs: Any) -> np.ndarray | None:
+        if not self.use_fused_kernels:
+            return None
+        actions = self.policy.act_numpy(obs)
+        return None if actions is None else actions.astype(self.action_space.dtype, copy=False)
+
     def update(self, batch: ReplayBatch) -> dict[str, Tensor]:
         if self.fused_kernels_apply("sac", self.policy.supports_manual_gradients):
             return self._manual_update(batch)
@@ -158,10 +166,13 @@ class SAC(OffPolicyAgent):
             features = policy.features(batch.obs)
             next_features = policy.features(batch.next_obs)
             head, actor_cache = actor.forward(torch.cat([features, next_features]))
-            eps = torch.randn((size, dim), generator=gen)  # drawn as update() draws them
-            next_eps = torch.randn((size, dim), generator=gen)
-            actions_pi, log_prob, squash_cache = policy.squash(head[:size], eps)
-            next_actions, next_log_prob, _ = policy.squash(head[size:], next_eps)
+            eps = torch.cat(  # drawn as update() draws them: obs rows first, in two calls
+                [torch.randn((size, dim), generator=gen), torch.randn((size, dim), generator=gen)]
+            )
+            both_actions, both_log_probs, both_cache = policy.squash(head, eps)
+            actions_pi, next_actions = both_actions[:size], both_actions[size:]
+            log_prob, next_log_prob = both_log_probs[:size], both_log_probs[size:]
+            squash_cache = tuple(x[:size] for x in both_cache)
         alpha = self.ent_coef()
         metrics: dict[str, Tensor] = {"train/ent_coef": alpha}
         if self.ent_optimizer is not None:

@@ -84,8 +84,13 @@ def _rlkit_hyper(hp: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in hp.items() if k not in ("num_envs", "network")}
 
 
+#: ``--rlkit-autograd``: run rlkit's general autograd path (set by :func:`run_main`).
+OPTIONS: dict[str, bool] = {"rlkit_autograd": False}
+
+
 def timed_rlkit_run(agent: Any, seed: int, steps: int, repeat: int, order: int) -> RunResult:
     """Train an rlkit off-policy agent (timed, split into collection and updates), evaluate."""
+    agent.use_fused_kernels = not OPTIONS["rlkit_autograd"]
     phases: dict[str, float] = {}
     _time_method(agent, "collect", phases)
     _time_method(agent, "train_step", phases)
@@ -223,6 +228,8 @@ def print_report(
         f"python {machine['python']}"
     )
     print("setup: " + "\n".join(spec.setup_lines))
+    path = "general autograd path" if args.rlkit_autograd else "hand-written updates"
+    print(f"       rlkit on its {path}")
     if machine.get("malloc_retains_freed_memory"):
         print("       glibc malloc keeps freed memory (mallopt) for both libraries")
     print(
@@ -290,6 +297,11 @@ def parse_args(spec: BenchmarkSpec, argv: list[str] | None = None) -> argparse.N
     parser.add_argument("--repeats", type=int, default=1, help="repeats per seed (noise)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for both")
     parser.add_argument("--json", type=Path, default=None, help="write all figures here")
+    parser.add_argument(
+        "--rlkit-autograd",
+        action="store_true",
+        help="run rlkit on its general autograd path instead of its hand-written updates",
+    )
     args = parser.parse_args(argv)
     for name in ("steps", "repeats", "threads"):
         if getattr(args, name) < 1:
@@ -302,6 +314,7 @@ def parse_args(spec: BenchmarkSpec, argv: list[str] | None = None) -> argparse.N
 def run_main(spec: BenchmarkSpec, argv: list[str] | None = None) -> int:
     """Run the paired benchmark of ``spec``, print the report and optionally save JSON."""
     args = parse_args(spec, argv)
+    OPTIONS["rlkit_autograd"] = args.rlkit_autograd
     machine = machine_info(args.threads)
     # rlkit's off-policy agents ask glibc to keep freed memory (fewer page faults per update);
     # the setting is process-wide, so turn it on before the first run: both libraries then

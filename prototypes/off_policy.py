@@ -391,6 +391,14 @@ class OffPolicyAgent(Agent):
         actions, _ = self.policy.act(obs, deterministic=False)
         return self._to_env_actions(actions)
 
+    def explore_numpy(self, obs: Any) -> np.ndarray | None:
+        """:meth:`explore` computed in NumPy straight from the env's observation, or None where
+        the agent cannot (then :meth:`explore` runs on a tensor). Agents whose default policy
+        can act in NumPy override it: an env step then makes one or two torch calls instead of
+        a dozen, which matters most right after an update has evicted torch's code and data
+        from the CPU caches. Not used when observations are normalised. Default: None."""
+        return None
+
     def on_episode_end(self, dones: np.ndarray) -> None:
         """Called after an env step in which some episodes ended (``dones`` [num_envs] bool)."""
         if self.intrinsic_reward is not None:
@@ -590,9 +598,12 @@ class OffPolicyAgent(Agent):
         normalizer = self.obs_normalizer
         obs = self._current_obs()
         for _ in range(num_steps):
+            actions: np.ndarray | None = None
             if self.global_step < cfg.learning_starts:
                 actions = self.random_actions()
-            else:
+            elif normalizer is None:
+                actions = self.explore_numpy(obs)
+            if actions is None:
                 with torch.inference_mode():
                     actions = self.explore(self.preprocess(self._to_tensor(obs)))
             next_obs, rewards, terminated, truncated, info = env.step(actions)

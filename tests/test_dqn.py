@@ -247,3 +247,19 @@ def test_greedy_actions_in_numpy_match_the_policy() -> None:
         slow = agent.policy.act(obs)[0].numpy()
     assert fast.dtype == np.int64
     np.testing.assert_array_equal(fast, slow)
+
+
+def test_numpy_exploration_draws_like_the_tensor_path() -> None:
+    obs = np.random.default_rng(1).normal(size=(2, 4)).astype(np.float32)
+    fast_agent, slow_agent = _dqn(), _dqn()
+    for agent in (fast_agent, slow_agent):
+        agent._target_steps = 1000
+        agent.global_step = 500  # epsilon 1 -> 0.05 over 100 steps: greedy with some noise
+    for _ in range(20):
+        fast = fast_agent.explore_numpy(obs)
+        with torch.inference_mode():
+            slow = slow_agent.explore(torch.as_tensor(obs))
+        assert fast is not None
+        np.testing.assert_array_equal(fast, slow)
+    fast_agent.use_fused_kernels = False
+    assert fast_agent.explore_numpy(obs) is None

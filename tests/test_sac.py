@@ -311,3 +311,18 @@ def test_sac_numpy_acting_matches_the_distribution(deterministic: bool) -> None:
     assert fast.shape == (3, 1) and fast.dtype == torch.float32
     torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-5)
     assert (fast.abs() <= 2.0).all()  # Pendulum's bounds
+
+
+def test_sac_collects_with_numpy_acting_like_the_tensor_path() -> None:
+    agent = _pendulum(SAC)
+    obs = np.random.default_rng(0).normal(size=(2, 3)).astype(np.float32)
+    torch.manual_seed(3)
+    fast = agent.explore_numpy(obs)
+    torch.manual_seed(3)
+    with torch.inference_mode():
+        slow = agent.explore(torch.as_tensor(obs))
+    assert fast is not None and fast.dtype == np.float32 and fast.shape == (2, 1)
+    np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-6)
+    assert agent.explore_numpy(obs.astype(np.uint8)) is None  # not a float batch
+    agent.use_fused_kernels = False
+    assert agent.explore_numpy(obs) is None

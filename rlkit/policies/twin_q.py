@@ -35,7 +35,13 @@ from rlkit.encoders.default import default_encoder
 from rlkit.encoders.mlp import Identity
 from rlkit.policies.actor_critic import check_distribution, check_encoder
 from rlkit.policies.base import POLICIES, Policy
-from rlkit.policies.ensemble import DenseStack, EnsembleMLP, mlp_head, numpy_eligible
+from rlkit.policies.ensemble import (
+    NUMPY_MAX_BATCH,
+    DenseStack,
+    EnsembleMLP,
+    mlp_head,
+    numpy_eligible,
+)
 from rlkit.policies.fused import plain_cpu_float32
 from rlkit.spaces import check_space, is_image_space
 from rlkit.types import Obs, PolicyState
@@ -394,11 +400,30 @@ class SquashedGaussianActorCritic(ContinuousActorCritic):
     ) -> tuple[Tensor, PolicyState]:
         head = self.actor.forward(self.features(obs))
         if numpy_eligible(head):
-            return self._act_numpy(head.numpy(), deterministic), None
+            return torch.from_numpy(self._act_numpy(head.numpy(), deterministic)), None
         dist = self.distribution(head)
         return self.to_env(dist.mode() if deterministic else dist.sample()), None
 
-    def _act_numpy(self, head: np.ndarray, deterministic: bool) -> Tensor:
+    def act_numpy(self, obs: Any, deterministic: bool = False) -> np.ndarray | None:
+        """:meth:`act` on a NumPy observation batch, all in NumPy but the noise draw, or None
+        where that does not apply (not a small float batch, not the default flattening encoder
+        and ReLU actor on the CPU, or the actor has hooks)."""
+        actor = self.actor
+        if not (
+            isinstance(obs, np.ndarray)
+            and obs.dtype.kind == "f"
+            and 0 < obs.shape[0] <= NUMPY_MAX_BATCH
+            and type(self.encoder) is Identity
+            and type(actor) is DenseStack
+            and actor.supports_manual_backward
+            and not (actor._forward_hooks or actor._forward_pre_hooks)
+            and actor.layers[0].weight.device.type == "cpu"
+        ):
+            return None
+        x = obs.reshape(obs.shape[0], -1).astype(np.float32, copy=False)
+        return self._act_numpy(actor.numpy_forward(x), deterministic)
+
+    def _act_numpy(self, head: np.ndarray, deterministic: bool) -> np.ndarray:
         """:meth:`act` for acting-size CPU batches: the same noise draw (torch's default
         generator, as ``dist.sample()``) with the squashing and rescaling in NumPy, where
         each call costs ~1 us instead of several (it runs once per env step)."""
@@ -414,7 +439,7 @@ class SquashedGaussianActorCritic(ContinuousActorCritic):
             unit = np.clip(np.tanh(mean + std * noise), -bound, bound)
         loc, scale, low_a, high_a = self._numpy_bounds()
         env = np.clip(loc + scale * unit, low_a, high_a)
-        return torch.from_numpy(env.reshape(env.shape[0], *self.action_shape))
+        return env.reshape(env.shape[0], *self.action_shape)
 
     def _numpy_bounds(self) -> tuple[np.ndarray, ...]:
         """NumPy copies of the action box (buffers on the CPU; rebuilt if they move)."""
