@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
@@ -24,6 +25,12 @@ from rlkit.utils.nn import activation_class
 
 #: largest batch the NumPy acting path takes (beyond it torch's kernels win).
 NUMPY_MAX_BATCH = 16
+
+#: weight size (in x out) from which OpenBLAS runs a matrix-vector product on all its threads
+#: (2304 x GEMM_MULTITHREAD_THRESHOLD): such layers act through torch, which keeps to
+#: ``torch.set_num_threads`` (waking OpenBLAS's threads costs more than the product, and
+#: would use cores the caller did not give).
+OPENBLAS_THREADED_GEMV = 2304 * 4
 
 
 def numpy_eligible(x: Tensor) -> bool:
@@ -95,8 +102,13 @@ class DenseStack(nn.Module):
         params = self._numpy_params()
         last = len(params) - 1
         for i, (weight_t, bias) in enumerate(params):
-            h = h @ weight_t
-            h += bias
+            if weight_t.size >= OPENBLAS_THREADED_GEMV:
+                # torch honours set_num_threads; OpenBLAS would wake its threads for this
+                t_in, t_w = torch.from_numpy(h), torch.from_numpy(weight_t)
+                h = torch.addmm(torch.from_numpy(bias), t_in, t_w).numpy()
+            else:
+                h = h @ weight_t
+                h += bias
             if i < last:
                 np.maximum(h, 0.0, out=h)
         return h
@@ -156,14 +168,18 @@ class DenseStack(nn.Module):
         self.kernel().backward([inputs], grad_out)
 
 
+#: each module's kernel, kept outside the module so copies and pickles of it stay plain.
+_KERNELS: weakref.WeakKeyDictionary[nn.Module, MLPKernel] = weakref.WeakKeyDictionary()
+
+
 def _cached_kernel(module: nn.Module, layout: str) -> MLPKernel:
     if not getattr(module, "_relu", False):
         raise TypeError(f"{type(module).__name__}: hand-written kernels need ReLU activations")
-    cached = module.__dict__.get("_kernel")
+    cached = _KERNELS.get(module)
     if cached is not None and cached.still_valid():
         return cached
     cached = MLPKernel(layout, module.layer_parameters())  # type: ignore[operator]
-    module.__dict__["_kernel"] = cached
+    _KERNELS[module] = cached
     return cached
 
 

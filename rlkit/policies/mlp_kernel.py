@@ -8,9 +8,9 @@ keeps every per-layer view it needs, and picks a kernel per product by size:
 * large products (at least :data:`~rlkit.policies.onednn.MIN_MACS` multiply-adds) run on
   oneDNN's GEMM with bias and ReLU fused (:mod:`rlkit.policies.onednn`) when it is available;
 * small forward products use ``torch.addmm``;
-* small backward products use NumPy on views of the same memory: a weight gradient with a
-  4-wide input is ~15 us there against ~55 us in ``torch.mm``, written straight into
-  ``.grad``.
+* small backward products use ``torch.mm`` writing into the ``.grad`` views, or NumPy where
+  the output is narrow (a first layer's ``[256, 3]`` weight gradient: ~21 us against ~64 us)
+  and the product small enough that OpenBLAS stays on one thread.
 
 ``layout`` is ``"linear"`` (one member; weights ``[out, in]``, biases ``[out]``, as in
 ``nn.Linear``) or ``"ensemble"`` (``E`` members; weights ``[E, in, out]``, biases
@@ -27,6 +27,10 @@ import torch
 from torch import Tensor
 
 from rlkit.policies import onednn
+
+#: largest product (multiply-adds) given to NumPy: OpenBLAS runs smaller matrix-matrix
+#: products on one thread (matrix-vector ones it threads from ~9k: those stay in torch).
+NUMPY_MAX_MACS = 4 * 65536 - 1
 
 #: what :meth:`MLPKernel.forward` returns besides the output: each member's layer inputs.
 Activations = list[list[Tensor]]
@@ -54,7 +58,7 @@ class MLPKernel:
             raise ValueError("MLPKernel: params must be [w0, b0, w1, b1, ...]")
         self.layout = layout
         self.ensemble = layout == "ensemble"
-        self.params = [p.detach() for p in params]
+        self.params = list(params)
         if grads is None:
             grads = [p.grad for p in params]
         self.grads = list(grads)
@@ -63,30 +67,37 @@ class MLPKernel:
         self.members = int(weights[0].shape[0]) if self.ensemble else 1
         self._onednn = onednn.available() and weights[0].device.type == "cpu"
         members = range(self.members)
-        # forward: h @ w_t.T + b with w_t [out, in]
-        self._w_t = [[w[e].t() if self.ensemble else w for w in weights] for e in members]
-        self._w = [[w_t.t() for w_t in row] for row in self._w_t]  # [in, out] views
-        self._b = [[b[e, 0] if self.ensemble else b for b in biases] for e in members]
-        self._grad_w = [self._member_grads(self.grads[2 * i], members) for i in range(self.depth)]
-        self._grad_b = [
-            self._member_grads(self.grads[2 * i + 1], members, bias=True) for i in range(self.depth)
-        ]
-        self._key = self._pointers(params, grads)
-        self._first, self._last = params[0], params[-1]  # the parameters themselves
+        with torch.no_grad():  # plain views, outside autograd
+            # forward: h @ w_t.T + b with w_t [out, in]
+            self._w_t = [[w[e].t() if self.ensemble else w for w in weights] for e in members]
+            self._b = [[b[e, 0] if self.ensemble else b for b in biases] for e in members]
+        # per layer, per member: the gradient views backward writes, made on first use
+        self._grad_views: list[list[Tensor] | None] = [None] * (2 * self.depth)
+        self._key_cache: tuple[int, ...] | None = None  # built on first use (cached kernels)
+        self._first, self._last = params[0], params[-1]
 
-    def _member_grads(
-        self, grad: Tensor | None, members: range, bias: bool = False
-    ) -> list[tuple[Tensor, np.ndarray | None]] | None:
-        """Per member: the gradient view (weights in ``[in, out]`` orientation for the
-        ensemble, ``[out, in]`` for linear; biases ``[out]``) and its NumPy twin."""
-        if grad is None:
-            return None
-        views = []
-        for e in members:
-            view = (grad[e, 0] if bias else grad[e]) if self.ensemble else grad
-            ok = view.device.type == "cpu" and view.is_contiguous()
-            views.append((view, view.numpy() if ok else None))
+    def _member_grads(self, index: int) -> list[Tensor] | None:
+        """Per member: the view of ``grads[index]`` it writes (weights in ``[in, out]``
+        orientation for the ensemble, ``[out, in]`` for linear; biases ``[out]``)."""
+        views = self._grad_views[index]
+        if views is None:
+            grad = self.grads[index]
+            if grad is None:
+                return None
+            if not self.ensemble:
+                views = [grad]
+            elif index % 2:
+                views = [grad[e, 0] for e in range(self.members)]
+            else:
+                views = [grad[e] for e in range(self.members)]
+            self._grad_views[index] = views
         return views
+
+    @property
+    def _key(self) -> tuple[int, ...]:
+        if self._key_cache is None:
+            self._key_cache = self._pointers(self.params, self.grads)
+        return self._key_cache
 
     @staticmethod
     def _pointers(
@@ -142,7 +153,7 @@ class MLPKernel:
                     if self._onednn and rows * w_t.shape[0] * w_t.shape[1] >= onednn.MIN_MACS:
                         h = onednn._mm(h, w_t, bias, relu)
                     else:
-                        h = torch.addmm(bias, h, self._w[e][layer])
+                        h = torch.addmm(bias, h, w_t.t())
                         if relu:
                             h = torch.relu_(h)
                 activations.append(kept)
@@ -201,21 +212,28 @@ class MLPKernel:
         return torch.mm(g, w_t)
 
     def _write_grads(self, e: int, layer: int, g: Tensor, h_in: Tensor) -> None:
-        grad_w, grad_b = self._grad_w[layer], self._grad_b[layer]
+        grad_w, grad_b = self._member_grads(2 * layer), self._member_grads(2 * layer + 1)
         if grad_w is not None:
-            dst, dst_np = grad_w[e]
+            dst = grad_w[e]
             # linear: dst [out, in] = g^T h; ensemble: dst [in, out] = h^T g
             a, b = (h_in, g) if self.ensemble else (g, h_in)
             macs = a.shape[0] * a.shape[1] * b.shape[1]
             if self._onednn and macs >= onednn.MIN_MACS:
                 dst.copy_(onednn._mm(a.t(), b.t()))
-            elif dst_np is not None and a.device.type == "cpu":
-                np.matmul(_numpy(a).T, _numpy(b), out=dst_np)
+            elif (
+                2 <= b.shape[1] < 16  # (one column would be a gemv, which OpenBLAS threads)
+                and a.shape[1] >= 2
+                and macs < NUMPY_MAX_MACS
+                and dst.device.type == "cpu"
+                and dst.is_contiguous()
+            ):
+                # a narrow output (e.g. a first layer's [out, 3] gradient): torch.mm is slow
+                # there (~64 us against ~21 us); small enough that OpenBLAS stays on one thread
+                np.matmul(_numpy(a).T, _numpy(b), out=_numpy(dst))
             else:
                 torch.mm(a.t(), b, out=dst)
         if grad_b is not None:
-            dst, _ = grad_b[e]
-            torch.sum(g, 0, out=dst)
+            torch.sum(g, 0, out=grad_b[e])
 
 
 def _numpy(x: Tensor) -> np.ndarray:
