@@ -13,6 +13,7 @@ import itertools
 import math
 import weakref
 from collections.abc import Sequence
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -46,7 +47,47 @@ def numpy_eligible(x: Tensor) -> bool:
     )
 
 
-class DenseStack(nn.Module):
+#: each module's kernel, kept outside the module so copies and pickles of it stay plain.
+_KERNELS: weakref.WeakKeyDictionary[nn.Module, MLPKernel] = weakref.WeakKeyDictionary()
+
+
+class HandWrittenKernel:
+    """What :class:`DenseStack` and :class:`EnsembleMLP` offer hand-written updates: their
+    parameters in layer order and a cached :class:`~rlkit.policies.mlp_kernel.MLPKernel`."""
+
+    #: the :class:`~rlkit.policies.mlp_kernel.MLPKernel` layout of the module's parameters.
+    kernel_layout: ClassVar[str]
+    layers: nn.ModuleList
+    _relu: bool
+
+    @property
+    def supports_manual_backward(self) -> bool:
+        """Whether :meth:`kernel` applies (ReLU hidden layers)."""
+        return self._relu
+
+    def layer_parameters(self) -> list[Tensor]:
+        """``[w0, b0, w1, b1, ...]`` in layer order (stacked over members for ensembles)."""
+        params: list[Tensor] = []
+        for layer in self.layers:
+            weight, bias = layer.weight, layer.bias
+            assert isinstance(weight, Tensor) and isinstance(bias, Tensor)
+            params += [weight, bias]
+        return params
+
+    def kernel(self) -> MLPKernel:
+        """The hand-written forward/backward on these parameters and their ``.grad``
+        buffers, cached until they move (``.to()``, flattening into an optimizer's buffer).
+        ReLU networks only."""
+        if not self._relu:
+            raise TypeError(f"{type(self).__name__}: hand-written kernels need ReLU activations")
+        module: nn.Module = self  # type: ignore[assignment]
+        cached = _KERNELS.get(module)
+        if cached is None or not cached.still_valid():
+            cached = _KERNELS[module] = MLPKernel(self.kernel_layout, self.layer_parameters())
+        return cached
+
+
+class DenseStack(HandWrittenKernel, nn.Module):
     """``Linear -> activation`` per hidden size, then a ``Linear`` to ``out_dim``.
 
     The same network as an ``nn.Sequential`` of ``nn.Linear`` layers (PyTorch's default
@@ -55,6 +96,8 @@ class DenseStack(nn.Module):
     share of a small network's update on CPU) and runs large ReLU layers on oneDNN
     (:func:`rlkit.policies.onednn.linear`).
     """
+
+    kernel_layout = "linear"
 
     def __init__(
         self, in_dim: int, hidden_sizes: Sequence[int], out_dim: int, activation: str = "relu"
@@ -131,25 +174,6 @@ class DenseStack(nn.Module):
         return cached[1]
 
     # ------------------------------------------------------------------ manual gradients
-    @property
-    def supports_manual_backward(self) -> bool:
-        """Whether :meth:`kernel` applies (ReLU stacks)."""
-        return self._relu
-
-    def layer_parameters(self) -> list[Tensor]:
-        """``[w0, b0, w1, b1, ...]`` in layer order."""
-        params: list[Tensor] = []
-        for layer in self.layers:
-            assert isinstance(layer, nn.Linear)
-            params += [layer.weight, layer.bias]
-        return params
-
-    def kernel(self) -> MLPKernel:
-        """The hand-written forward/backward on this stack's parameters and ``.grad``
-        buffers (:class:`~rlkit.policies.mlp_kernel.MLPKernel`), cached until they move.
-        ReLU stacks only."""
-        return _cached_kernel(self, "linear")
-
     @torch.no_grad()
     def forward_cached(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
         """The forward pass without an autograd graph, plus each layer's input: what
@@ -166,21 +190,6 @@ class DenseStack(nn.Module):
         if any(p.grad is None for p in self.parameters()):
             raise RuntimeError("DenseStack.backward_cached needs allocated .grad tensors")
         self.kernel().backward([inputs], grad_out)
-
-
-#: each module's kernel, kept outside the module so copies and pickles of it stay plain.
-_KERNELS: weakref.WeakKeyDictionary[nn.Module, MLPKernel] = weakref.WeakKeyDictionary()
-
-
-def _cached_kernel(module: nn.Module, layout: str) -> MLPKernel:
-    if not getattr(module, "_relu", False):
-        raise TypeError(f"{type(module).__name__}: hand-written kernels need ReLU activations")
-    cached = _KERNELS.get(module)
-    if cached is not None and cached.still_valid():
-        return cached
-    cached = MLPKernel(layout, module.layer_parameters())  # type: ignore[operator]
-    _KERNELS[module] = cached
-    return cached
 
 
 def mlp_head(
@@ -240,9 +249,11 @@ class EnsembleLinear(nn.Module):
         return f"members={self.num_members}, in={self.in_features}, out={self.out_features}"
 
 
-class EnsembleMLP(nn.Module):
+class EnsembleMLP(HandWrittenKernel, nn.Module):
     """``E`` MLPs of the same shape run as one: ``EnsembleLinear -> activation`` per hidden size,
     then an ``EnsembleLinear`` to ``out_features``. ``[B, in]`` -> ``[E, B, out]``."""
+
+    kernel_layout = "ensemble"
 
     def __init__(
         self,
@@ -260,24 +271,6 @@ class EnsembleMLP(nn.Module):
         )
         self.activation = activation_class(activation)()
         self._relu = activation.lower() == "relu"
-
-    @property
-    def supports_manual_backward(self) -> bool:
-        """Whether :meth:`kernel` applies (ReLU members)."""
-        return self._relu
-
-    def layer_parameters(self) -> list[Tensor]:
-        """``[w0, b0, w1, b1, ...]`` (stacked over members) in layer order."""
-        params: list[Tensor] = []
-        for layer in self.layers:
-            assert isinstance(layer, EnsembleLinear)
-            params += [layer.weight, layer.bias]
-        return params
-
-    def kernel(self) -> MLPKernel:
-        """The hand-written forward/backward of all members on these parameters and their
-        ``.grad`` buffers, cached until they move. ReLU members only."""
-        return _cached_kernel(self, "ensemble")
 
     def forward(
         self, x: Tensor, detach_params: bool = False, members: slice | None = None
