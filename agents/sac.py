@@ -111,13 +111,13 @@ class SAC(OffPolicyAgent):
                 ) from None
 
     def explore_numpy(self, obs: Any) -> np.ndarray | None:
-        if not self.use_fused_kernels:
-            return None
+        if not self.use_fused_kernels or type(self.policy) is not SquashedGaussianActorCritic:
+            return None  # (a subclass may act differently)
         actions = self.policy.act_numpy(obs)
         return None if actions is None else actions.astype(self.action_space.dtype, copy=False)
 
     def update(self, batch: ReplayBatch) -> dict[str, Tensor]:
-        if self.fused_kernels_apply("sac", self.policy.supports_manual_gradients):
+        if self.fused_kernels_apply("sac", self._manual_path_applies):
             return self._manual_update(batch)
         policy, target, gen = self.policy, self.target.net, self._generator
         features = policy.features(batch.obs)
@@ -154,6 +154,12 @@ class SAC(OffPolicyAgent):
         metrics["loss/critic"] = critic_loss.detach()
         metrics["loss/actor"] = actor_loss.detach()
         return metrics
+
+    def _manual_path_applies(self) -> bool:
+        """The default policy class (a subclass may change what the hand-written update
+        assumes) with the layout it supports."""
+        policy = self.policy
+        return type(policy) is SquashedGaussianActorCritic and policy.supports_manual_gradients()
 
     def _manual_update(self, batch: ReplayBatch) -> dict[str, Tensor]:
         """:meth:`update` with every gradient written out by hand (ReLU MLPs, flattening

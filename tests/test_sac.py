@@ -326,3 +326,15 @@ def test_sac_collects_with_numpy_acting_like_the_tensor_path() -> None:
     assert agent.explore_numpy(obs.astype(np.uint8)) is None  # not a float batch
     agent.use_fused_kernels = False
     assert agent.explore_numpy(obs) is None
+
+
+def test_sac_policy_subclasses_take_the_autograd_path() -> None:
+    from rlkit.policies.twin_q import SquashedGaussianActorCritic
+
+    class Custom(SquashedGaussianActorCritic):
+        pass
+
+    env = make_vec_env("Pendulum-v1", num_envs=2, seed=0)
+    agent = SAC(env, policy=Custom(env.single_observation_space, env.single_action_space), **TINY)
+    assert agent.policy.supports_manual_gradients()  # the layout would allow it
+    assert not agent._manual_path_applies()  # but a subclass may have changed the maths
