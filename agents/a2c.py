@@ -6,6 +6,7 @@ import dataclasses
 
 import torch
 
+from rlkit.losses import EntropyBonus, LossTerm, PolicyGradient, ValueLoss
 from rlkit.prototypes import AGENTS, OnPolicyAgent, OnPolicyConfig
 
 
@@ -31,48 +32,12 @@ class A2C(OnPolicyAgent):
     Config = A2CConfig
     config: A2CConfig
 
+    def loss_terms(self) -> list[LossTerm]:
+        cfg = self.config
+        return [PolicyGradient(), ValueLoss(cfg.vf_coef), EntropyBonus(cfg.ent_coef)]
+
     def make_optimizer(self) -> torch.optim.Optimizer:
         cfg = self.config
         return torch.optim.RMSprop(
             [self.flat_params], lr=cfg.lr, alpha=cfg.rms_alpha, eps=cfg.rms_eps
         )
-
-    def update(self) -> dict[str, float]:
-        cfg = self.config
-        totals: dict[str, list[float]] = {"loss/policy": [], "loss/value": [], "loss/entropy": []}
-        kernel = self.fused_kernel()
-        for _ in range(cfg.num_epochs):
-            for mb in self.minibatches():
-                if kernel is not None:
-                    # The same loss differentiated by hand: d/d log_prob = -A / B,
-                    # d/d value = 2 vf_coef (v - R) / B, d/d entropy = -ent_coef / B.
-                    ev = kernel.evaluate(mb.obs, mb.actions, entropy=True)
-                    assert ev.entropy is not None
-                    n = mb.advantages.shape[0]
-                    value_error = ev.value - mb.returns
-                    self.zero_grad()
-                    kernel.backward(
-                        ev,
-                        mb.advantages * (-1.0 / n),
-                        torch.full_like(ev.entropy, -cfg.ent_coef / n),
-                        value_error * (2.0 * cfg.vf_coef / n),
-                    )
-                    self.apply_gradients()
-                    losses = (
-                        -(mb.advantages * ev.log_prob).mean(),
-                        value_error.square().mean(),
-                        -ev.entropy.mean(),
-                    )
-                    for key, value in zip(totals, losses, strict=True):
-                        totals[key].append(float(value))
-                    continue
-                log_prob, entropy, values, _ = self.policy.evaluate_actions(mb.obs, mb.actions)
-                policy_loss = -(mb.advantages * log_prob).mean()
-                value_loss = (values - mb.returns).pow(2).mean()
-                entropy_loss = -entropy.mean()
-                self.clip_and_step(
-                    policy_loss + cfg.vf_coef * value_loss + cfg.ent_coef * entropy_loss
-                )
-                for key, value in zip(totals, (policy_loss, value_loss, entropy_loss), strict=True):
-                    totals[key].append(float(value.detach()))
-        return {k: sum(v) / len(v) for k, v in totals.items() if v}

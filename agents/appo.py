@@ -5,11 +5,11 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-import torch.nn.functional as F
 
 from rlkit.distributed.trajectory import TrajectoryBatch
+from rlkit.losses import ClippedSurrogate, EntropyBonus, LossTerm, ValueLoss
 from rlkit.prototypes import AGENTS, DistributedAgent, DistributedConfig
-from rlkit.prototypes.on_policy import normalize
+from rlkit.prototypes.on_policy import normalize, record, summarize
 from rlkit.types import Obs
 from rlkit.utils.tensors import obs_map
 
@@ -46,6 +46,15 @@ class APPO(DistributedAgent):
 
     Config = APPOConfig
     config: APPOConfig
+    hooks = (*DistributedAgent.hooks, "sample_minibatches")
+
+    def loss_terms(self) -> list[LossTerm]:
+        cfg = self.config
+        return [
+            ClippedSurrogate(cfg.clip_range),
+            ValueLoss(cfg.vf_coef),
+            EntropyBonus(cfg.ent_coef),
+        ]
 
     def update(self, batch: TrajectoryBatch) -> dict[str, float]:
         cfg = self.config
@@ -61,23 +70,19 @@ class APPO(DistributedAgent):
         for _ in range(cfg.num_epochs):
             for idx in self.sample_minibatches(n):
                 idx = idx.to(self.device)
-                mb_obs = self.augment(_rows(obs, idx))
-                log_prob, entropy, values, _ = self.policy.evaluate_actions(mb_obs, actions[idx])
                 adv = normalize(advantages[idx]) if cfg.normalize_advantages else advantages[idx]
-                ratio = (log_prob - old_log_probs[idx]).exp()
-                clipped = ratio.clamp(1 - cfg.clip_range, 1 + cfg.clip_range)
-                policy_loss = -torch.min(adv * ratio, adv * clipped).mean()
-                value_loss = F.mse_loss(values, targets[idx])
-                loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy.mean()
+                mb = self.evaluate_actions(self.augment(_rows(obs, idx)), actions[idx])
+                inputs = {
+                    **mb.outputs,
+                    "_pullback": mb.pullback,
+                    "old_log_prob": old_log_probs[idx],
+                    "advantage": adv,
+                    "return": targets[idx],
+                }
+                loss = self.loss(inputs, diagnostics=True)
                 self.clip_and_step(loss)
-                for key, value in (
-                    ("loss/policy", policy_loss),
-                    ("loss/value", value_loss),
-                    ("loss/entropy", -entropy.mean()),
-                    ("train/clip_fraction", ((ratio - 1).abs() > cfg.clip_range).float().mean()),
-                ):
-                    stats.setdefault(key, []).append(value.detach())
-        out = {k: float(torch.stack(v).mean()) for k, v in stats.items()}
+                record(stats, loss)
+        out = summarize(stats)
         out["vtrace/clipped_rho_mean"] = float(vt.clipped_rhos.mean())
         return out
 

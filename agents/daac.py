@@ -11,10 +11,13 @@ import torch
 from gymnasium.vector import VectorEnv
 from torch import nn
 
+from rlkit.losses import ClippedSurrogate, EntropyBonus, LossPlan, LossTerm, ValueLoss
 from rlkit.policies.base import ActorCriticPolicy
 from rlkit.policies.decoupled import DecoupledActorCritic, SeparateActorCritic
-from rlkit.prototypes import AGENTS, OnPolicyAgent, OnPolicyConfig
-from rlkit.utils.optim import FlatAdam, clip_grad_norm_, flatten_parameters
+from rlkit.prototypes import AGENTS, FlatOptimizer, OnPolicyAgent, OnPolicyConfig
+from rlkit.prototypes.learning import PolicyEvaluation
+from rlkit.prototypes.on_policy import RolloutBatch, record, summarize
+from rlkit.utils.optim import flatten_parameters
 
 
 @dataclasses.dataclass
@@ -85,7 +88,8 @@ class DAAC(OnPolicyAgent):
     """DAAC: the policy network is trained with the PPO surrogate, an entropy bonus and an
     advantage-prediction loss ``adv_coef * (A(s, a) - A_GAE)^2`` (normalised GAE targets);
     the value network is trained separately, ``value_epochs`` epochs every ``value_freq``
-    updates, with its own optimizer. Two flat parameter buffers, one per network."""
+    updates, with its own optimizer (:attr:`value_terms`). Two flat parameter buffers, one
+    per network."""
 
     Config = DAACConfig
     config: DAACConfig
@@ -106,6 +110,20 @@ class DAAC(OnPolicyAgent):
         )
         super().__init__(env, config, policy=spec, **kwargs)
         check_policy(type(self).__name__, self.policy, DecoupledActorCritic)
+        cfg = self.config
+        #: the value network's loss (its own optimizer, ``value_epochs`` epochs).
+        self.value_terms = nn.ModuleList([ValueLoss(cfg.vf_coef, clip_range=cfg.clip_range_vf)])
+        self.add_module("value_terms", self.value_terms)
+
+    def loss_terms(self) -> list[LossTerm]:
+        cfg = self.config
+        return [
+            ClippedSurrogate(cfg.clip_range),
+            ValueLoss(
+                cfg.adv_coef, prediction="advantage_pred", target="advantage", name="advantage"
+            ),
+            EntropyBonus(cfg.ent_coef),
+        ]
 
     def make_optimizer(self) -> torch.optim.Optimizer:
         """Adam for the policy network; :attr:`value_optimizer` for the value network."""
@@ -113,7 +131,13 @@ class DAAC(OnPolicyAgent):
         cfg = self.config
         # Re-lay the parameters as two flat buffers, one per network.
         self.actor_params = flatten_parameters(nn.ModuleList(self.policy.actor_modules()))
-        self.critic_params = flatten_parameters(nn.ModuleList(self.policy.critic_modules()))
+        self.value_group = FlatOptimizer(
+            self.policy.critic_modules(),
+            cfg.lr,
+            cfg.max_grad_norm,
+            optimizer=lambda params: self.new_optimizer(params, cfg.lr, eps=cfg.adam_eps),
+        )
+        self.critic_params, self.value_optimizer = self.value_group.flat, self.value_group.optimizer
         total = sum(p.numel() for p in self.policy.parameters() if p.requires_grad)
         if self.actor_params.numel() + self.critic_params.numel() != total:
             raise ValueError(
@@ -121,57 +145,38 @@ class DAAC(OnPolicyAgent):
                 "its parameters"
             )
         self.flat_params = self.actor_params
-        self.value_optimizer = FlatAdam([self.critic_params], lr=cfg.lr, eps=cfg.adam_eps)
-        return FlatAdam([self.actor_params], lr=cfg.lr, eps=cfg.adam_eps)
+        self.register_optimizer("value", self.value_optimizer)
+        return self.new_optimizer([self.actor_params], cfg.lr, eps=cfg.adam_eps)
 
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {**super().optimizers(), "value": self.value_optimizer}
-
-    def _step(self, loss: torch.Tensor, flat: nn.Parameter, opt: torch.optim.Optimizer) -> None:
-        grad = flat.grad
-        assert grad is not None
-        grad.zero_()
-        loss.backward()
-        if self.config.max_grad_norm is not None:
-            clip_grad_norm_(grad, self.config.max_grad_norm)
-        opt.step()
+    def evaluate_minibatch(self, mb: RolloutBatch, need_entropy: bool = True) -> PolicyEvaluation:
+        log_prob, entropy, adv_pred, _ = self.policy.evaluate_advantage(mb.obs, mb.actions)
+        return PolicyEvaluation(
+            {"log_prob": log_prob, "entropy": entropy, "advantage_pred": adv_pred}
+        )
 
     def update(self) -> dict[str, float]:
         cfg = self.config
         stats: dict[str, list[torch.Tensor]] = {}
-
-        def record(key: str, value: torch.Tensor) -> None:
-            stats.setdefault(key, []).append(value.detach())
-
         for _ in range(cfg.num_epochs):
             for mb in self.minibatches():
-                log_prob, entropy, adv_pred, _ = self.policy.evaluate_advantage(mb.obs, mb.actions)
-                ratio = (log_prob - mb.old_log_probs).exp()
-                adv = mb.advantages
-                clipped_ratio = ratio.clamp(1 - cfg.clip_range, 1 + cfg.clip_range)
-                policy_loss = -torch.min(adv * ratio, adv * clipped_ratio).mean()
-                adv_loss = (adv_pred - adv).pow(2).mean()
-                loss = policy_loss + cfg.adv_coef * adv_loss - cfg.ent_coef * entropy.mean()
-                self._step(loss, self.actor_params, self.optimizer)
-                record("loss/policy", policy_loss)
-                record("loss/advantage", adv_loss)
-                record("loss/entropy", -entropy.mean())
+                loss = self.compute_loss(mb)
+                self.clip_and_step(loss)
+                record(stats, loss)
         if self.num_updates % cfg.value_freq == 0:
             for group in self.value_optimizer.param_groups:  # follows anneal_lr
                 group["lr"] = self.optimizer.param_groups[0]["lr"]
+            plan = LossPlan(list(self.value_terms))  # type: ignore[arg-type]
             for _ in range(cfg.value_epochs):
                 for mb in self.minibatches():
-                    values = self.policy.value(mb.obs)
-                    value_loss = (values - mb.returns).pow(2)
-                    if cfg.clip_range_vf is not None:
-                        clipped = mb.old_values + (values - mb.old_values).clamp(
-                            -cfg.clip_range_vf, cfg.clip_range_vf
-                        )
-                        value_loss = torch.max(value_loss, (clipped - mb.returns).pow(2))
-                    value_loss = value_loss.mean()
-                    self._step(cfg.vf_coef * value_loss, self.critic_params, self.value_optimizer)
-                    record("loss/value", value_loss)
-        return {k: float(torch.stack(v).mean()) for k, v in stats.items()}
+                    inputs = {
+                        "value": self.policy.value(mb.obs),
+                        "return": mb.returns,
+                        "old_value": mb.old_values,
+                    }
+                    loss = plan(inputs)
+                    self.clip_and_step(loss, self.value_group)
+                    record(stats, loss)
+        return summarize(stats)
 
 
 __all__ = ["DAAC", "DAACConfig"]

@@ -4,15 +4,16 @@ Generalization in Reinforcement Learning")."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterator
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from gymnasium.vector import VectorEnv
 
 from rlkit.augmentations.base import Augmentation
 from rlkit.augmentations.basic import RandomShift
+from rlkit.losses import PolicyKL, ValueLoss
 from rlkit.prototypes import AGENTS
 from rlkit.prototypes.base import _has_image
 from rlkit.prototypes.on_policy import RolloutBatch, normalize
@@ -73,15 +74,30 @@ class DrAC(PPO):
     def augmentation_loss(
         self, obs: Obs, values: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """DrAC's policy and value regularisers ``(G_pi, G_V)`` on a batch of clean ``obs``;
-        ``values`` are the clean values if already computed (treated as constants)."""
+        """DrAC's policy and value regularisers ``(G_pi, G_V)`` on a batch of clean ``obs``
+        (unweighted); ``values`` are the clean values if already computed (constants)."""
         with torch.no_grad():
             target_dist, _ = self.policy.action_distribution(obs)
             target_values = self.policy.value(obs) if values is None else values.detach()
         out = self.policy(self.augment(obs))
-        policy_reg = target_dist.kl(out.dist).mean()
-        value_reg = F.mse_loss(out.value, target_values)
-        return policy_reg, value_reg
+        inputs = {
+            "old_dist": target_dist,
+            "dist": out.dist,
+            "aug_value": out.value,
+            "value_target": target_values,
+        }
+        policy_term, value_term = self.regularisers
+        return policy_term(inputs), value_term(inputs)
+
+    @functools.cached_property
+    def regularisers(self) -> tuple[PolicyKL, ValueLoss]:
+        """The regulariser terms: ``KL(pi(.|s) || pi(.|aug(s)))`` and
+        ``(V(aug(s)) - V(s))^2``, each weighted by ``aug_coef``."""
+        coef = self.config.aug_coef
+        return (
+            PolicyKL(coef, name="aug_policy"),
+            ValueLoss(coef, prediction="aug_value", target="value_target", name="aug_value"),
+        )
 
     def extra_losses(self, mb: RolloutBatch, values: torch.Tensor) -> dict[str, torch.Tensor]:
         """The regularisers, weighted by ``aug_coef`` (logged as ``loss/aug_policy`` and

@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import numpy as np
 import torch
 from gymnasium import spaces
 from gymnasium.vector import VectorEnv
@@ -16,12 +15,13 @@ from torch import Tensor
 from rlkit.augmentations.base import Augmentation
 from rlkit.augmentations.basic import RandomShift
 from rlkit.encoders.base import Encoder
+from rlkit.losses import DeterministicActorLoss, LossTerm, TDLoss, clipped_double_q, td_target
 from rlkit.policies.drqv2 import DrQv2ActorCritic
 from rlkit.prototypes import AGENTS, OffPolicyAgent, OffPolicyConfig
 from rlkit.schedules import Schedule, parse_schedule
 from rlkit.spaces import is_image_space
 from rlkit.storages.replay import ReplayBatch, ReplayStorage
-from rlkit.types import Obs
+from rlkit.types import EnvActions, Obs
 
 
 @dataclasses.dataclass
@@ -147,7 +147,7 @@ class DrQv2(OffPolicyAgent):
         self.std_schedule: Schedule = parse_schedule(self.config.std_schedule)
 
     # ----------------------------------------------------------------- acting
-    def explore(self, obs: Obs) -> np.ndarray:
+    def explore(self, obs: Obs) -> EnvActions:
         """Sample ``TruncatedNormal(mu(s), std(step))`` without noise clipping (as DrQ-v2)."""
         policy = self.policy
         dist = policy.action_distribution(
@@ -159,6 +159,12 @@ class DrQv2(OffPolicyAgent):
         return {"train/std": self.std_schedule(self.global_step)}
 
     # ----------------------------------------------------------------- learning
+    def loss_terms(self) -> dict[str, list[LossTerm]]:
+        return {
+            "critic": [TDLoss("mse", name="critic")],
+            "actor": [DeterministicActorLoss("min")],
+        }
+
     def update(self, batch: ReplayBatch) -> dict[str, Tensor]:
         cfg, policy = self.config, self.policy
         std = self.std_schedule(self.global_step)
@@ -166,26 +172,16 @@ class DrQv2(OffPolicyAgent):
         with torch.no_grad():
             next_features = policy.features(batch.next_obs)
             next_actions = policy.action_distribution(next_features, std, cfg.std_clip).sample()
-            next_q = self.critic_target(next_features, next_actions).min(0).values
-            td_target = batch.rewards + batch.discounts * next_q
-        errors = policy.q_values(features, policy.normalize_actions(batch.actions)) - td_target
-        if self.prioritized:
-            critic_loss = (batch.weights * errors.pow(2)).mean(-1).sum()
-            self.report_td_errors(batch, errors.detach().abs().mean(0))
-        else:
-            critic_loss = errors.pow(2).mean(-1).sum()
-        self.critic_optimizer.step(critic_loss)
+            next_q = self.critic_target(next_features, next_actions)
+            td = td_target(batch.rewards, batch.discounts, clipped_double_q(next_q))
+        q = policy.q_values(features, policy.normalize_actions(batch.actions))
+        self.clip_and_step(self.loss("critic", self.td_inputs(batch, q, td)), self.critic_optimizer)
 
         actor_features = features.detach()
         dist = policy.action_distribution(actor_features, std, cfg.std_clip)
         q_pi = policy.q_values(actor_features, dist.rsample(), detach_params=True)
-        actor_loss = -q_pi.min(0).values.mean()
-        self.actor_optimizer.step(actor_loss)
-        return {
-            "loss/critic": critic_loss.detach(),
-            "loss/actor": actor_loss.detach(),
-            "train/target_q": td_target.mean(),
-        }
+        self.clip_and_step(self.loss("actor", {"q": q_pi}), self.actor_optimizer)
+        return {"train/target_q": td.mean()}
 
 
 __all__ = ["DrQv2", "DrQv2Config"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-import torch.nn.functional as F
 
 from rlkit.distributed.trajectory import TrajectoryBatch
+from rlkit.losses import EntropyBonus, LossTerm, PolicyGradient, ValueLoss
 from rlkit.prototypes import AGENTS, DistributedAgent, DistributedConfig
 
 
@@ -34,23 +34,27 @@ class IMPALA(DistributedAgent):
 
     Config = IMPALAConfig
     config: IMPALAConfig
+    hooks = (*DistributedAgent.hooks, "env_minibatches")
+
+    def loss_terms(self) -> list[LossTerm]:
+        cfg = self.config
+        return [PolicyGradient(), ValueLoss(cfg.vf_coef), EntropyBonus(cfg.ent_coef)]
 
     def update(self, batch: TrajectoryBatch) -> dict[str, float]:
-        cfg = self.config
         stats: dict[str, list[torch.Tensor]] = {}
-        for _ in range(cfg.num_epochs):
+        for _ in range(self.config.num_epochs):
             for mb in self.env_minibatches(batch):
                 ev = self.evaluate_batch(mb)
                 vt = self.vtrace_targets(mb, ev.log_probs, ev.values, ev.next_values)
-                policy_loss = -(vt.pg_advantages * ev.log_probs).mean()
-                value_loss = F.mse_loss(ev.values, vt.vs)
-                entropy = ev.entropy.mean()
-                loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy
+                inputs = {
+                    **ev.inputs(),
+                    "advantage": vt.pg_advantages.reshape(-1),
+                    "return": vt.vs.reshape(-1),
+                }
+                loss = self.loss(inputs)
                 grad_norm = self.clip_and_step(loss)
                 for key, value in (
-                    ("loss/policy", policy_loss),
-                    ("loss/value", value_loss),
-                    ("loss/entropy", -entropy),
+                    *((f"loss/{k}", v) for k, v in loss.values.items()),
                     ("train/grad_norm", grad_norm),
                     ("vtrace/clipped_rho_mean", vt.clipped_rhos.mean()),
                     ("vtrace/target_mean", vt.vs.mean()),

@@ -7,14 +7,14 @@ import dataclasses
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from gymnasium.vector import VectorEnv
+from torch import nn
 from torch.func import functional_call
 
+from rlkit.losses import LossPlan, PolicyKL, ValueLoss
 from rlkit.policies.auxiliary import AuxiliaryActorCritic
-from rlkit.prototypes import AGENTS
+from rlkit.prototypes import AGENTS, FlatOptimizer
 from rlkit.types import Obs
-from rlkit.utils.optim import FlatAdam
 from rlkit.utils.tensors import obs_map
 
 from .daac import check_policy, two_network_policy
@@ -87,12 +87,21 @@ class PPG(PPO):
         check_policy(type(self).__name__, self.policy, AuxiliaryActorCritic)
         cfg = self.config
         aux_lr = cfg.aux_lr if cfg.aux_lr is not None else cfg.lr
-        self.aux_optimizer = FlatAdam([self.flat_params], lr=aux_lr, eps=cfg.adam_eps)
+        self.aux_optimizer = self.new_optimizer([self.flat_params], aux_lr, eps=cfg.adam_eps)
+        self.register_optimizer("aux", self.aux_optimizer)
+        # the auxiliary phase steps the same buffer without gradient clipping (as the authors)
+        self.aux_group = FlatOptimizer.over(self.flat_params, self.aux_optimizer)
+        #: the auxiliary phase's loss: behavioural cloning plus both value regressions.
+        self.aux_terms = nn.ModuleList(
+            [
+                PolicyKL(cfg.beta_clone, name="clone_kl"),
+                ValueLoss(0.5, prediction="aux_value", name="aux_value_loss"),
+                ValueLoss(0.5 * cfg.vf_true_coef, name="value_loss"),
+            ]
+        )
+        self.add_module("aux_terms", self.aux_terms)
         self._aux_obs: list[Obs] = []
         self._aux_targets: list[torch.Tensor] = []
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {**super().optimizers(), "aux": self.aux_optimizer}
 
     def update(self) -> dict[str, float]:
         metrics = super().update()
@@ -130,6 +139,7 @@ class PPG(PPO):
             )
             dist_state = {k: v.detach().clone() for k, v in policy.distribution.named_parameters()}
         stats: dict[str, list[torch.Tensor]] = {}
+        plan = LossPlan(list(self.aux_terms))  # type: ignore[arg-type]
         for _ in range(cfg.aux_epochs):
             perm = torch.randperm(total, generator=self._generator).to(targets.device)
             for start in range(0, total, batch):
@@ -137,22 +147,17 @@ class PPG(PPO):
                 mb_obs = _select(obs, idx)
                 old_dist = functional_call(policy.distribution, dist_state, (old_params[idx],))
                 dist, aux_values = policy.actor_forward(mb_obs)
-                values = policy.value(mb_obs)
-                clone_loss = old_dist.kl(dist).mean()
-                aux_loss = 0.5 * F.mse_loss(aux_values, targets[idx])
-                value_loss = 0.5 * F.mse_loss(values, targets[idx])
-                loss = cfg.beta_clone * clone_loss + aux_loss + cfg.vf_true_coef * value_loss
-                grad = self.flat_params.grad
-                assert grad is not None
-                grad.zero_()
-                loss.backward()
-                self.aux_optimizer.step()
-                for key, value in (
-                    ("aux/clone_kl", clone_loss),
-                    ("aux/aux_value_loss", aux_loss),
-                    ("aux/value_loss", value_loss),
-                ):
-                    stats.setdefault(key, []).append(value.detach())
+                inputs = {
+                    "old_dist": old_dist,
+                    "dist": dist,
+                    "aux_value": aux_values,
+                    "value": policy.value(mb_obs),
+                    "return": targets[idx],
+                }
+                loss = plan(inputs)
+                self.clip_and_step(loss, self.aux_group)
+                for key, value in loss.values.items():
+                    stats.setdefault(f"aux/{key}", []).append(value)
         return {k: float(torch.stack(v).mean()) for k, v in stats.items()}
 
 

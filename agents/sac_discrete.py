@@ -10,11 +10,12 @@ from gymnasium import spaces
 from torch import Tensor
 
 from rlkit.encoders.base import Encoder
+from rlkit.losses import DiscreteSACActorLoss, LossTerm, TDLoss, TemperatureLoss, td_target
+from rlkit.losses.targets import expected_soft_value
+from rlkit.losses.temperature import EntropyCoefficient
 from rlkit.policies.twin_q import CategoricalActorCritic
 from rlkit.prototypes import AGENTS, OffPolicyAgent, OffPolicyConfig
 from rlkit.storages.replay import ReplayBatch
-
-from .sac import EntropyCoefficient, parse_ent_coef
 
 
 @dataclasses.dataclass
@@ -63,50 +64,44 @@ class SACDiscrete(OffPolicyAgent):
         self.critic_optimizer = self.add_optimizer("critic", policy.critic_modules())
         self.actor_optimizer = self.add_optimizer("actor", policy.actor_modules())
         self.target = self.add_target("target", policy, track=policy.critic_modules())
-        learned, initial = parse_ent_coef(cfg.ent_coef, type(self).__name__)
-        self.ent_coef = EntropyCoefficient(initial)
-        self.ent_coef.requires_grad_(learned)
+        self.ent_coef = EntropyCoefficient.from_setting(cfg.ent_coef, type(self).__name__)
         self.add_module("ent_coef", self.ent_coef)
+        learned = self.ent_coef.learned
         self.ent_optimizer = self.add_optimizer("ent_coef", [self.ent_coef]) if learned else None
         self.target_entropy = cfg.target_entropy_ratio * math.log(policy.num_actions)
         self.action_start = int(policy.distribution.start)
 
-    def update(self, batch: ReplayBatch) -> dict[str, Tensor]:
-        policy, target = self.policy, self.target.net
-        actions = batch.actions - self.action_start if self.action_start else batch.actions
-        alpha = self.ent_coef()
-        with torch.no_grad():
-            next_dist = policy.action_distribution(policy.features(batch.next_obs))
-            next_q = target.q_values(target.features(batch.next_obs)).amin(0)
-            next_v = (next_dist.probs * (next_q - alpha * next_dist.logits)).sum(-1)
-            td_target = batch.rewards + batch.discounts * next_v
-        features = policy.features(batch.obs)
-        q_all = policy.q_values(features)
-        index = actions.view(1, -1, 1).expand(q_all.shape[0], -1, 1)
-        errors = q_all.gather(-1, index).squeeze(-1) - td_target
-        if self.prioritized:
-            critic_loss = 0.5 * (batch.weights * errors.pow(2)).mean(-1).sum()
-            self.report_td_errors(batch, errors.detach().abs().mean(0))
-        else:
-            critic_loss = 0.5 * errors.pow(2).mean(-1).sum()
-        self.critic_optimizer.step(critic_loss)
-
-        dist = policy.action_distribution(features.detach())
-        probs, log_probs = dist.probs, dist.logits
-        with torch.no_grad():
-            q_pi = policy.q_values(features.detach()).amin(0)
-        actor_loss = (probs * (alpha * log_probs - q_pi)).sum(-1).mean()
-        self.actor_optimizer.step(actor_loss)
-        entropy = -(probs.detach() * log_probs.detach()).sum(-1)
-        metrics = {
-            "loss/critic": critic_loss.detach(),
-            "loss/actor": actor_loss.detach(),
-            "train/entropy": entropy.mean(),
-            "train/ent_coef": alpha,
+    def loss_terms(self) -> dict[str, list[LossTerm]]:
+        terms: dict[str, list[LossTerm]] = {
+            "critic": [TDLoss("half_mse", name="critic")],
+            "actor": [DiscreteSACActorLoss()],
         }
         if self.ent_optimizer is not None:
-            # sum_a pi(a|s) (log pi(a|s) + H_target) = H_target - H(pi(.|s))
-            ent_loss = -(self.ent_coef.log_alpha * (self.target_entropy - entropy)).mean()
-            self.ent_optimizer.step(ent_loss)
-            metrics["loss/ent_coef"] = ent_loss.detach()
-        return metrics
+            terms["ent_coef"] = [TemperatureLoss(self.target_entropy)]
+        return terms
+
+    def update(self, batch: ReplayBatch) -> dict[str, Tensor]:
+        policy, target = self.policy, self.target.net
+        actions = batch.actions - self.action_start
+        alpha = self.ent_coef()
+        with torch.no_grad():
+            next_logits = policy.actor.forward(policy.features(batch.next_obs))
+            next_q = target.q_values(target.features(batch.next_obs))
+            next_v = expected_soft_value(next_logits, next_q, alpha)
+            td = td_target(batch.rewards, batch.discounts, next_v)
+        features = policy.features(batch.obs)
+        q_all = policy.q_values(features)
+        q = q_all.gather(-1, actions.view(1, -1, 1).expand(q_all.shape[0], -1, 1)).squeeze(-1)
+        self.clip_and_step(self.loss("critic", self.td_inputs(batch, q, td)), self.critic_optimizer)
+
+        logits = policy.actor.forward(features.detach())
+        with torch.no_grad():
+            q_pi = policy.q_values(features.detach()).amin(0)
+        actor_inputs = {"logits": logits, "q": q_pi, "alpha": alpha}
+        self.clip_and_step(self.loss("actor", actor_inputs), self.actor_optimizer)
+        log_probs = torch.log_softmax(logits.detach(), dim=-1)
+        entropy = -(log_probs.exp() * log_probs).sum(-1)
+        if self.ent_optimizer is not None:
+            inputs = {"log_alpha": self.ent_coef.log_alpha, "log_prob": -entropy}
+            self.clip_and_step(self.loss("ent_coef", inputs), self.ent_optimizer)
+        return {"train/entropy": entropy.mean(), "train/ent_coef": alpha}

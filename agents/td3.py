@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from gymnasium import spaces
 from torch import Tensor
 
-from rlkit.distributions.noise import NormalNoise, OrnsteinUhlenbeckNoise
+from rlkit.config import require
+from rlkit.distributions.noise import NormalNoise
 from rlkit.encoders.base import Encoder
+from rlkit.losses import DeterministicActorLoss, LossTerm, TDLoss, clipped_double_q, td_target
+from rlkit.losses.targets import smoothed_actions
 from rlkit.policies.twin_q import DeterministicActorCritic
 from rlkit.prototypes import AGENTS, OffPolicyAgent, OffPolicyConfig
 from rlkit.storages.replay import ReplayBatch
-from rlkit.types import Obs
 
 
 @dataclasses.dataclass
@@ -38,21 +38,12 @@ class TD3Config(OffPolicyConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        checks = {
-            "policy_delay": self.policy_delay >= 1,
-            "action_noise": self.action_noise >= 0,
-            "target_policy_noise": self.target_policy_noise >= 0,
-            "target_noise_clip": self.target_noise_clip >= 0,
-            "target_update_interval": self.target_update_interval == 1,
-        }
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError(
-                "invalid hyperparameter(s): "
-                + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad)
-                + " (policy_delay >= 1; noise scales >= 0; target_update_interval must be 1: "
-                "the targets move with the actor every policy_delay updates)"
-            )
+        noises = ("action_noise", "target_policy_noise", "target_noise_clip")
+        checks = {k: getattr(self, k) >= 0 for k in noises}
+        checks.update(policy_delay=self.policy_delay >= 1)
+        checks.update(target_update_interval=self.target_update_interval == 1)
+        rule = "policy_delay >= 1; noise scales >= 0; target_update_interval must be 1 (the "
+        require(self, checks, rule + "targets move with the actor every policy_delay updates)")
 
 
 @AGENTS.register("td3")
@@ -69,14 +60,12 @@ class TD3(OffPolicyAgent):
     num_critics = 2
 
     def default_policy(self, encoder: Encoder | None) -> DeterministicActorCritic:
+        cfg, act_space = self.config, self.action_space
+        noise = NormalNoise(act_space, sigma=cfg.action_noise)
         return DeterministicActorCritic(
-            self.observation_space,
-            self.action_space,
-            encoder=encoder,
-            noise=NormalNoise(self.action_space, sigma=self.config.action_noise),
-            hidden_sizes=self.config.hidden_sizes,
+            self.observation_space, act_space, encoder, noise, cfg.hidden_sizes,
             num_critics=self.num_critics,
-        )
+        )  # fmt: skip
 
     def setup(self) -> None:
         policy = self.policy
@@ -84,54 +73,26 @@ class TD3(OffPolicyAgent):
         self.actor_optimizer = self.add_optimizer("actor", policy.actor_modules())
         self.target = self.add_target("target", policy)
 
-    def explore(self, obs: Obs) -> np.ndarray:
-        noise = self.policy.noise
-        if isinstance(noise, OrnsteinUhlenbeckNoise):
-            noise.step(self._generator)
-        return super().explore(obs)
-
-    def on_episode_end(self, dones: np.ndarray) -> None:
-        super().on_episode_end(dones)
-        noise = self.policy.noise
-        if isinstance(noise, OrnsteinUhlenbeckNoise):
-            noise.reset(dones)
+    def loss_terms(self) -> dict[str, list[LossTerm]]:
+        return {"critic": [TDLoss("mse", name="critic")], "actor": [DeterministicActorLoss()]}
 
     def target_update_due(self) -> bool:
         return self.num_updates % self.config.policy_delay == 0
 
     def update(self, batch: ReplayBatch) -> dict[str, Tensor]:
         cfg, policy, target = self.config, self.policy, self.target.net
+        smoothing = (cfg.target_policy_noise, cfg.target_noise_clip, self._generator)
         with torch.no_grad():
             next_features = target.features(batch.next_obs)
-            next_actions = target.actor_action(next_features)
-            if cfg.target_policy_noise > 0:
-                noise = torch.randn(
-                    next_actions.shape, generator=self._generator, device=next_actions.device
-                ).mul_(cfg.target_policy_noise)
-                noise.clamp_(-cfg.target_noise_clip, cfg.target_noise_clip)
-                next_actions = (next_actions + noise).clamp_(-1.0, 1.0)
-            next_q = target.q_values(next_features, next_actions).amin(0)
-            td_target = batch.rewards + batch.discounts * next_q
+            next_actions = smoothed_actions(target.actor_action(next_features), *smoothing)
+            next_q = target.q_values(next_features, next_actions)
+            td = td_target(batch.rewards, batch.discounts, clipped_double_q(next_q))
         features = policy.features(batch.obs)
         q = policy.q_values(features, policy.normalize_actions(batch.actions))
-        if self.prioritized:
-            errors = q - td_target
-            critic_loss = (batch.weights * errors.square()).mean(-1).sum()
-            self.report_td_errors(batch, errors.detach().abs().mean(0))
-        else:  # sum over critics of the mean squared error, in one kernel
-            critic_loss = F.mse_loss(q, td_target.expand_as(q), reduction="sum")
-            critic_loss = critic_loss / td_target.shape[0]
-        self.critic_optimizer.step(critic_loss)
-        metrics = {"loss/critic": critic_loss.detach()}
-        if self.num_updates % cfg.policy_delay == 0:
-            actor_features = features.detach()
-            q_pi = policy.q_values(
-                actor_features,
-                policy.actor_action(actor_features),
-                detach_params=True,
-                members=slice(0, 1),
-            )
-            actor_loss = -q_pi.mean()
-            self.actor_optimizer.step(actor_loss)
-            metrics["loss/actor"] = actor_loss.detach()
-        return metrics
+        self.clip_and_step(self.loss("critic", self.td_inputs(batch, q, td)), self.critic_optimizer)
+        if self.num_updates % cfg.policy_delay == 0:  # the delayed actor update (critic Q_1)
+            detached = features.detach()
+            actions = policy.actor_action(detached)
+            q_pi = policy.q_values(detached, actions, detach_params=True, members=slice(0, 1))
+            self.clip_and_step(self.loss("actor", {"q": q_pi}), self.actor_optimizer)
+        return {}

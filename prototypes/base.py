@@ -1,16 +1,30 @@
-"""The agent base: the public surface every agent shares (train, evaluate, act, save, load).
+"""The agent base: the public surface every agent shares (train, evaluate, act, save, load) and
+the one plumbing every prototype registers through.
+
+Responsibilities live in parts a reader can find:
+
+- acting: :meth:`Agent.act` and the prototypes' ``explore`` hooks (the policy is the
+  primitive that acts);
+- learning: the prototypes' ``update`` / ``clip_and_step`` hooks on loss terms
+  (:mod:`rlkit.losses`), run on the agent's compute backend (:mod:`rlkit.backends`);
+- collection: each prototype's loop (``collect_rollout``, ``collect``, actors);
+- training: :mod:`prototypes.trainer` (the loop, logging, periodic checkpoints);
+- evaluation: :mod:`prototypes.evaluation`;
+- state and checkpoints: :mod:`prototypes.state` (what is registered) and
+  :mod:`prototypes.checkpointing` (what is written).
 
 Prototypes (on-policy, off-policy, distributed) subclass :class:`Agent` and implement one
-training iteration; reference agents subclass a prototype and implement their update.
+training iteration; reference agents subclass a prototype and add their algorithm.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import logging
-import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -18,46 +32,44 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from gymnasium.vector import VectorEnv
-from torch import nn
+from torch import Tensor, nn
 
+from rlkit import runtime
 from rlkit.augmentations.base import Augmentation
-from rlkit.checkpoint import (
-    CheckpointError,
-    find_checkpoint,
-    load_module_state,
-    optimizer_from_tensors,
-    optimizer_to_tensors,
-    read_config,
-    read_tensors,
-    split_prefix,
-    write_checkpoint,
-)
-from rlkit.config import config_to_dict, make_config
-from rlkit.configurable import Configurable, build_primitive, from_json, to_json
+from rlkit.backends import BackendReport, resolve, use
+from rlkit.backends.setting import Backend
+from rlkit.checkpoint import CheckpointError
+from rlkit.config import make_config
+from rlkit.configurable import Configurable, build_primitive
 from rlkit.device import resolve_device
-from rlkit.distributions.base import Distribution
-from rlkit.encoders.base import Encoder
-from rlkit.envs import EpisodeTracker, env_spec_of, make_vec_env
+from rlkit.envs import EpisodeTracker
 from rlkit.export.acting import ActingPath
-from rlkit.logging import Logger, ProgressBar
+from rlkit.losses import LossTerm
 from rlkit.normalization import ObsNormalizer
-from rlkit.policies.actor_critic import ActorCritic
 from rlkit.policies.base import ActorCriticPolicy, Policy
 from rlkit.registry import Registry
 from rlkit.rewards.base import IntrinsicReward
-from rlkit.spaces import check_space, is_image_space, space_from_dict, space_to_dict, spaces_equal
+from rlkit.spaces import check_space
 from rlkit.types import Obs
+from rlkit.utils.optim import FlatAdam, optimizer_step, set_fused
 from rlkit.utils.seeding import seed_everything
 from rlkit.utils.tensors import obs_to_tensor
-from rlkit.version import __version__
+
+from . import building, checkpointing, evaluation, trainer
+from .state import FlatOptimizer, StateRegistry, StateValue, TargetNetwork
 
 log = logging.getLogger("rlkit")
 
 A = TypeVar("A", bound="Agent")
 P = TypeVar("P", bound=Configurable)
+F = TypeVar("F", bound=Callable[..., Any])
 
-MODEL_FILE = "model.safetensors"
-TRAINING_STATE_FILE = "training_state.safetensors"
+MODEL_FILE = checkpointing.MODEL_FILE
+TRAINING_STATE_FILE = checkpointing.TRAINING_STATE_FILE
+
+#: torch.compile backends accepted by ``compiler`` (``inductor`` generates kernels; the others
+#: only trace, for debugging and fast tests).
+COMPILERS = ("inductor", "aot_eager", "eager")
 
 
 @dataclasses.dataclass
@@ -68,19 +80,67 @@ class AgentConfig:
     seed: int | None = None
     #: "auto" (cuda, npu, mps, cpu in that order), "cpu", "cuda", "npu", ...
     device: str = "auto"
-    #: torch intra-op threads; None picks 1 on CPU for non-image observations (small networks
-    #: run fastest single-threaded) and leaves torch's default otherwise.
+    #: torch intra-op threads while this agent trains (restored afterwards); None leaves
+    #: torch's setting alone. See rlkit.runtime for the measured default of the CLI.
     num_threads: int | None = None
     #: whiten non-image observations with running statistics (kept in the checkpoint).
     normalize_obs: bool = False
     #: clip whitened observations to +-clip_obs.
     clip_obs: float = 10.0
+    #: compute backend: "fast" (CPU kernels, closed-form loss derivatives), "reference"
+    #: (plain autograd) or "compile" (torch.compile of the update); see rlkit.backends.
+    compute: str = "fast"
+    #: torch.compile backend for compute="compile": "inductor", "aot_eager" or "eager".
+    compiler: str = "inductor"
+
+    def __post_init__(self) -> None:
+        resolve(self.compute)
+        checks = {
+            "num_threads": self.num_threads is None or self.num_threads >= 1,
+            "clip_obs": self.clip_obs > 0,
+            "compiler": self.compiler in COMPILERS,
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(
+                "invalid hyperparameter(s): "
+                + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad)
+                + f" (num_threads >= 1 or None; clip_obs > 0; compiler one of {COMPILERS})"
+            )
+
+
+def on_backend(method: F) -> F:
+    """Run ``method`` with the agent's compute backend active (see :func:`rlkit.backends.use`)."""
+    if getattr(method, "_rlkit_on_backend", False):
+        return method
+
+    @functools.wraps(method)
+    def wrapper(self: Agent, *args: Any, **kwargs: Any) -> Any:
+        with use(self._backend):
+            return method(self, *args, **kwargs)
+
+    wrapper._rlkit_on_backend = True  # type: ignore[attr-defined]
+    return wrapper  # type: ignore[return-value]
+
+
+#: methods that run with the agent's backend active however they are called (the training
+#: loop, or a test or script calling one directly): wrapped in every class that defines them.
+ENTRY_POINTS = (
+    "iteration",
+    "update",
+    "collect_rollout",
+    "collect",
+    "train_round",
+    "train_step",
+    "evaluate",
+    "act",
+)
 
 
 class Agent(ABC):
     """Base class of every agent (see the module doc)."""
 
-    #: registry id ("ppo"); set by ``@AGENTS.register``.
+    #: registry id ("ppo"); set by ``@AGENTS.register`` on the registered class only.
     registry_id: ClassVar[str | None] = None
     #: the hyperparameter dataclass of this agent.
     Config: ClassVar[type[AgentConfig]] = AgentConfig
@@ -92,13 +152,26 @@ class Agent(ABC):
         spaces.MultiDiscrete,
         spaces.MultiBinary,
     )
-
     #: constructor arguments that build the default policy instead of passing ``policy=``.
     policy_parts: ClassVar[tuple[str, ...]] = ()
+    #: the documented extension points of this agent: methods a subclass may override and
+    #: that run on every compute backend (``tests/test_hooks.py`` checks each of them).
+    hooks: ClassVar[tuple[str, ...]] = ("clip_and_step", "new_optimizer")
 
     policy: Policy
     augmentation: Augmentation | None = None
     intrinsic_reward: IntrinsicReward | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A registry id belongs to the class registered under it; an unregistered subclass
+        # must not save checkpoints that load as its parent.
+        if "registry_id" not in cls.__dict__:
+            cls.registry_id = None
+        for name in ENTRY_POINTS:
+            method = cls.__dict__.get(name)
+            if callable(method):
+                setattr(cls, name, on_backend(method))
 
     def __init__(self, env: VectorEnv, config: Any = None, **hyperparameters: Any) -> None:
         name = type(self).__name__
@@ -106,6 +179,11 @@ class Agent(ABC):
             raise TypeError(
                 f"{name}: env must be a gymnasium VectorEnv (build one with "
                 f"rlkit.envs.make_vec_env), got {type(env).__name__}"
+            )
+        for key in checkpointing.REMOVED_HYPERPARAMETERS & set(hyperparameters):
+            raise TypeError(
+                f"{name}: {key} was removed; call rlkit.runtime.{key}() (or pass "
+                f"--{key.replace('_', '-')} to the CLI) to tune the process explicitly"
             )
         self.config = make_config(type(self).Config, config, hyperparameters, name)
         self.env = env
@@ -115,100 +193,265 @@ class Agent(ABC):
         check_space(self.observation_space, self.observation_spaces, "observation space", name)
         check_space(self.action_space, self.action_spaces, "action space", name)
         self.device = resolve_device(self.config.device)
-        self._set_threads()
+        self._backend = resolve(self.config.compute)
+        #: which implementation each component runs on (logged once per run).
+        self.backend_report = BackendReport(name, self._backend.name)
         if self.config.seed is not None:
             seed_everything(self.config.seed)
-        self.obs_normalizer: ObsNormalizer | None = (
-            ObsNormalizer(self.observation_space, self.config.clip_obs).to(self.device)
-            if self.config.normalize_obs
-            else None
-        )
+        self.registry = StateRegistry()
+        self.obs_normalizer: ObsNormalizer | None = None
+        if self.config.normalize_obs:
+            self.obs_normalizer = ObsNormalizer(self.observation_space, self.config.clip_obs)
+            self.add_module("obs_normalizer", self.obs_normalizer.to(self.device))
         self.global_step = 0
         self.num_updates = 0
         self.episodes = EpisodeTracker(self.num_envs)
         self._obs: Obs | None = None  # current (preprocessed) observation of the training env
         self._target_steps = 0
+        #: the agent's random generator for minibatches, replay sampling and augmentation.
+        self._generator = torch.Generator()
+        if self.config.seed is not None:
+            self._generator.manual_seed(self.config.seed)
+        self.add_state("generator", lambda: self._generator.get_state(), self._generator.set_state)
+        self._compiled: dict[str, Callable[..., Any]] = {}
+        self._groups: dict[str, FlatOptimizer] = {}
 
     # ----------------------------------------------------------------- subclass contract
     @abstractmethod
     def iteration(self) -> dict[str, float]:
         """Collect experience and update once; advance :attr:`global_step`; return metrics."""
 
-    @abstractmethod
-    def modules(self) -> dict[str, nn.Module]:
-        """Modules whose state goes into ``model.safetensors`` (name -> module)."""
+    # ----------------------------------------------------------------- the one plumbing
+    def add_module(self, name: str, module: nn.Module) -> nn.Module:
+        """Register ``module`` (moved to the agent's device) for checkpointing as ``name``."""
+        self.registry._check_new(name, self.registry.modules, "module")
+        self.registry.modules[name] = module.to(self.device)
+        return module
 
-    @abstractmethod
+    def register_optimizer(self, name: str, optimizer: torch.optim.Optimizer) -> None:
+        """Register an optimizer for checkpointing as ``name``."""
+        self.registry._check_new(name, self.registry.optimizers, "optimizer")
+        self.registry.optimizers[name] = optimizer
+        self.backend_report.record(
+            f"optimizer {name}", _describe_optimizer(optimizer), self._optimizer_fallback(optimizer)
+        )
+
+    def add_optimizer(
+        self,
+        name: str,
+        modules: Sequence[nn.Module],
+        lr: float | None = None,
+        max_grad_norm: float | None = None,
+    ) -> FlatOptimizer:
+        """A :class:`FlatOptimizer` over ``modules`` from :meth:`new_optimizer` (``lr``
+        defaults to the config's ``lr``), checkpointed as ``name``."""
+        rate = float(lr if lr is not None else getattr(self.config, "lr", 1e-3))
+        clip = (
+            max_grad_norm
+            if max_grad_norm is not None
+            else getattr(self.config, "max_grad_norm", None)
+        )
+        group = FlatOptimizer(
+            modules, rate, clip, optimizer=lambda params: self.new_optimizer(params, rate)
+        )
+        self.register_optimizer(name, group.optimizer)
+        self._groups[name] = group
+        return group
+
+    def add_target(
+        self, name: str, source: nn.Module, track: Sequence[nn.Module] | None = None
+    ) -> TargetNetwork:
+        """A :class:`TargetNetwork` of ``source`` (moved by :meth:`update_targets` where the
+        prototype has it), checkpointed as ``name``. Register optimizers first: the target
+        moves whole runs of their flat buffers at once."""
+        target = TargetNetwork(source, track)
+        self.add_module(name, target)
+        self.registry.targets[name] = target
+        return target
+
+    def add_state(
+        self,
+        name: str,
+        get: Callable[[], StateValue] | None = None,
+        set: Callable[[Any], Any] | None = None,
+    ) -> None:
+        """Checkpoint an extra value (a number goes into ``config.json``, a tensor into
+        ``training_state.safetensors``): by default the agent attribute ``name``, or what
+        ``get`` returns (restored through ``set``)."""
+        self.registry._check_new(name, self.registry.values, "state")
+        getter = get if get is not None else (lambda: getattr(self, name))
+        setter = set if set is not None else (lambda value: setattr(self, name, value))
+        self.registry.values[name] = (getter, setter)
+
+    def modules(self) -> dict[str, nn.Module]:
+        """Modules whose state goes into ``model.safetensors`` (name -> module): everything
+        registered, target networks included, and the intrinsic reward."""
+        mods = dict(self.registry.modules)
+        if self.intrinsic_reward is not None:
+            mods["intrinsic_reward"] = self.intrinsic_reward
+        return mods
+
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """Optimizers whose state goes into the checkpoint (name -> optimizer)."""
+        opts = dict(self.registry.optimizers)
+        if self.intrinsic_reward is not None:
+            for name, opt in self.intrinsic_reward.optimizers().items():
+                opts[f"intrinsic_reward.{name}"] = opt
+        return opts
 
-    @abstractmethod
+    def extra_state(self) -> dict[str, StateValue]:
+        """Registered extra values (name -> number or tensor), as saved in checkpoints."""
+        return {name: get() for name, (get, _) in self.registry.values.items()}
+
+    def set_extra_state(self, name: str, value: Any) -> None:
+        """Restore the extra value ``name`` (from a checkpoint)."""
+        self.registry.values[name][1](value)
+
     def primitives(self) -> dict[str, Configurable | None]:
         """Constructor primitives recorded in ``config.json`` (name -> primitive or None)."""
+        return {
+            "policy": self.policy,
+            "augmentation": self.augmentation,
+            "intrinsic_reward": self.intrinsic_reward,
+        }
+
+    # ----------------------------------------------------------------- compute backend
+    @property
+    def backend(self) -> Backend:
+        """The compute backend the agent runs on (``config.compute``)."""
+        return self._backend
+
+    def set_compute(self, compute: str) -> None:
+        """Switch the compute backend (``"reference"``, ``"fast"``, ``"compile"``); optimizer
+        state carries over (the fused and plain Adam share one layout)."""
+        backend = resolve(compute)
+        self.config.compute = backend.name
+        self._backend = backend
+        self._compiled.clear()
+        self.backend_report = BackendReport(type(self).__name__, backend.name)
+        for name, opt in self.registry.optimizers.items():
+            set_fused(opt, backend.name != "reference")
+            self.backend_report.record(
+                f"optimizer {name}", _describe_optimizer(opt), self._optimizer_fallback(opt)
+            )
+
+    @property
+    def use_fused_kernels(self) -> bool:
+        """Whether the agent runs on the ``fast`` backend (kept for older code: setting it to
+        False switches to ``reference``, True to ``fast``)."""
+        return self._backend.name == "fast"
+
+    @use_fused_kernels.setter
+    def use_fused_kernels(self, value: bool) -> None:
+        self.set_compute("fast" if value else "reference")
+
+    def new_optimizer(
+        self, params: Sequence[nn.Parameter], lr: float, eps: float = 1e-8
+    ) -> torch.optim.Optimizer:
+        """The optimizer for ``params`` (hook): Adam, fused except on ``reference``."""
+        fused = False if self._backend.name == "reference" else None  # None: where supported
+        return FlatAdam(params, lr=lr, eps=eps, fused=fused)
+
+    def _optimizer_fallback(self, optimizer: torch.optim.Optimizer) -> str | None:
+        group = optimizer.param_groups[0]
+        if self._backend.name != "reference" and group.get("fused") is False:
+            return "the fused Adam kernel does not support these parameters"
+        return None
+
+    def record_loss_terms(self, terms: Sequence[LossTerm], prefix: str = "") -> None:
+        """Note in :attr:`backend_report` how each loss term is differentiated."""
+        for term in terms:
+            status = type(term).closed_form_status()
+            if not self._backend.closed_form:
+                how, reason = "autograd", None
+            elif status is None:
+                how, reason = "closed-form derivative", None
+            else:
+                how, reason = "autograd", status
+            self.backend_report.record(
+                f"loss {prefix}{term.name} ({type(term).__name__})", how, reason
+            )
+
+    def compile_update(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``fn`` wrapped in ``torch.compile`` on the ``compile`` backend (cached as ``name``;
+        CUDA graphs through ``mode="reduce-overhead"`` on a CUDA device), else ``fn``."""
+        if not self._backend.compile:
+            return fn
+        compiled = self._compiled.get(name)
+        if compiled is None:
+            mode = "reduce-overhead" if self.device.type == "cuda" else None
+            compiled = torch.compile(fn, backend=self.config.compiler, mode=mode)
+            self._compiled[name] = compiled
+            self.backend_report.record(
+                f"update {name}", f"torch.compile ({self.config.compiler}, mode={mode})"
+            )
+        return compiled
+
+    def clip_and_step(self, loss: Any, optimizer: FlatOptimizer | None = None) -> Tensor | None:
+        """Zero the gradients of ``optimizer``'s parameters, backpropagate ``loss`` (a
+        :class:`~rlkit.losses.Loss` or a tensor), clip and take the optimizer step (hook).
+        Returns the gradient norm before clipping when one was computed."""
+        if optimizer is None:
+            raise TypeError(f"{type(self).__name__}.clip_and_step needs the optimizer to step")
+        optimizer.zero_grad()
+        loss.backward()
+        norm = optimizer.clip()
+        optimizer_step(optimizer.optimizer)
+        return norm
 
     # ----------------------------------------------------------------- helpers for prototypes
-    def _set_threads(self) -> None:
-        threads = self.config.num_threads
-        if threads is None and self.device.type == "cpu" and not _has_image(self.observation_space):
-            threads = 1
-        if threads is not None and threads != torch.get_num_threads():
-            torch.set_num_threads(int(threads))
-
     def build_primitive(self, kind: str, value: Any, base: type[P], **defaults: Any) -> P | None:
         """Accept a primitive as an object, an id string or an ``{"id": ...}`` spec (from YAML);
         see :func:`rlkit.configurable.build_primitive`."""
         return build_primitive(kind, value, base, type(self).__name__, **defaults)
 
     def build_actor_critic(self, policy: Any, encoder: Any, distribution: Any) -> ActorCriticPolicy:
-        """``policy`` as given (object, id or spec), or the default :class:`ActorCritic` built
-        around ``encoder`` / ``distribution``; refuses both at once and non-actor-critics."""
-        name = type(self).__name__
-        obs_space, act_space = self.observation_space, self.action_space
-        if policy is not None and (encoder is not None or distribution is not None):
-            raise ValueError(
-                f"{name}: pass either policy= or encoder=/distribution= (which build the "
-                "default policy), not both"
-            )
-        built = self.build_primitive(
-            "policy", policy, Policy, observation_space=obs_space, action_space=act_space
-        )
-        if built is None:
-            built = ActorCritic(
-                obs_space,
-                act_space,
-                encoder=self.build_primitive(
-                    "encoder", encoder, Encoder, observation_space=obs_space
-                ),
-                distribution=self.build_primitive(
-                    "distribution", distribution, Distribution, action_space=act_space
-                ),
-            )
-        if not isinstance(built, ActorCriticPolicy):
-            raise TypeError(f"{name} needs an ActorCriticPolicy, got {type(built).__name__}")
-        return built
+        """``policy`` as given (object, id or spec), or the default
+        :class:`~rlkit.policies.ActorCritic` built around ``encoder`` / ``distribution``."""
+        return building.actor_critic(
+            type(self).__name__, self.observation_space, self.action_space, policy, encoder,
+            distribution,
+        )  # fmt: skip
 
     def build_batch_primitives(self, augmentation: Any, intrinsic_reward: Any) -> None:
         """Set :attr:`augmentation` and :attr:`intrinsic_reward` (each an object, id, spec or
         None), built for this agent's spaces and moved to its device."""
-        self.augmentation = self.build_primitive("augmentation", augmentation, Augmentation)
+        name = type(self).__name__
+        self.augmentation = building.augmentation(name, augmentation)
         if self.augmentation is not None:
             self.augmentation.to(self.device)
-        self.intrinsic_reward = self.build_primitive(
-            "intrinsic_reward",
-            intrinsic_reward,
-            IntrinsicReward,
-            observation_space=self.observation_space,
-            action_space=self.action_space,
+        self.intrinsic_reward = building.intrinsic_reward(
+            name, intrinsic_reward, self.observation_space, self.action_space
         )
         if self.intrinsic_reward is not None:
             self.intrinsic_reward.to(self.device)
+
+    def augment(self, obs: Obs) -> Obs:
+        """Apply the augmentation (if any) to the image tensors (4-d) of a batch."""
+        aug = self.augmentation
+        if aug is None:
+            return obs
+        if isinstance(obs, dict):
+            return {k: aug(v, self._generator) if v.dim() == 4 else v for k, v in obs.items()}
+        return aug(obs, self._generator)
 
     def preprocess(self, obs: Obs) -> Obs:
         """What the policy sees: observation normalisation (no statistics update)."""
         return self.obs_normalizer(obs) if self.obs_normalizer is not None else obs
 
-    def _to_tensor(self, obs: Any) -> Obs:
+    def obs_to_tensor(self, obs: Any) -> Obs:
+        """Env observations (NumPy) as tensors on the agent's device."""
         return obs_to_tensor(obs, self.observation_space, self.device)
+
+    _to_tensor = obs_to_tensor
+
+    def to_env_actions(self, actions: Tensor) -> np.ndarray:
+        """Policy actions as the env's NumPy array (the action space's dtype)."""
+        array = actions.cpu().numpy()
+        dtype = self.action_space.dtype
+        return array.astype(dtype) if dtype is not None else array
+
+    _to_env_actions = to_env_actions
 
     def _reset_env(self) -> Obs:
         """First reset of the training env (seeded when a seed is configured)."""
@@ -216,7 +459,7 @@ class Agent(ABC):
         obs, _ = self.env.reset(seed=seed)
         if seed is not None:
             self.env.action_space.seed(seed)
-        return self._to_tensor(obs)
+        return self.obs_to_tensor(obs)
 
     # ----------------------------------------------------------------- public surface
     def train(
@@ -241,44 +484,13 @@ class Agent(ABC):
                 self.global_step,
             )
             return self
+        if checkpoint_every is not None and checkpoint_every <= 0:
+            raise ValueError(f"train: checkpoint_every must be > 0 or None, got {checkpoint_every}")
         self._target_steps = int(total_steps)
-        logger = None
-        if run_dir is not None:
-            logger = Logger(
-                run_dir, tensorboard=tensorboard, wandb=wandb, config=config_to_dict(self.config)
+        with runtime.num_threads(self.config.num_threads), use(self.backend):
+            trainer.run_training(
+                self, total_steps, run_dir, progress_bar, checkpoint_every, tensorboard, wandb
             )
-        bar = ProgressBar(total_steps, self.global_step, progress_bar, type(self).__name__)
-        next_checkpoint = (
-            self.global_step + checkpoint_every if checkpoint_every and run_dir else None
-        )
-        start_step, start_time = self.global_step, time.perf_counter()
-        try:
-            while self.global_step < total_steps:
-                before = self.global_step
-                metrics = self.iteration()
-                elapsed = time.perf_counter() - start_time
-                sps = (self.global_step - start_step) / max(elapsed, 1e-9)
-                ret = self.episodes.return_mean
-                bar.update(self.global_step - before, sps, ret)
-                if logger is not None:
-                    row = {
-                        "time/sps": sps,
-                        "time/elapsed_s": elapsed,
-                        "time/updates": float(self.num_updates),
-                        **metrics,
-                    }
-                    if ret is not None:
-                        row["rollout/return_mean"] = ret
-                        row["rollout/length_mean"] = float(self.episodes.length_mean or 0.0)
-                    logger.write(self.global_step, row)
-                if next_checkpoint is not None and self.global_step >= next_checkpoint:
-                    assert run_dir is not None and checkpoint_every is not None
-                    self.save(Path(run_dir) / "checkpoint", overwrite=True)
-                    next_checkpoint += checkpoint_every
-        finally:
-            bar.close()
-            if logger is not None:
-                logger.close()
         return self
 
     def acting_path(self) -> ActingPath:
@@ -289,25 +501,22 @@ class Agent(ABC):
         )
 
     @torch.inference_mode()
+    @on_backend
     def act(self, obs: Any, deterministic: bool = False) -> np.ndarray:
         """Env-ready actions for a batch of observations (or for a single one)."""
         single = _is_single(obs, self.observation_space)
-        tensor = self._to_tensor(obs)
+        tensor = self.obs_to_tensor(obs)
         if single:
             tensor = (
                 tensor.unsqueeze(0)
-                if isinstance(tensor, torch.Tensor)
+                if isinstance(tensor, Tensor)
                 else {k: v.unsqueeze(0) for k, v in tensor.items()}
             )
         actions, _ = self.policy.act(self.preprocess(tensor), deterministic=deterministic)
-        out = self._to_env_actions(actions)
+        out = self.to_env_actions(actions)
         return out[0] if single else out
 
-    def _to_env_actions(self, actions: torch.Tensor) -> np.ndarray:
-        array = actions.cpu().numpy()
-        dtype = self.action_space.dtype
-        return array.astype(dtype) if dtype is not None else array
-
+    @on_backend
     def evaluate(
         self,
         episodes: int = 20,
@@ -327,183 +536,46 @@ class Agent(ABC):
             raise ValueError(f"evaluate: episodes must be >= 1, got {episodes}")
         own_env = env is None
         if env is None:
-            spec = env_spec_of(self.env)
-            if spec is None:
-                raise ValueError(
-                    "evaluate: the training env was not built by rlkit.envs.make_vec_env, so "
-                    "pass env= (a VectorEnv) to evaluate on"
-                )
-            if seed is None:
-                seed = (spec.seed if spec.seed is not None else 0) + 10_000
-            env = make_vec_env(
-                spec.env,
-                num_envs=min(episodes, spec.num_envs),
-                seed=None,
-                env_kwargs=spec.env_kwargs,
-                wrappers=spec.wrappers,
-            )
+            env, seed = evaluation.evaluation_env(self, episodes, seed)
         try:
-            return self._run_episodes(env, episodes, deterministic, seed)
+            return evaluation.run_episodes(self, env, episodes, deterministic, seed)
         finally:
             if own_env:
                 env.close()
 
-    @torch.inference_mode()
-    def _run_episodes(
-        self, env: VectorEnv, episodes: int, deterministic: bool, seed: int | None
-    ) -> dict[str, float]:
-        n = env.num_envs
-        targets = np.array([(episodes + i) // n for i in range(n)])
-        done_counts = np.zeros(n, dtype=np.int64)
-        returns: list[float] = []
-        lengths: list[int] = []
-        run_ret = np.zeros(n)
-        run_len = np.zeros(n, dtype=np.int64)
-        obs_np, _ = env.reset(seed=seed)
-        state = self.policy.initial_state(n)
-        episode_start = torch.ones(n, device=self.device)
-        while (done_counts < targets).any():
-            obs = self.preprocess(self._to_tensor(obs_np))
-            actions, state = self.policy.act(obs, deterministic, state, episode_start)
-            obs_np, rewards, terminated, truncated, _ = env.step(self._to_env_actions(actions))
-            run_ret += rewards
-            run_len += 1
-            dones = np.logical_or(terminated, truncated)
-            for i in np.flatnonzero(dones):
-                if done_counts[i] < targets[i]:
-                    returns.append(float(run_ret[i]))
-                    lengths.append(int(run_len[i]))
-                    done_counts[i] += 1
-            run_ret[dones] = 0.0
-            run_len[dones] = 0
-            episode_start = torch.as_tensor(dones, dtype=torch.float32, device=self.device)
-        return {
-            "return_mean": float(np.mean(returns)),
-            "return_std": float(np.std(returns)),
-            "length_mean": float(np.mean(lengths)),
-            "length_std": float(np.std(lengths)),
-            "episodes": float(len(returns)),
-        }
-
     # ----------------------------------------------------------------- checkpoints
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write a checkpoint directory (``config.json`` + safetensors); atomic, no pickle."""
-        spec = env_spec_of(self.env)
-        model: dict[str, torch.Tensor] = {}
-        for name, module in self.modules().items():
-            model.update({f"{name}.{k}": v.clone() for k, v in module.state_dict().items()})
-        training: dict[str, torch.Tensor] = {"rng.torch": torch.get_rng_state()}
-        optim_meta: dict[str, Any] = {}
-        for name, opt in self.optimizers().items():
-            tensors, meta = optimizer_to_tensors(opt, f"optim.{name}")
-            training.update(tensors)
-            optim_meta[name] = meta
-        config = {
-            "agent": type(self).registry_id,
-            "rlkit_version": __version__,
-            "hyperparameters": config_to_dict(self.config),
-            "primitives": {k: to_json(v, k) for k, v in self.primitives().items()},
-            "spaces": {
-                "observation": space_to_dict(self.observation_space),
-                "action": space_to_dict(self.action_space),
-            },
-            "env": None
-            if spec is None or spec.env_id is None
-            else {
-                "id": spec.env_id,
-                "num_envs": spec.num_envs,
-                "seed": spec.seed,
-                "kwargs": to_json(spec.env_kwargs, "env_kwargs"),
-            },
-            "counters": {"global_step": self.global_step, "num_updates": self.num_updates},
-            "optimizers": optim_meta,
-        }
-        return write_checkpoint(
-            path, config, {MODEL_FILE: model, TRAINING_STATE_FILE: training}, overwrite=overwrite
-        )
+        return checkpointing.save_agent(self, path, overwrite)
 
     @classmethod
     def load(cls: type[A], path: str | Path, env: VectorEnv | None = None, **overrides: Any) -> A:
-        """Rebuild an agent from a checkpoint directory and restore weights, optimizer state
-        and counters. ``env`` defaults to a new env made from the recorded env id; keyword
-        overrides replace hyperparameters (e.g. ``device="cpu"``) or primitives."""
-        path = find_checkpoint(path)
-        config = read_config(path)
-        agent_id = config.get("agent")
+        """Rebuild an agent from a checkpoint directory and restore weights, optimizer state,
+        extra state and counters. ``env`` defaults to a new env made from the recorded env id;
+        keyword overrides replace hyperparameters (e.g. ``device="cpu"``) or primitives.
+
+        Loading through a prototype or :class:`Agent` dispatches on the recorded agent id, so
+        the module that registers that agent must be imported (``import rlkit.agents`` for
+        the reference agents)."""
+        directory, config = checkpointing.read_checkpoint(path)
+        recorded = config.get("agent")
         target: type[Agent] = cls
-        if cls.registry_id is None:  # Agent.load / a prototype: dispatch on the recorded id
-            target = AGENTS.get(str(agent_id))
-        elif agent_id != cls.registry_id:
-            raise CheckpointError(
-                f"checkpoint {path} holds a {agent_id!r} agent, not {cls.registry_id!r}; use "
-                f"{AGENTS.get(str(agent_id)).__name__}.load or rlkit.prototypes.load_agent"
-            )
+        if inspect.isabstract(cls):  # Agent.load / a prototype: dispatch on the recorded id
+            target = _registered(recorded, directory, config)
+        elif recorded is not None and recorded != cls.registry_id:
+            saved = _registered(recorded, directory, config)
+            if not issubclass(cls, saved):
+                raise CheckpointError(
+                    f"checkpoint {directory} holds a {recorded!r} agent, not "
+                    f"{cls.registry_id or cls.__name__!r}; use {saved.__name__}.load or "
+                    "rlkit.prototypes.load_agent"
+                )
         if env is None:
-            env_info = config.get("env")
-            if not env_info:
-                raise CheckpointError(
-                    f"checkpoint {path} was trained on an env given as a callable; pass env="
-                )
-            env = make_vec_env(
-                env_info["id"],
-                num_envs=int(env_info["num_envs"]),
-                seed=env_info.get("seed"),
-                env_kwargs=from_json(env_info.get("kwargs") or {}),
-            )
-        for which, env_space in (
-            ("observation", env.single_observation_space),
-            ("action", env.single_action_space),
-        ):
-            saved = space_from_dict(config["spaces"][which])
-            if not spaces_equal(saved, env_space):
-                raise CheckpointError(
-                    f"checkpoint {path} was trained with {which} space {saved!r}, but the env's "
-                    f"is {env_space!r}"
-                )
-        hyper = dict(config["hyperparameters"])
-        saved_prims = dict(config.get("primitives", {}))
-        if "policy" in saved_prims and any(k in overrides for k in target.policy_parts):
-            del saved_prims["policy"]  # the given parts rebuild the default policy
-        primitives: dict[str, Any] = {}
-        for key, spec in saved_prims.items():
-            if key in overrides or spec is None:
-                continue
-            try:
-                primitives[key] = from_json(spec)
-            except ValueError as e:
-                raise CheckpointError(
-                    f"cannot rebuild the {key} of checkpoint {path}: {e}; pass {key}=... to load()"
-                ) from None
-        for key, value in overrides.items():
-            if key in saved_prims or key in target.policy_parts:
-                primitives[key] = value
-            else:
-                hyper[key] = value
-        agent = target(env, **hyper, **primitives)
-        model = read_tensors(path, MODEL_FILE)
-        modules = agent.modules()
-        unknown = {k.split(".", 1)[0] for k in model} - set(modules)
-        if unknown:
-            raise CheckpointError(
-                f"checkpoint {path} has weights for unknown parts {sorted(unknown)}"
-            )
-        for name, module in modules.items():
-            load_module_state(module, split_prefix(model, name), f"{target.__name__}.{name}")
-        training = read_tensors(path, TRAINING_STATE_FILE)
-        for name, opt in agent.optimizers().items():
-            meta = config.get("optimizers", {}).get(name)
-            if meta is None:
-                raise CheckpointError(f"checkpoint {path} has no state for optimizer {name!r}")
-            optimizer_from_tensors(opt, training, meta, f"optim.{name}")
-        if "lr" in overrides:  # a new learning rate beats the one saved with the optimizer
-            for opt in agent.optimizers().values():
-                for group in opt.param_groups:
-                    group["lr"] = float(overrides["lr"])
-        if "rng.torch" in training:
-            torch.set_rng_state(training["rng.torch"])
-        counters = config.get("counters", {})
-        agent.global_step = int(counters.get("global_step", 0))
-        agent.num_updates = int(counters.get("num_updates", 0))
+            env = checkpointing.checkpoint_env(directory, config)
+        checkpointing.check_spaces(directory, config, env)
+        arguments = checkpointing.constructor_arguments(directory, config, target, overrides)
+        agent = target(env, **arguments)
+        checkpointing.restore_state(agent, directory, config, overrides)
         return agent  # type: ignore[return-value]
 
     def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:
@@ -520,29 +592,56 @@ class Agent(ABC):
         repo); see :func:`rlkit.hub.from_pretrained`."""
         from rlkit.hub import from_pretrained
 
-        cls_arg = cls if cls.registry_id else None
-        return from_pretrained(repo_id_or_dir, env, cls=cls_arg, **kwargs)
+        cls_arg = cls if cls.registry_id else Agent
+        return from_pretrained(repo_id_or_dir, env, cls=cls_arg, **kwargs)  # type: ignore[return-value]
 
 
-#: agent id -> class; filled by ``@AGENTS.register`` in rlkit.agents.
+#: agent id -> class; filled by ``@AGENTS.register`` (the reference agents register when
+#: ``rlkit.agents`` is imported).
 AGENTS: Registry[Agent] = Registry("agent", Agent)
 
 
-def load_agent(path: str | Path, env: VectorEnv | None = None, **overrides: Any) -> Agent:
-    """Load any agent from its checkpoint (the class is read from ``config.json``)."""
-    import rlkit.agents  # noqa: F401  (registers the reference agents)
+def _registered(agent_id: Any, directory: Path, config: Mapping[str, Any]) -> type[Agent]:
+    if agent_id is None:
+        raise CheckpointError(
+            f"checkpoint {directory} was saved by the unregistered agent class "
+            f"{config.get('agent_class', '?')}; load it with that class's load(), or register "
+            "the class with @rlkit.prototypes.AGENTS.register('<id>')"
+        )
+    if str(agent_id) in AGENTS:
+        return AGENTS.get(str(agent_id))
+    raise CheckpointError(
+        f"checkpoint {directory} holds a {agent_id!r} agent, which is not registered; import the "
+        f"module that registers it first (the reference agents: import rlkit.agents). "
+        f"Registered: {', '.join(AGENTS) or '(none)'}"
+    )
 
+
+def load_agent(path: str | Path, env: VectorEnv | None = None, **overrides: Any) -> Agent:
+    """Load any registered agent from its checkpoint (the class is read from ``config.json``;
+    import ``rlkit.agents`` first for the reference agents)."""
     return Agent.load(path, env=env, **overrides)
 
 
+def _describe_optimizer(optimizer: torch.optim.Optimizer) -> str:
+    group = optimizer.param_groups[0]
+    kind = type(optimizer).__name__
+    if group.get("fused"):
+        return f"{kind} (fused kernel)"
+    if "fused" in group:
+        return f"{kind} (plain)"
+    return kind
+
+
 def _has_image(space: spaces.Space[Any]) -> bool:
-    if isinstance(space, spaces.Dict):
-        return any(is_image_space(s) for s in space.spaces.values())
-    return is_image_space(space)
+    return building.has_image(space)
 
 
 def _is_single(obs: Any, space: spaces.Space[Any]) -> bool:
     if isinstance(space, spaces.Dict):
         key = next(iter(space.spaces))
-        return np.ndim(obs[key]) == len(space.spaces[key].shape or ())
-    return np.ndim(obs) == len(space.shape or ())
+        return bool(np.ndim(obs[key]) == len(space.spaces[key].shape or ()))
+    return bool(np.ndim(obs) == len(space.shape or ()))
+
+
+__all__ = ["AGENTS", "Agent", "AgentConfig", "load_agent", "on_backend"]

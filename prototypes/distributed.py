@@ -25,7 +25,7 @@ import weakref
 from abc import abstractmethod
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
@@ -33,7 +33,9 @@ from gymnasium.vector import VectorEnv
 from torch import Tensor, nn
 
 from rlkit.augmentations.base import Augmentation
-from rlkit.configurable import Configurable, NotSerializableError, from_json, to_json
+from rlkit.backends import kernels_active
+from rlkit.backends.actor_critic_kernel import FusedActorCritic, fused_kernel, unsupported_reason
+from rlkit.configurable import NotSerializableError, from_json, to_json
 from rlkit.device import resolve_device
 from rlkit.distributed.actor import ActorSpec, PolicyWeights
 from rlkit.distributed.backends import BACKENDS, Backend, make_backend
@@ -43,13 +45,16 @@ from rlkit.distributed.vtrace import VTraceReturns, vtrace
 from rlkit.distributions.base import Distribution
 from rlkit.encoders.base import Encoder
 from rlkit.envs import VecEnvSpec, env_spec_of
+from rlkit.losses import Loss, LossPlan, LossTerm
 from rlkit.policies.base import ActorCriticPolicy
 from rlkit.rewards.base import IntrinsicReward, TransitionBatch
 from rlkit.types import Obs
-from rlkit.utils.optim import FlatAdam, clip_grad_norm_, flatten_parameters
+from rlkit.utils.optim import clip_grad_norm_, flatten_parameters, optimizer_step
 from rlkit.utils.tensors import obs_map
 
 from .base import Agent, AgentConfig
+from .learning import PolicyEvaluation, evaluate_actions
+from .state import FlatOptimizer
 
 log = logging.getLogger("rlkit")
 
@@ -105,6 +110,7 @@ class DistributedConfig(AgentConfig):
     vtrace_lambda: float = 1.0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.backend not in BACKENDS:
             raise ValueError(
                 f"backend={self.backend!r}: expected 'local' (actors in this process), "
@@ -152,10 +158,24 @@ class BatchEvaluation:
     #: the value each step bootstraps from (no gradient): V(x_{t+1}), V(final obs) where the
     #: episode was truncated, 0 where it terminated, V(bootstrap obs) on the last row.
     next_values: Tensor
+    #: set when a ``fast`` kernel computed the evaluation (gradients go through it, with
+    #: derivatives shaped like the flat ``[T * B]`` batch).
+    pullback: Any = None
+
+    def inputs(self) -> dict[str, Any]:
+        """The evaluation as flat loss-term inputs (``log_prob``, ``entropy``, ``value``)."""
+        out: dict[str, Any] = {
+            "log_prob": self.log_probs.reshape(-1),
+            "entropy": self.entropy.reshape(-1),
+            "value": self.values.reshape(-1),
+        }
+        if self.pullback is not None:
+            out["_pullback"] = self.pullback
+        return out
 
 
 class DistributedAgent(Agent):
-    """Actor-learner loop; subclasses implement :meth:`update` (their loss).
+    """Actor-learner loop; subclasses implement :meth:`loss_terms` and :meth:`update`.
 
     Primitives as for PPO: ``policy`` (an :class:`ActorCriticPolicy`, default
     :class:`ActorCritic`) or ``encoder``/``distribution`` for the default policy;
@@ -168,6 +188,7 @@ class DistributedAgent(Agent):
     Config = DistributedConfig
     config: DistributedConfig
     policy_parts = ("encoder", "distribution")
+    hooks: ClassVar[tuple[str, ...]] = ("update", "loss_terms", "clip_and_step", "make_optimizer")
 
     def __init__(
         self,
@@ -202,12 +223,16 @@ class DistributedAgent(Agent):
                 "use a feed-forward ActorCriticPolicy"
             )
         self.policy: ActorCriticPolicy = built.to(self.device)
+        self.add_module("policy", self.policy)
         self.build_batch_primitives(augmentation, intrinsic_reward)
         self.flat_params = flatten_parameters(self.policy)
         self.optimizer = self.make_optimizer()
-        self._generator = torch.Generator()
-        if cfg.seed is not None:
-            self._generator.manual_seed(cfg.seed)
+        self.register_optimizer("policy", self.optimizer)
+        self.policy_group = FlatOptimizer.over(self.flat_params, self.optimizer, cfg.max_grad_norm)
+        #: the algorithm's loss terms (built once: stateful terms are checkpointed).
+        self.terms = nn.ModuleList(self.loss_terms())
+        self.add_module("loss_terms", self.terms)
+        self._kernel: FusedActorCritic | None = None
         self.pool: ActorPool | None = None
         self._finalizer: weakref.finalize | None = None
         self._weights: PolicyWeights | None = None
@@ -216,35 +241,29 @@ class DistributedAgent(Agent):
 
     # ----------------------------------------------------------------- agent hooks
     def make_optimizer(self) -> torch.optim.Optimizer:
-        """Adam over :attr:`flat_params` (one buffer: single-kernel steps and clipping)."""
-        return FlatAdam([self.flat_params], lr=self.config.lr, eps=self.config.adam_eps)
+        """The optimizer over :attr:`flat_params` (hook; default Adam from
+        :meth:`new_optimizer` with ``adam_eps``)."""
+        return self.new_optimizer([self.flat_params], self.config.lr, eps=self.config.adam_eps)
+
+    @abstractmethod
+    def loss_terms(self) -> list[LossTerm]:
+        """The terms of the algorithm's loss (:mod:`rlkit.losses`), built once at construction.
+        Override and extend ``super().loss_terms()`` to add a term."""
 
     @abstractmethod
     def update(self, batch: TrajectoryBatch) -> dict[str, float]:
         """Learn from ``batch`` (observations already normalised, intrinsic rewards added)."""
 
-    # ----------------------------------------------------------------- Agent contract
-    def modules(self) -> dict[str, nn.Module]:
-        mods: dict[str, nn.Module] = {"policy": self.policy}
-        if self.obs_normalizer is not None:
-            mods["obs_normalizer"] = self.obs_normalizer
-        if self.intrinsic_reward is not None:
-            mods["intrinsic_reward"] = self.intrinsic_reward
-        return mods
+    def loss(self, inputs: dict[str, Any], diagnostics: bool = False) -> Loss:
+        """:meth:`loss_terms` on ``inputs`` (an evaluation's outputs plus the batch's targets;
+        a ``"_pullback"`` entry carries a kernel's), ready for :meth:`clip_and_step`."""
+        plan = self._plan
+        if plan is None or plan.closed_form != self.backend.closed_form:
+            plan = self._plan = LossPlan(list(self.terms))  # type: ignore[arg-type]
+        pullback = inputs.pop("_pullback", None)
+        return plan(inputs, pullback=pullback, diagnostics=diagnostics)
 
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        opts = {"policy": self.optimizer}
-        if self.intrinsic_reward is not None:
-            for name, opt in self.intrinsic_reward.optimizers().items():
-                opts[f"intrinsic_reward.{name}"] = opt
-        return opts
-
-    def primitives(self) -> dict[str, Configurable | None]:
-        return {
-            "policy": self.policy,
-            "augmentation": self.augmentation,
-            "intrinsic_reward": self.intrinsic_reward,
-        }
+    _plan: LossPlan | None = None
 
     # ----------------------------------------------------------------- actors
     @property
@@ -414,7 +433,9 @@ class DistributedAgent(Agent):
                 group["lr"] = cfg.lr * remaining
         learn_start = time.perf_counter()
         self.policy.train()
-        metrics.update(self.update(batch))
+        self._refresh_kernel()
+        self._plan = LossPlan(list(self.terms))  # type: ignore[arg-type]
+        metrics.update(self.compile_update("update", self.update)(batch))
         if self.intrinsic_reward is not None and transitions is not None:
             metrics.update(
                 {f"intrinsic/{k}": v for k, v in self.intrinsic_reward.update(transitions).items()}
@@ -450,6 +471,24 @@ class DistributedAgent(Agent):
         self.intrinsic_reward.reset_episodes(torch.tensor(changed, device=self.device))
 
     # ----------------------------------------------------------------- helpers for agents
+    def _refresh_kernel(self) -> None:
+        self._kernel = (
+            fused_kernel(self.policy) if self.backend.kernels and kernels_active() else None
+        )
+        if self._kernel is not None:
+            self.backend_report.record("policy evaluation", "fused actor-critic kernel")
+        elif self.backend.kernels:
+            reason = unsupported_reason(self.policy) or "kernels are off while tracing"
+            self.backend_report.record("policy evaluation", "nn.Module + autograd", reason)
+        else:
+            self.backend_report.record("policy evaluation", "nn.Module + autograd")
+
+    def evaluate_actions(self, obs: Obs, actions: Tensor) -> PolicyEvaluation:
+        """The current policy's log-probs, entropies and values of ``actions`` (flat batches),
+        through the ``fast`` backend's kernel where the policy has one."""
+        kernel = self._kernel if not self.backend.compile else None
+        return evaluate_actions(self.policy, kernel, obs, actions)
+
     def evaluate_batch(self, batch: TrajectoryBatch, augment: bool = True) -> BatchEvaluation:
         """One forward pass of the current policy over ``batch`` (see :class:`BatchEvaluation`),
         on augmented observations when an augmentation is set and ``augment``."""
@@ -457,8 +496,8 @@ class DistributedAgent(Agent):
         steps, envs = batch.num_steps, batch.num_envs
         flat_obs = obs_map(lambda x: x.reshape(steps * envs, *x.shape[2:]), batch.obs)
         flat_actions = batch.actions.reshape(steps * envs, *batch.actions.shape[2:])
-        log_probs, entropy, values, _ = self.policy.evaluate_actions(aug(flat_obs), flat_actions)
-        values = values.reshape(steps, envs)
+        ev = self.evaluate_actions(aug(flat_obs), flat_actions)
+        values = ev.value.reshape(steps, envs)
         with torch.no_grad():
             trunc_steps, trunc_obs = batch.truncation_obs()
             extra = self.policy.value(aug(cat_obs([batch.bootstrap_obs, trunc_obs])))
@@ -466,21 +505,15 @@ class DistributedAgent(Agent):
             if len(trunc_steps):
                 next_values[trunc_steps[:, 0], trunc_steps[:, 1]] = extra[envs:]
             next_values = next_values.masked_fill(batch.terminated, 0.0)
+        entropy = ev.entropy
+        assert entropy is not None  # (asked for: evaluate_actions computes it by default)
         return BatchEvaluation(
-            log_probs=log_probs.reshape(steps, envs),
+            log_probs=ev.log_prob.reshape(steps, envs),
             entropy=entropy.reshape(steps, envs),
             values=values,
             next_values=next_values,
+            pullback=ev.pullback,
         )
-
-    def augment(self, obs: Obs) -> Obs:
-        """Apply the augmentation (if any) to image observations (4-d tensors) of a batch."""
-        aug = self.augmentation
-        if aug is None:
-            return obs
-        if isinstance(obs, dict):
-            return {k: aug(v, self._generator) if v.dim() == 4 else v for k, v in obs.items()}
-        return aug(obs, self._generator)
 
     def vtrace_targets(
         self,
@@ -518,16 +551,19 @@ class DistributedAgent(Agent):
         order = torch.randperm(num_samples, generator=self._generator)
         yield from order.chunk(n)
 
-    def clip_and_step(self, loss: Tensor) -> Tensor:
-        """Backward, optional global grad-norm clip, optimizer step; returns the grad norm."""
-        grad = self.flat_params.grad
-        assert grad is not None
-        grad.zero_()
+    def clip_and_step(self, loss: Any, optimizer: FlatOptimizer | None = None) -> Tensor:
+        """Backward, optional global grad-norm clip, optimizer step (hook); returns the grad
+        norm before clipping."""
+        group = optimizer if optimizer is not None else self.policy_group
+        group.zero_grad()
         loss.backward()
-        norm = torch.linalg.vector_norm(grad)
-        if self.config.max_grad_norm is not None:
-            clip_grad_norm_(grad, self.config.max_grad_norm)
-        self.optimizer.step()
+        grad = group.flat.grad
+        assert grad is not None
+        if group.max_grad_norm is not None:
+            norm = clip_grad_norm_(grad, group.max_grad_norm)
+        else:
+            norm = torch.linalg.vector_norm(grad)
+        optimizer_step(group.optimizer)
         return norm
 
 

@@ -2,24 +2,21 @@
 
 One cycle is ``train_freq`` vectorised env steps (random actions until ``learning_starts`` env
 steps, then the agent's exploration), followed by ``gradient_steps`` updates once
-``learning_starts`` is reached. Each update samples a batch, applies the batch hooks
-(observation normalisation, augmentation, intrinsic reward), calls the agent's :meth:`update`
-and moves the target networks. Parameters of each optimizer live in one flat buffer
-(:class:`FlatOptimizer`) and each target network in another (:class:`TargetNetwork`), so an
-optimizer step and a soft target update are one tensor operation each.
+``learning_starts`` is reached. Each update samples a batch (:meth:`OffPolicyAgent.minibatches`),
+applies the batch hooks (observation normalisation, augmentation, intrinsic reward), calls the
+agent's :meth:`~OffPolicyAgent.update` and moves the target networks. An agent's update is its
+algorithm: loss terms (:meth:`~OffPolicyAgent.loss_terms`) on its networks' outputs, each loss
+applied with :meth:`~rlkit.prototypes.Agent.clip_and_step` to one registered optimizer.
 """
 
 from __future__ import annotations
 
-import copy
-import ctypes
 import dataclasses
+import functools
 import logging
 import os
-import platform
-import sys
 from abc import abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -29,57 +26,28 @@ from gymnasium.vector import VectorEnv
 from torch import Tensor, nn
 
 from rlkit.augmentations.base import Augmentation
+from rlkit.backends import closed_form_active
 from rlkit.checkpoint import CheckpointError, find_checkpoint
 from rlkit.configurable import Configurable
 from rlkit.encoders.base import Encoder
 from rlkit.envs import check_same_step_autoreset
+from rlkit.losses import Inputs, Loss, LossPlan, LossTerm
 from rlkit.policies.base import Policy
 from rlkit.rewards.base import IntrinsicReward, TransitionBatch
+from rlkit.runtime import retain_freed_memory
 from rlkit.storages.base import Storage
 from rlkit.storages.replay import ReplayBatch, ReplayStorage
 from rlkit.storages.samplers import PrioritizedSampler
 from rlkit.types import Obs
-from rlkit.utils.optim import FlatAdam, clip_grad_norm_, flatten_parameters
 from rlkit.utils.tensors import obs_map
 
 from .base import Agent, AgentConfig
+from .state import FlatOptimizer, TargetNetwork
 
 log = logging.getLogger("rlkit")
 
 #: file name of the replay storage inside a checkpoint directory (``save_replay=True``).
 REPLAY_FILE = "replay.h5"
-
-_MALLOC_TUNED = False
-
-
-def retain_freed_memory(
-    mmap_threshold: int = 16 << 20, trim_threshold: int = 256 << 20, top_pad: int = 16 << 20
-) -> bool:
-    """Ask glibc's allocator to keep freed memory for reuse (``mallopt``; process-wide).
-
-    A gradient step allocates and frees the same few hundred-KiB activation tensors every
-    time. With glibc's defaults blocks of that size are ``mmap``-ed, or the heap top is handed
-    back to the OS, so each step faults the pages in again (~200 page faults per SAC step with
-    256-256 networks, several percent of its time). Raising the mmap and trim thresholds keeps
-    up to ``trim_threshold`` bytes of freed memory in the process instead. Returns whether the
-    settings are in effect (False off glibc). Idempotent.
-    """
-    global _MALLOC_TUNED
-    if _MALLOC_TUNED:
-        return True
-    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        # M_TRIM_THRESHOLD = -1, M_TOP_PAD = -2, M_MMAP_THRESHOLD = -3 (malloc.h)
-        settings = ((-3, mmap_threshold), (-1, trim_threshold), (-2, top_pad))
-        _MALLOC_TUNED = all(libc.mallopt(param, value) == 1 for param, value in settings)
-    except (OSError, AttributeError):
-        return False
-    if _MALLOC_TUNED:
-        log.debug("glibc malloc keeps freed memory (mallopt): fewer page faults per update")
-    return _MALLOC_TUNED
-
 
 A = TypeVar("A", bound="OffPolicyAgent")
 
@@ -122,11 +90,9 @@ class OffPolicyConfig(AgentConfig):
     save_replay: bool = False
     #: env steps per training iteration (one progress/log row each).
     log_interval: int = 1000
-    #: on CPU, let glibc keep freed memory for reuse (see :func:`retain_freed_memory`); the
-    #: setting is process-wide and stays after the agent is gone.
-    retain_freed_memory: bool = True
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         checks = {
             "buffer_size": self.buffer_size >= 1,
             "learning_starts": self.learning_starts >= 0,
@@ -157,147 +123,9 @@ class OffPolicyConfig(AgentConfig):
             )
 
 
-class FlatOptimizer:
-    """Adam over the trainable parameters of some modules, laid out in one flat buffer.
-
-    :meth:`step` is zero-grad, backward, optional norm clip and the Adam update, each one tensor
-    operation however many parameters there are (see
-    :func:`rlkit.utils.optim.flatten_parameters`).
-    """
-
-    def __init__(
-        self,
-        modules: Sequence[nn.Module],
-        lr: float,
-        max_grad_norm: float | None = None,
-        eps: float = 1e-8,
-    ) -> None:
-        self.flat = flatten_parameters(nn.ModuleList(modules))
-        self.optimizer = FlatAdam([self.flat], lr=lr, eps=eps)
-        self.max_grad_norm = max_grad_norm
-        # torch.optim wraps step() for profiler labels and step hooks (nobody registers hooks
-        # on this private optimizer); calling the undecorated step saves ~10 us per update
-        step = type(self.optimizer).step
-        self._step = getattr(step, "__wrapped__", step).__get__(self.optimizer)
-
-    def step(self, loss: Tensor) -> None:
-        """Backpropagate ``loss`` into this buffer only and take one Adam step."""
-        grad = self.flat.grad
-        assert grad is not None
-        grad.zero_()
-        loss.backward()
-        if self.max_grad_norm is not None:
-            clip_grad_norm_(grad, self.max_grad_norm)
-        self._step()
-
-    def step_manual(self, accumulate: Callable[[], None]) -> None:
-        """Zero the gradient buffer, let ``accumulate`` add gradients computed by hand into the
-        parameters' ``.grad`` views, clip and step (the autograd-free twin of :meth:`step`)."""
-        grad = self.flat.grad
-        assert grad is not None
-        grad.zero_()
-        accumulate()
-        if self.max_grad_norm is not None:
-            clip_grad_norm_(grad, self.max_grad_norm)
-        self._step()
-
-    def step_with_grad(self, grad: Tensor) -> None:
-        """One Adam step with a gradient computed by hand (``grad`` shaped like the buffer, or
-        a scalar for a one-parameter buffer): no autograd graph for trivial losses."""
-        flat_grad = self.flat.grad
-        assert flat_grad is not None
-        flat_grad.copy_(grad.detach().reshape(flat_grad.shape))
-        if self.max_grad_norm is not None:
-            clip_grad_norm_(flat_grad, self.max_grad_norm)
-        self._step()
-
-
-class TargetNetwork(nn.Module):
-    """A frozen copy of ``source`` that follows it by Polyak averaging.
-
-    ``track`` (default: all of ``source``) names the sub-modules whose parameters move; the
-    rest of the copy keeps its initial weights (SAC's target needs only the critics). The
-    copy's parameters live in one buffer, and the tracked online parameters are grouped into
-    runs that are contiguous in memory (they are after :class:`FlatOptimizer`), so an update is
-    one ``lerp_`` (soft) or ``copy_`` (hard) per run.
-    """
-
-    def __init__(self, source: nn.Module, track: Sequence[nn.Module] | None = None) -> None:
-        super().__init__()
-        self.net = copy.deepcopy(source)
-        online = list(source.parameters())
-        target = list(self.net.parameters())
-        self._runs: list[tuple[Tensor, Tensor]] = []
-        if not target:
-            return
-        flat = torch.empty(
-            sum(p.numel() for p in target), dtype=target[0].dtype, device=target[0].device
-        )
-        offset = 0
-        with torch.no_grad():
-            for p in target:
-                n = p.numel()
-                flat[offset : offset + n].copy_(p.reshape(-1))
-                p.data = flat[offset : offset + n].view_as(p)
-                p.grad = None
-                p.requires_grad_(False)
-                offset += n
-        tracked = {id(p) for m in track for p in m.parameters()} if track is not None else None
-        pairs: list[tuple[Tensor, Tensor]] = [
-            (o, t)
-            for o, t in zip(online, target, strict=True)
-            if tracked is None or id(o) in tracked
-        ]
-        self._runs = _contiguous_runs(pairs)
-
-    def forward(self, *args: Any, **kwargs: Any) -> Any:
-        return self.net(*args, **kwargs)
-
-    @torch.no_grad()
-    def update(self, tau: float) -> None:
-        """``target <- (1 - tau) * target + tau * online`` (``tau == 1``: copy)."""
-        for online, target in self._runs:
-            if tau >= 1.0:
-                target.copy_(online)
-            else:
-                target.lerp_(online, tau)
-
-
-def _contiguous_runs(pairs: list[tuple[Tensor, Tensor]]) -> list[tuple[Tensor, Tensor]]:
-    """Merge consecutive ``(online, target)`` parameter pairs that are adjacent in memory on
-    both sides into single 1-D views."""
-    runs: list[tuple[Tensor, Tensor]] = []
-    start = 0
-    for i in range(1, len(pairs) + 1):
-        if i < len(pairs) and _adjacent(pairs[i - 1], pairs[i]):
-            continue
-        chunk = pairs[start:i]
-        numel = sum(o.numel() for o, _ in chunk)
-        first_online, first_target = chunk[0]
-        runs.append((_span(first_online, numel), _span(first_target, numel)))
-        start = i
-    return runs
-
-
-def _adjacent(a: tuple[Tensor, Tensor], b: tuple[Tensor, Tensor]) -> bool:
-    for x, y in zip(a, b, strict=True):
-        if not (x.is_contiguous() and y.is_contiguous()):
-            return False
-        if x.untyped_storage().data_ptr() != y.untyped_storage().data_ptr():
-            return False
-        if y.storage_offset() != x.storage_offset() + x.numel():
-            return False
-    return True
-
-
-def _span(first: Tensor, numel: int) -> Tensor:
-    """A 1-D view of ``numel`` elements starting at ``first`` in its storage."""
-    return first.detach().as_strided((numel,), (1,), first.storage_offset())
-
-
 class OffPolicyAgent(Agent):
-    """Owns the replay loop; agents implement :meth:`default_policy`, :meth:`setup` and
-    :meth:`update`.
+    """Owns the replay loop; agents implement :meth:`default_policy`, :meth:`setup`,
+    :meth:`loss_terms` and :meth:`update`.
 
     Primitives: ``policy`` (default from :meth:`default_policy`, with ``encoder`` swapped in);
     ``storage``, any :class:`~rlkit.storages.ReplayStorage` (object, id or spec; default: one of
@@ -308,7 +136,7 @@ class OffPolicyAgent(Agent):
 
     Agents register their optimizers with :meth:`add_optimizer` and their target networks with
     :meth:`add_target` in :meth:`setup`; both are checkpointed. :attr:`num_updates` counts
-    gradient steps.
+    gradient steps. Every hook listed in :attr:`hooks` runs on every compute backend.
     """
 
     Config = OffPolicyConfig
@@ -316,9 +144,15 @@ class OffPolicyAgent(Agent):
     policy_parts = ("encoder",)
     #: the policy base class this agent trains.
     policy_class: ClassVar[type[Policy]] = Policy
-    #: let agents compute gradients by hand where their policy supports it (set False on an
-    #: agent to force the autograd path; both give the same updates up to rounding).
-    use_fused_kernels: bool = True
+    hooks: ClassVar[tuple[str, ...]] = (
+        "explore",
+        "update",
+        "loss_terms",
+        "minibatches",
+        "clip_and_step",
+        "new_optimizer",
+        "update_targets",
+    )
 
     def __init__(
         self,
@@ -335,8 +169,6 @@ class OffPolicyAgent(Agent):
         super().__init__(env, config, **hyperparameters)
         name = type(self).__name__
         check_same_step_autoreset(env, name)
-        if self.config.retain_freed_memory and self.device.type == "cpu":
-            retain_freed_memory()
         obs_space, act_space = self.observation_space, self.action_space
         if policy is not None and encoder is not None:
             raise ValueError(
@@ -355,20 +187,21 @@ class OffPolicyAgent(Agent):
                 f"{name} needs a {self.policy_class.__name__} policy, got {type(built).__name__}"
             )
         self.policy = built.to(self.device)
+        self.add_module("policy", self.policy)
         self.build_batch_primitives(augmentation, intrinsic_reward)
         self.storage = self._build_storage(storage)
         self._custom_storage = storage is not None
-        self._generator = torch.Generator()
         self.np_random = np.random.default_rng(self.config.seed)
-        if self.config.seed is not None:
-            self._generator.manual_seed(self.config.seed)
-        self._optimizers: dict[str, FlatOptimizer] = {}
-        self._targets: dict[str, TargetNetwork] = {}
-        self._extra_modules: dict[str, nn.Module] = {}
         self._obs_np: Any = None  # the training env's current raw observation
         self._round_steps = 0  # vector steps collected in the current train_freq round
-        self._fused_checks: dict[str, bool] | None = None  # fused_kernels_apply's, per round
         self.setup()
+        #: the algorithm's loss terms by loss name (built once: stateful terms are saved).
+        self._term_lists = self.loss_terms()
+        self.terms = nn.ModuleDict({k: nn.ModuleList(v) for k, v in self._term_lists.items()})
+        self.add_module("loss_terms", self.terms)
+        for loss_name, terms in self._term_lists.items():
+            self.record_loss_terms(terms, f"{loss_name}/")
+        self._plans: dict[str, LossPlan] = {}
 
     # ----------------------------------------------------------------- agent hooks
     @abstractmethod
@@ -378,39 +211,94 @@ class OffPolicyAgent(Agent):
     @abstractmethod
     def setup(self) -> None:
         """Build optimizers (:meth:`add_optimizer`), targets (:meth:`add_target`, after the
-        optimizers) and any extra state; called at the end of ``__init__``."""
+        optimizers) and any extra state; called near the end of ``__init__``."""
+
+    @abstractmethod
+    def loss_terms(self) -> dict[str, list[LossTerm]]:
+        """The algorithm's losses: loss name -> its terms (:mod:`rlkit.losses`), built once
+        after :meth:`setup`. Override and extend ``super().loss_terms()`` to add a term."""
 
     @abstractmethod
     def update(self, batch: ReplayBatch) -> Mapping[str, Tensor | float]:
         """One gradient step on a prepared batch; returns metrics (tensors are fine: they are
         read once per iteration). :attr:`num_updates` already counts this step."""
 
+    def loss(self, name: str, inputs: Inputs) -> Loss:
+        """The loss ``name`` of :meth:`loss_terms` on ``inputs`` (see
+        :func:`rlkit.losses.compute_loss`), ready for :meth:`clip_and_step`. Its term values
+        are logged as ``loss/<term name>`` with the update's metrics."""
+        plan = self._plans.get(name)
+        if plan is None or plan.closed_form != closed_form_active():
+            plan = self._plans[name] = LossPlan(self._term_lists[name])
+        loss = plan(inputs)
+        self._losses.append(loss)
+        return loss
+
+    _losses: list[Loss] = []
+    _update_depth = 0
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        update = cls.__dict__.get("update")
+        if callable(update) and not getattr(update, "_rlkit_logs_losses", False):
+            setattr(cls, "update", _logs_losses(update))  # noqa: B010
+
     def explore(self, obs: Obs) -> np.ndarray:
-        """Env actions for the collection step after warm-up (default: the policy's
-        non-deterministic ``act``)."""
+        """Env actions for the collection step after warm-up (hook; default: the policy's
+        non-deterministic ``act``, after advancing a stateful exploration noise process such
+        as Ornstein-Uhlenbeck, one the policy exposes as ``noise`` with ``step``/``reset``)."""
+        noise = getattr(self.policy, "noise", None)
+        if callable(getattr(noise, "step", None)):
+            noise.step(self._generator)  # type: ignore[union-attr]
         actions, _ = self.policy.act(obs, deterministic=False)
-        return self._to_env_actions(actions)
+        return self.to_env_actions(actions)
 
     def explore_numpy(self, obs: Any) -> np.ndarray | None:
-        """:meth:`explore` computed in NumPy straight from the env's observation, or None where
-        the agent cannot (then :meth:`explore` runs on a tensor). Agents whose default policy
-        can act in NumPy override it: an env step then makes one or two torch calls instead of
-        a dozen, which matters most right after an update has evicted torch's code and data
-        from the CPU caches. Not used when observations are normalised. Default: None."""
+        """Env actions straight from the env's NumPy observation, or None to use
+        :meth:`explore` (hook for subclasses that act without tensors; the default is None,
+        so :meth:`explore` runs; the built-in policies act in NumPy inside ``act`` on the
+        ``fast`` backend). Not used when observations are normalised."""
         return None
 
+    def epsilon_greedy(self, obs: Obs, epsilon: float) -> np.ndarray:
+        """Per env: a uniformly random action with probability ``epsilon``, else the policy's
+        deterministic action (the network runs only if some env acts greedily)."""
+        explore = self.np_random.random(self.num_envs) < epsilon
+        if explore.all():
+            return self.random_actions()
+        actions, _ = self.policy.act(obs, deterministic=True)
+        out = self.to_env_actions(actions)
+        if explore.any():
+            out[explore] = self.random_actions()[explore]
+        return out
+
+    def td_inputs(self, batch: ReplayBatch, q: Tensor, target: Tensor) -> dict[str, Tensor]:
+        """Inputs of a TD term (:class:`~rlkit.losses.TDLoss`) for Q-values ``q`` (``[B]`` or
+        ``[E, B]``) and their ``target``; with prioritized replay also the importance weights,
+        and the batch's new priorities (``|q - target|``, averaged over critics) are reported."""
+        inputs = {"q": q, "target": target}
+        if self.prioritized:
+            inputs["weight"] = batch.weights
+            errors = (q.detach() - target).abs()
+            self.report_td_errors(batch, errors.mean(0) if errors.dim() == 2 else errors)
+        return inputs
+
     def on_episode_end(self, dones: np.ndarray) -> None:
-        """Called after an env step in which some episodes ended (``dones`` [num_envs] bool)."""
+        """Called after an env step in which some episodes ended (``dones`` [num_envs] bool):
+        resets per-episode state (an intrinsic reward's memory, a stateful noise process)."""
         if self.intrinsic_reward is not None:
             self.intrinsic_reward.reset_episodes(torch.as_tensor(dones, device=self.device))
+        noise = getattr(self.policy, "noise", None)
+        if callable(getattr(noise, "reset", None)):
+            noise.reset(dones)  # type: ignore[union-attr]
 
     def target_update_due(self) -> bool:
         """Whether the targets move after the current update."""
         return self.num_updates % self.config.target_update_interval == 0
 
     def update_targets(self) -> None:
-        """Polyak-update every registered target with ``tau``."""
-        for target in self._targets.values():
+        """Polyak-update every registered target with ``tau`` (hook)."""
+        for target in self.registry.targets.values():
             target.update(self.config.tau)
 
     def iteration_metrics(self) -> dict[str, float]:
@@ -419,49 +307,18 @@ class OffPolicyAgent(Agent):
 
     def begin_round(self, batches: ReplayBatch) -> None:
         """Called with all of a round's batches when they are sampled together (uniform
-        sampling; the round's updates then take consecutive ``batch_size`` slices of them, as
-        views), before its first update: agents may precompute what stays fixed during the
-        round, e.g. DQN's target-network values. Default: nothing."""
+        sampling), before its first update: agents may precompute what stays fixed during
+        the round. Default: nothing."""
 
     def fused_kernels_apply(self, name: str, check: Callable[[], bool]) -> bool:
-        """Whether the hand-written path ``name`` may run: :attr:`use_fused_kernels` is on and
-        ``check()`` (e.g. "the policy is a plain float32 CPU MLP without hooks") holds. Within
-        a round of updates the answer is computed once."""
-        if not self.use_fused_kernels:
-            return False
-        checks = self._fused_checks
-        if checks is None:  # outside a round (a direct update() call): check every time
-            return bool(check())
-        cached = checks.get(name)
-        if cached is None:
-            cached = checks[name] = bool(check())
-        return cached
+        """Whether a hand-written path may run: the backend runs kernels and ``check()``
+        holds (kept for subclasses written against older versions)."""
+        return self.backend.kernels and bool(check())
 
-    # ----------------------------------------------------------------- registration helpers
-    def add_optimizer(
-        self, name: str, modules: Sequence[nn.Module], lr: float | None = None
-    ) -> FlatOptimizer:
-        """A :class:`FlatOptimizer` over ``modules`` (lr and grad clip from the config),
-        checkpointed as ``name``."""
-        opt = FlatOptimizer(
-            modules, self.config.lr if lr is None else lr, self.config.max_grad_norm
-        )
-        self._optimizers[name] = opt
-        return opt
-
-    def add_target(
-        self, name: str, source: nn.Module, track: Sequence[nn.Module] | None = None
-    ) -> TargetNetwork:
-        """A :class:`TargetNetwork` of ``source`` updated by :meth:`update_targets` and saved
-        as ``name``. Register the optimizers first: the target groups the flat buffers."""
-        target = TargetNetwork(source, track)
-        self._targets[name] = target
-        return target
-
-    def add_module(self, name: str, module: nn.Module) -> nn.Module:
-        """Checkpoint ``module`` (e.g. a learned temperature) under ``name``."""
-        self._extra_modules[name] = module.to(self.device)
-        return module
+    def clip_and_step(self, loss: Any, optimizer: FlatOptimizer | None = None) -> Tensor | None:
+        """Zero ``optimizer``'s gradients, backpropagate ``loss``, clip (``max_grad_norm``)
+        and step (hook)."""
+        return super().clip_and_step(loss, optimizer)
 
     # ----------------------------------------------------------------- storage
     def _build_storage(self, storage: ReplayStorage | str | dict[str, Any] | None) -> ReplayStorage:
@@ -520,32 +377,9 @@ class OffPolicyAgent(Agent):
             self.storage.update_priorities(batch.indices, td_errors.detach().abs().cpu())
 
     # ----------------------------------------------------------------- Agent contract
-    def modules(self) -> dict[str, nn.Module]:
-        mods: dict[str, nn.Module] = {"policy": self.policy}
-        mods.update(self._targets)
-        mods.update(self._extra_modules)
-        for name, mod in (
-            ("obs_normalizer", self.obs_normalizer),
-            ("intrinsic_reward", self.intrinsic_reward),
-        ):
-            if mod is not None:
-                mods[name] = mod
-        return mods
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        opts: dict[str, torch.optim.Optimizer] = {
-            name: group.optimizer for name, group in self._optimizers.items()
-        }
-        if self.intrinsic_reward is not None:
-            for name, opt in self.intrinsic_reward.optimizers().items():
-                opts[f"intrinsic_reward.{name}"] = opt
-        return opts
-
     def primitives(self) -> dict[str, Configurable | None]:
         return {
-            "policy": self.policy,
-            "augmentation": self.augmentation,
-            "intrinsic_reward": self.intrinsic_reward,
+            **super().primitives(),
             # the default storage is rebuilt from the hyperparameters; a custom one is recorded
             "storage": self.storage if self._custom_storage else None,
         }
@@ -585,7 +419,7 @@ class OffPolicyAgent(Agent):
                 self.env.action_space.seed(seed)
             self._obs_np = obs
             if self.obs_normalizer is not None:
-                self.obs_normalizer.update(self._to_tensor(obs))
+                self.obs_normalizer.update(self.obs_to_tensor(obs))
         return self._obs_np
 
     def random_actions(self) -> np.ndarray:
@@ -593,7 +427,9 @@ class OffPolicyAgent(Agent):
         return np.asarray(self.env.action_space.sample())
 
     def collect(self, num_steps: int) -> None:
-        """Step the envs ``num_steps`` times and add the transitions to :attr:`storage`."""
+        """Step the envs ``num_steps`` times and add the transitions to :attr:`storage`:
+        random actions until ``learning_starts``, then :meth:`explore_numpy` (if a subclass
+        defines it) or :meth:`explore`."""
         env, storage, cfg = self.env, self.storage, self.config
         normalizer = self.obs_normalizer
         obs = self._current_obs()
@@ -605,7 +441,7 @@ class OffPolicyAgent(Agent):
                 actions = self.explore_numpy(obs)
             if actions is None:
                 with torch.inference_mode():
-                    actions = self.explore(self.preprocess(self._to_tensor(obs)))
+                    actions = self.explore(self.preprocess(self.obs_to_tensor(obs)))
             next_obs, rewards, terminated, truncated, info = env.step(actions)
             dones = np.logical_or(terminated, truncated)
             self.episodes.step(rewards, dones, info)
@@ -618,7 +454,7 @@ class OffPolicyAgent(Agent):
             else:
                 storage.add(obs, actions, rewards, next_obs, terminated, truncated)
             if normalizer is not None:
-                normalizer.update(self._to_tensor(next_obs))
+                normalizer.update(self.obs_to_tensor(next_obs))
             obs = next_obs
             self.global_step += self.num_envs
         self._obs_np = obs
@@ -643,28 +479,30 @@ class OffPolicyAgent(Agent):
             out_arr[i] = final[i]
         return out_arr
 
-    def train_round(self, num_updates: int) -> Mapping[str, Tensor | float]:
-        """``num_updates`` gradient steps; returns the last one's metrics.
+    def minibatches(self, num_updates: int) -> Iterator[ReplayBatch]:
+        """The batches of one round of ``num_updates`` updates (hook).
 
         Nothing is added to the storage during a round, so with uniform sampling the round's
         batches are drawn in one call (the same i.i.d. draws as one call per step, with one
-        call's overhead) and sliced; prioritized sampling draws each batch after the previous
-        update's new priorities.
+        call's overhead) and sliced, after :meth:`begin_round` has seen them; prioritized
+        sampling draws each batch after the previous update's new priorities.
         """
-        metrics: Mapping[str, Tensor | float] = {}
         size = self.config.batch_size
-        self._fused_checks = {}  # a round checks fused-kernel eligibility once
-        try:
-            if num_updates > 1 and not self.prioritized:
-                batches = self.storage.sample(size * num_updates, self._generator)
-                self.begin_round(batches)
-                for i in range(num_updates):
-                    metrics = self.train_step(_batch_slice(batches, i * size, (i + 1) * size))
-            else:
-                for _ in range(num_updates):
-                    metrics = self.train_step()
-        finally:
-            self._fused_checks = None
+        if num_updates > 1 and not self.prioritized:
+            batches = self.storage.sample(size * num_updates, self._generator)
+            self.begin_round(batches)
+            for i in range(num_updates):
+                yield _batch_slice(batches, i * size, (i + 1) * size)
+        else:
+            for _ in range(num_updates):
+                yield self.storage.sample(size, self._generator)
+
+    def train_round(self, num_updates: int) -> Mapping[str, Tensor | float]:
+        """``num_updates`` gradient steps on :meth:`minibatches`; returns the last one's
+        metrics."""
+        metrics: Mapping[str, Tensor | float] = {}
+        for batch in self.minibatches(num_updates):
+            metrics = self.train_step(batch)
         return metrics
 
     def train_step(self, batch: ReplayBatch | None = None) -> Mapping[str, Tensor | float]:
@@ -674,7 +512,8 @@ class OffPolicyAgent(Agent):
             batch = self.storage.sample(self.config.batch_size, self._generator)
         batch, transitions, metrics = self.prepare_batch(batch)
         self.num_updates += 1
-        metrics = {**metrics, **self.update(batch)}
+        update = self.compile_update("update", self.update)
+        metrics = {**metrics, **update(batch)}
         if self.target_update_due():
             self.update_targets()
         if self.intrinsic_reward is not None and transitions is not None:
@@ -705,15 +544,6 @@ class OffPolicyAgent(Agent):
             batch = dataclasses.replace(batch, rewards=batch.rewards + bonus)
             metrics["intrinsic/reward_mean"] = bonus.mean()
         return batch, transitions, metrics
-
-    def augment(self, obs: Obs) -> Obs:
-        """Apply the augmentation (if any) to the image tensors of a sampled batch."""
-        aug = self.augmentation
-        if aug is None:
-            return obs
-        if isinstance(obs, dict):
-            return {k: aug(v, self._generator) if v.dim() == 4 else v for k, v in obs.items()}
-        return aug(obs, self._generator)
 
     # ----------------------------------------------------------------- checkpoints
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
@@ -755,6 +585,30 @@ class OffPolicyAgent(Agent):
         self.storage = storage
 
 
+def _logs_losses(update: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap an agent's ``update`` so its metrics also hold ``loss/<term>`` for every loss it
+    computed with :meth:`OffPolicyAgent.loss` (keys the agent returns itself win)."""
+
+    @functools.wraps(update)
+    def wrapper(self: OffPolicyAgent, batch: ReplayBatch) -> Mapping[str, Tensor | float]:
+        outer = self._update_depth == 0
+        if outer:
+            self._losses = []
+        self._update_depth += 1
+        try:
+            metrics = dict(update(self, batch))
+        finally:
+            self._update_depth -= 1
+        if outer:
+            for loss in self._losses:
+                for key, value in loss.values.items():
+                    metrics.setdefault(f"loss/{key}", value)
+        return metrics
+
+    wrapper._rlkit_logs_losses = True  # type: ignore[attr-defined]
+    return wrapper
+
+
 def _batch_slice(batch: ReplayBatch, start: int, stop: int) -> ReplayBatch:
     """Rows ``start:stop`` of every field of a sampled batch (views, no copies)."""
     rows = slice(start, stop)
@@ -771,6 +625,7 @@ def _batch_slice(batch: ReplayBatch, start: int, stop: int) -> ReplayBatch:
 
 
 __all__ = [
+    "REPLAY_FILE",
     "FlatOptimizer",
     "OffPolicyAgent",
     "OffPolicyConfig",

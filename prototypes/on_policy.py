@@ -1,33 +1,37 @@
-"""On-policy prototype: collect a rollout, add intrinsic rewards, compute GAE, then update."""
+"""On-policy prototype: collect a rollout, add intrinsic rewards, compute GAE, then update on
+minibatches with the agent's loss terms."""
 
 from __future__ import annotations
 
 import dataclasses
 from abc import abstractmethod
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from gymnasium.vector import VectorEnv
-from torch import nn
+from torch import Tensor, nn
 
 from rlkit.augmentations.base import Augmentation
+from rlkit.backends.actor_critic_kernel import FusedActorCritic, fused_kernel, unsupported_reason
 from rlkit.configurable import Configurable
 from rlkit.distributions.base import Distribution
 from rlkit.encoders.base import Encoder
 from rlkit.envs import check_same_step_autoreset
+from rlkit.losses import Loss, LossPlan, LossTerm, compute_loss
 from rlkit.normalization import RewardNormalizer
 from rlkit.policies.base import ActorCriticPolicy
-from rlkit.policies.fused import FusedActorCritic, fused_kernel
 from rlkit.rewards.base import IntrinsicReward, TransitionBatch
 from rlkit.storages.base import Storage
 from rlkit.storages.rollout import RolloutBatch, RolloutStorage
 from rlkit.types import Obs
-from rlkit.utils.optim import FlatAdam, clip_grad_norm_, flatten_parameters
+from rlkit.utils.optim import clip_grad_norm_, flatten_parameters, optimizer_step
 from rlkit.utils.tensors import obs_map, stack_obs
 
 from .base import Agent, AgentConfig
+from .learning import PolicyEvaluation, evaluate_actions
+from .state import FlatOptimizer
 
 
 @dataclasses.dataclass
@@ -55,6 +59,7 @@ class OnPolicyConfig(AgentConfig):
     clip_reward: float = 10.0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         checks = {
             "num_steps": self.num_steps >= 1,
             "batch_size": self.batch_size >= 1,
@@ -62,37 +67,51 @@ class OnPolicyConfig(AgentConfig):
             "lr": self.lr > 0,
             "gamma": 0.0 <= self.gamma <= 1.0,
             "gae_lambda": 0.0 <= self.gae_lambda <= 1.0,
+            "max_grad_norm": self.max_grad_norm is None or self.max_grad_norm > 0,
+            "vf_coef": self.vf_coef >= 0,
+            "ent_coef": np.isfinite(self.ent_coef),
+            "clip_reward": self.clip_reward > 0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             raise ValueError(
                 "invalid hyperparameter(s): "
                 + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad)
-                + " (num_steps/batch_size/num_epochs >= 1, lr > 0, gamma and gae_lambda in [0, 1])"
+                + " (num_steps/batch_size/num_epochs >= 1, lr > 0, gamma and gae_lambda in "
+                "[0, 1], max_grad_norm > 0 or None, vf_coef >= 0, ent_coef finite, "
+                "clip_reward > 0)"
             )
 
 
 class OnPolicyAgent(Agent):
-    """Owns the rollout loop; subclasses implement :meth:`update` (their loss).
+    """Owns the rollout loop; an algorithm supplies its :meth:`loss_terms`.
 
-    Primitives: ``policy`` (an :class:`ActorCriticPolicy`, default :class:`ActorCritic`), or
-    ``encoder``/``distribution`` to swap inside the default policy; ``augmentation`` applied to
-    minibatch observations in the update (RAD-style); ``intrinsic_reward`` added to the rewards
-    before returns and advantages are computed; ``storage``, a :class:`RolloutStorage` for
-    ``num_steps`` x the env count. Each may be an object, a registered id or a spec dict.
+    Primitives: ``policy`` (an :class:`ActorCriticPolicy`, default
+    :class:`~rlkit.policies.ActorCritic`), or ``encoder``/``distribution`` to swap inside the
+    default policy; ``augmentation`` applied to minibatch observations in the update
+    (RAD-style); ``intrinsic_reward`` added to the rewards before returns and advantages are
+    computed; ``storage``, a :class:`RolloutStorage` for ``num_steps`` x the env count. Each
+    may be an object, a registered id or a spec dict.
 
-    On CPU, the default MLP actor-critic acts in rollouts through a fused kernel
-    (:mod:`rlkit.policies.fused`: same maths and random draws, far fewer dispatches), and
-    agents whose loss supports it (PPO, A2C) compute their gradients with it too. Any other
-    policy, device or set-up uses the general autograd path; set :attr:`use_fused_kernels` to
-    ``False`` to force that path.
+    Each update runs ``num_epochs`` passes over :meth:`minibatches`; per minibatch
+    :meth:`compute_loss` evaluates the policy (through the compute backend: the default MLP
+    actor-critic has a hand-written CPU kernel on ``fast``) and assembles the loss terms plus
+    :meth:`extra_losses`, and :meth:`clip_and_step` applies it. Every hook listed in
+    :attr:`hooks` runs on every backend.
     """
 
     Config = OnPolicyConfig
     config: OnPolicyConfig
     policy_parts = ("encoder", "distribution")
-    #: use :meth:`fused_kernel` where it applies (set False on an agent to force autograd).
-    use_fused_kernels: bool = True
+    hooks: ClassVar[tuple[str, ...]] = (
+        "explore",
+        "update",
+        "loss_terms",
+        "extra_losses",
+        "minibatches",
+        "clip_and_step",
+        "make_optimizer",
+    )
 
     def __init__(
         self,
@@ -111,6 +130,7 @@ class OnPolicyAgent(Agent):
         check_same_step_autoreset(env, type(self).__name__)
         built_policy = self.build_actor_critic(policy, encoder, distribution)
         self.policy: ActorCriticPolicy = built_policy.to(self.device)
+        self.add_module("policy", self.policy)
         self.build_batch_primitives(augmentation, intrinsic_reward)
         cfg = self.config
         self.storage = self._build_storage(storage)
@@ -120,13 +140,19 @@ class OnPolicyAgent(Agent):
             if cfg.normalize_reward
             else None
         )
+        if self.reward_normalizer is not None:
+            self.add_module("reward_normalizer", self.reward_normalizer)
         # One contiguous parameter/gradient buffer: single-kernel optimizer steps and clipping.
         self.flat_params = flatten_parameters(self.policy)
         self.optimizer = self.make_optimizer()
+        self.register_optimizer("policy", self.optimizer)
+        #: the algorithm's loss terms (built once: stateful terms are checkpointed).
+        self.terms = nn.ModuleList(self.loss_terms())
+        self.add_module("loss_terms", self.terms)
+        self.record_loss_terms(list(self.terms))  # type: ignore[arg-type]
         self._episode_starts = torch.ones(self.num_envs, device=self.device)
-        self._generator = torch.Generator()
-        if cfg.seed is not None:
-            self._generator.manual_seed(cfg.seed)
+        self._kernel: FusedActorCritic | None = None
+        self._plan: LossPlan | None = None
 
     def _build_storage(
         self, storage: RolloutStorage | str | dict[str, Any] | None
@@ -165,51 +191,46 @@ class OnPolicyAgent(Agent):
             )
         return built
 
-    # ----------------------------------------------------------------- agent hooks
-    def make_optimizer(self) -> torch.optim.Optimizer:
-        """Adam over :attr:`flat_params`, the policy's parameters laid out in one buffer
-        (agents override, e.g. A2C uses RMSprop)."""
-        return FlatAdam([self.flat_params], lr=self.config.lr, eps=1e-5)
-
+    # ----------------------------------------------------------------- the algorithm's hooks
     @abstractmethod
-    def update(self) -> dict[str, float]:
-        """One policy update on :attr:`storage` (returns/advantages already computed)."""
+    def loss_terms(self) -> list[LossTerm]:
+        """The terms of the algorithm's loss (:mod:`rlkit.losses`), built once at construction.
+        Override and extend ``super().loss_terms()`` to add a term."""
+
+    def extra_losses(self, mb: RolloutBatch, values: Tensor) -> dict[str, Tensor]:
+        """Weighted loss parts with their own autograd graph added to the loss (hook; none
+        here): for regularisers that run the policy on other inputs, such as DrAC's. Gets the
+        minibatch and the values just computed on it (without a graph on kernels); each
+        returned part is logged as ``loss/<name>``."""
+        return {}
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        """The optimizer over :attr:`flat_params`, the policy's parameters laid out in one
+        buffer (hook; default Adam with eps 1e-5 from :meth:`new_optimizer`)."""
+        return self.new_optimizer([self.flat_params], self.config.lr, eps=1e-5)
+
+    def stop_early(self, loss: Loss, epoch: int) -> bool:
+        """Whether to end the update before stepping on ``loss`` (hook; PPO's target KL)."""
+        return False
 
     def fused_kernel(self) -> FusedActorCritic | None:
-        """The policy's fused CPU kernel (:func:`rlkit.policies.fused.fused_kernel`), or None
-        when :attr:`use_fused_kernels` is off or the policy/device is not supported. Built per
-        call (cheap), so it always reflects the current parameters."""
-        if not self.use_fused_kernels:
+        """The policy's hand-written CPU kernel (:mod:`rlkit.backends.actor_critic_kernel`)
+        when the backend runs kernels and the policy has one, else None. Built per call
+        (cheap), so it always reflects the current parameters."""
+        if not self.backend.kernels or torch.compiler.is_compiling() or torch.jit.is_tracing():
             return None
         return fused_kernel(self.policy)
 
-    # ----------------------------------------------------------------- Agent contract
-    def modules(self) -> dict[str, nn.Module]:
-        mods: dict[str, nn.Module] = {"policy": self.policy}
-        for name, mod in (
-            ("obs_normalizer", self.obs_normalizer),
-            ("reward_normalizer", self.reward_normalizer),
-            ("intrinsic_reward", self.intrinsic_reward),
-        ):
-            if mod is not None:
-                mods[name] = mod
-        return mods
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        opts = {"policy": self.optimizer}
-        if self.intrinsic_reward is not None:
-            for name, opt in self.intrinsic_reward.optimizers().items():
-                opts[f"intrinsic_reward.{name}"] = opt
-        return opts
-
-    def primitives(self) -> dict[str, Configurable | None]:
-        return {
-            "policy": self.policy,
-            "augmentation": self.augmentation,
-            "intrinsic_reward": self.intrinsic_reward,
-            # the default storage is rebuilt from the hyperparameters; a custom one is recorded
-            "storage": self.storage if self._custom_storage else None,
-        }
+    def _refresh_kernel(self, component: str) -> None:
+        """Look up the kernel for a rollout or an update and record what runs."""
+        self._kernel = self.fused_kernel()
+        if self._kernel is not None:
+            self.backend_report.record(component, "fused actor-critic kernel")
+        elif self.backend.kernels:
+            reason = unsupported_reason(self.policy) or "kernels are off while tracing"
+            self.backend_report.record(component, "nn.Module + autograd", reason)
+        else:
+            self.backend_report.record(component, "nn.Module + autograd")
 
     # ----------------------------------------------------------------- the loop
     def iteration(self) -> dict[str, float]:
@@ -229,13 +250,10 @@ class OnPolicyAgent(Agent):
         if self.config.normalize_advantages and self.config.batch_size >= len(self.storage):
             # One minibatch per epoch: normalising once equals normalising every minibatch.
             self.storage.advantages = normalize(self.storage.advantages)
-        if self.config.anneal_lr and self._target_steps:
-            # Linear decay to 0 by train(total_steps), from the progress before this rollout.
-            done = self.global_step - self.config.num_steps * self.num_envs
-            remaining = max(0.0, 1.0 - done / self._target_steps)
-            for group in self.optimizer.param_groups:
-                group["lr"] = self.config.lr * remaining
+        self.anneal_lr()
         self.policy.train()
+        self._refresh_kernel("policy evaluation")
+        self._plan = LossPlan(list(self.terms))  # type: ignore[arg-type]
         metrics.update(self.update())
         if self.intrinsic_reward is not None and batch is not None:
             metrics.update(
@@ -245,6 +263,133 @@ class OnPolicyAgent(Agent):
         self.num_updates += 1
         self.storage.reset()
         return metrics
+
+    def anneal_lr(self) -> None:
+        """With ``anneal_lr``: linear decay of every registered optimizer's learning rate to 0
+        by ``train(total_steps)``, from the progress before this rollout."""
+        if not (self.config.anneal_lr and self._target_steps):
+            return
+        done = self.global_step - self.config.num_steps * self.num_envs
+        remaining = max(0.0, 1.0 - done / self._target_steps)
+        for opt in self.registry.optimizers.values():
+            for group in opt.param_groups:
+                group["lr"] = self.config.lr * remaining
+
+    def update(self) -> dict[str, float]:
+        """``num_epochs`` passes over :meth:`minibatches`, one :meth:`clip_and_step` on
+        :meth:`compute_loss` each (hook). Logged: each term's value and the diagnostics,
+        averaged over the last epoch's minibatches."""
+        cfg = self.config
+        stats: dict[str, list[Tensor]] = {}
+        every_minibatch = self.diagnostics_needed()
+        for epoch in range(cfg.num_epochs):
+            last_epoch = epoch == cfg.num_epochs - 1
+            for mb in self.minibatches():
+                loss = self.compute_loss(mb, diagnostics=last_epoch or every_minibatch)
+                if self.stop_early(loss, epoch):
+                    out = summarize(stats)
+                    out["train/early_stop_epoch"] = float(epoch)
+                    return out
+                self.clip_and_step(loss)
+                if last_epoch:
+                    record(stats, loss)
+        return summarize(stats)
+
+    def diagnostics_needed(self) -> bool:
+        """Whether every minibatch needs the terms' diagnostics (e.g. for :meth:`stop_early`);
+        otherwise only the last epoch's are computed, for logging."""
+        return False
+
+    def evaluate_minibatch(self, mb: RolloutBatch, need_entropy: bool = True) -> PolicyEvaluation:
+        """The policy's log-probs, entropies and values of the minibatch's actions (and any
+        other output the loss terms read), through the kernel on ``fast`` (see
+        :mod:`prototypes.learning`); a hook for policies that evaluate differently."""
+        return evaluate_actions(self.policy, self._kernel, mb.obs, mb.actions, need_entropy)
+
+    def compute_loss(self, mb: RolloutBatch, diagnostics: bool = False) -> Loss:
+        """The loss of one minibatch: :meth:`loss_terms` on the policy's evaluation and the
+        batch, plus :meth:`extra_losses` (on ``compile`` the evaluation and the terms run as
+        one compiled function)."""
+        if self.backend.compile:
+            return self._compiled_loss(mb, diagnostics)
+        plan = self._plan
+        if plan is None or plan.closed_form != self.backend.closed_form:
+            plan = self._plan = LossPlan(list(self.terms))  # type: ignore[arg-type]
+        ev = self.evaluate_minibatch(mb, diagnostics or plan.weights("entropy"))
+        inputs = {
+            **ev.outputs,
+            "old_log_prob": mb.old_log_probs,
+            "old_value": mb.old_values,
+            "advantage": mb.advantages,
+            "return": mb.returns,
+        }
+        extra = self.extra_losses(mb, ev.outputs.get("value"))  # type: ignore[arg-type]
+        return plan(inputs, pullback=ev.pullback, extra=extra, diagnostics=diagnostics)
+
+    def _compiled_loss(self, mb: RolloutBatch, diagnostics: bool) -> Loss:
+        values, total, metrics = self.compile_update("loss", self._loss_values)(mb)
+        return Loss(values, total, total.backward, metrics if diagnostics else {})
+
+    def _loss_values(self, mb: RolloutBatch) -> tuple[dict[str, Tensor], Tensor, dict[str, Tensor]]:
+        """The minibatch loss as tensors (what the ``compile`` backend compiles)."""
+        ev = self.evaluate_minibatch(mb)
+        inputs = {**ev.outputs, **batch_inputs(mb)}
+        loss = compute_loss(
+            list(self.terms),  # type: ignore[arg-type]
+            inputs,
+            extra=self.extra_losses(mb, ev.outputs.get("value")),  # type: ignore[arg-type]
+            diagnostics=True,
+            closed_form=False,
+        )
+        return loss.values, loss.total, loss.metrics
+
+    def minibatches(self) -> Iterator[RolloutBatch]:
+        """Shuffled minibatches of the current rollout for one epoch (hook): advantages
+        normalised per minibatch (when ``normalize_advantages``) and observations augmented
+        (if set)."""
+        cfg = self.config
+        full = cfg.batch_size >= len(self.storage)
+        for mb in self.storage.minibatches(cfg.batch_size, self._generator):
+            if cfg.normalize_advantages and not full:  # full batches were normalised once
+                mb = dataclasses.replace(mb, advantages=normalize(mb.advantages))
+            if self.augmentation is not None:
+                mb = dataclasses.replace(mb, obs=self.augment(mb.obs))
+            yield mb
+
+    def clip_and_step(self, loss: Any, optimizer: FlatOptimizer | None = None) -> Tensor | None:
+        """Backward, optional global grad-norm clip, optimizer step (hook). ``loss`` is a
+        :class:`~rlkit.losses.Loss` (or a tensor); ``optimizer`` another registered
+        :class:`FlatOptimizer` to step instead of the policy's."""
+        if optimizer is not None:
+            return super().clip_and_step(loss, optimizer)
+        self.zero_grad()
+        loss.backward()
+        return self.apply_gradients()
+
+    def zero_grad(self) -> None:
+        """Zero the policy's gradient buffer (before a backward pass)."""
+        grad = self.flat_params.grad
+        assert grad is not None
+        grad.zero_()
+
+    def apply_gradients(self) -> Tensor | None:
+        """Optional global grad-norm clip and the optimizer step on the gradients now in
+        :attr:`flat_params`; returns the norm before clipping when clipping is on."""
+        grad = self.flat_params.grad
+        assert grad is not None
+        norm = None
+        if self.config.max_grad_norm is not None:
+            norm = clip_grad_norm_(grad, self.config.max_grad_norm)
+        optimizer_step(self.optimizer)
+        return norm
+
+    # ----------------------------------------------------------------- collection
+    def primitives(self) -> dict[str, Configurable | None]:
+        return {
+            **super().primitives(),
+            # the default storage is rebuilt from the hyperparameters; a custom one is recorded
+            "storage": self.storage if self._custom_storage else None,
+        }
 
     def _current_obs(self) -> Obs:
         if self._obs is None:
@@ -258,64 +403,76 @@ class OnPolicyAgent(Agent):
         self.obs_normalizer.update(obs)
         return self.obs_normalizer(obs)
 
+    def explore(self, obs: Obs) -> tuple[Tensor, Tensor, Tensor]:
+        """Raw actions, their log-probabilities and the values for one rollout step (hook;
+        called under ``inference_mode``). Default: sample the policy, through its kernel's
+        sampler on ``fast``."""
+        sample = self._sampler
+        if sample is not None and isinstance(obs, Tensor):
+            return sample(obs)
+        out = self.policy(obs)
+        actions = out.dist.sample()
+        return actions, out.dist.log_prob(actions), out.value
+
     def collect_rollout(self) -> None:
         """Step the envs ``num_steps`` times, storing transitions in :attr:`storage`."""
         self.policy.eval()
         env, storage, cfg = self.env, self.storage, self.config
         dist_family = self.policy.distribution
-        kernel = self.fused_kernel()
+        self._refresh_kernel("policy acting")
         # The parameters do not change during a rollout: a packed snapshot of them is safe.
-        sample = kernel.sampler() if kernel is not None else None
+        self._sampler = self._kernel.sampler() if self._kernel is not None else None
         obs = self._current_obs()
-        for _ in range(cfg.num_steps):
-            with torch.inference_mode():
-                if sample is not None:
-                    assert isinstance(obs, torch.Tensor)  # the kernel takes vector observations
-                    actions, log_probs, step_values = sample(obs)
-                else:
-                    out = self.policy(obs)
-                    actions = out.dist.sample()
-                    log_probs, step_values = out.dist.log_prob(actions), out.value
-                env_actions = self._to_env_actions(dist_family.postprocess(actions))
-            next_obs_np, rewards_np, terminated, truncated, info = env.step(env_actions)
-            dones_np = np.logical_or(terminated, truncated)
-            self.episodes.step(rewards_np, dones_np, info)
-            rewards, dones = self._float_tensor(rewards_np), self._float_tensor(dones_np)
-            if self.reward_normalizer is not None:
-                rewards = self.reward_normalizer(rewards, dones)
-            next_obs = self._normalize_and_update(self._to_tensor(next_obs_np))
-            final_obs = None
-            if dones_np.any():
-                final_obs = self._final_obs(info, dones_np)
-                truncated_only = np.logical_and(truncated, np.logical_not(terminated))
-                if truncated_only.any():
-                    # Bootstrap: the episode was cut, not ended; its value continues.
-                    idx = np.flatnonzero(truncated_only)
-                    sub = _rows(final_obs, torch.as_tensor(idx, device=self.device))
-                    with torch.inference_mode():
-                        values = self.policy.value(sub)
-                    rewards[idx] += cfg.gamma * values.to(rewards.dtype)
-                if self.intrinsic_reward is not None:
-                    self.intrinsic_reward.reset_episodes(dones.bool())
-            stored_next = None
-            if storage.store_next_obs:
-                stored_next = next_obs if final_obs is None else _merge(next_obs, final_obs, dones)
-            storage.add(
-                obs,
-                actions,
-                rewards,
-                dones,
-                step_values,
-                log_probs,
-                self._episode_starts,
-                next_obs=stored_next,
-            )
-            self._episode_starts = dones
-            obs = next_obs
-            self.global_step += self.num_envs
+        try:
+            for _ in range(cfg.num_steps):
+                with torch.inference_mode():
+                    actions, log_probs, step_values = self.explore(obs)
+                    env_actions = self.to_env_actions(dist_family.postprocess(actions))
+                next_obs_np, rewards_np, terminated, truncated, info = env.step(env_actions)
+                dones_np = np.logical_or(terminated, truncated)
+                self.episodes.step(rewards_np, dones_np, info)
+                rewards, dones = self._float_tensor(rewards_np), self._float_tensor(dones_np)
+                if self.reward_normalizer is not None:
+                    rewards = self.reward_normalizer(rewards, dones)
+                next_obs = self._normalize_and_update(self.obs_to_tensor(next_obs_np))
+                final_obs = None
+                if dones_np.any():
+                    final_obs = self._final_obs(info, dones_np)
+                    truncated_only = np.logical_and(truncated, np.logical_not(terminated))
+                    if truncated_only.any():
+                        # Bootstrap: the episode was cut, not ended; its value continues.
+                        idx = np.flatnonzero(truncated_only)
+                        sub = _rows(final_obs, torch.as_tensor(idx, device=self.device))
+                        with torch.inference_mode():
+                            values = self.policy.value(sub)
+                        rewards[idx] += cfg.gamma * values.to(rewards.dtype)
+                    if self.intrinsic_reward is not None:
+                        self.intrinsic_reward.reset_episodes(dones.bool())
+                stored_next = None
+                if storage.store_next_obs:
+                    stored_next = (
+                        next_obs if final_obs is None else _merge(next_obs, final_obs, dones)
+                    )
+                storage.add(
+                    obs,
+                    actions,
+                    rewards,
+                    dones,
+                    step_values,
+                    log_probs,
+                    self._episode_starts,
+                    next_obs=stored_next,
+                )
+                self._episode_starts = dones
+                obs = next_obs
+                self.global_step += self.num_envs
+        finally:
+            self._sampler = None
         self._obs = obs
 
-    def _float_tensor(self, array: np.ndarray) -> torch.Tensor:
+    _sampler: Any = None
+
+    def _float_tensor(self, array: np.ndarray) -> Tensor:
         """A float32 copy of ``array`` on the agent's device (NumPy's cast then ``from_numpy``
         on the CPU: ~1 us against ~2.5 us for ``torch.as_tensor(..., dtype=...)``)."""
         if self.device.type == "cpu":
@@ -333,7 +490,7 @@ class OnPolicyAgent(Agent):
         mask = np.asarray(info.get("_final_obs", dones), dtype=bool)
         template = next(o for o, m in zip(final, mask, strict=True) if m)
         items = [final[i] if mask[i] else template for i in range(len(final))]
-        tensor = self._to_tensor(stack_obs(items, self.observation_space))
+        tensor = self.obs_to_tensor(stack_obs(items, self.observation_space))
         return self.preprocess(tensor)
 
     def _transition_batch(self) -> TransitionBatch:
@@ -341,74 +498,64 @@ class OnPolicyAgent(Agent):
         assert s.next_obs is not None
         return TransitionBatch(obs=s.obs, actions=s.actions, next_obs=s.next_obs, dones=s.dones)
 
-    def augment(self, obs: Obs) -> Obs:
-        """Apply the augmentation (if any) to minibatch observations (image tensors)."""
-        aug = self.augmentation
-        if aug is None:
-            return obs
-        if isinstance(obs, dict):
-            return {k: aug(v, self._generator) if v.dim() == 4 else v for k, v in obs.items()}
-        return aug(obs, self._generator)
 
-    def minibatches(self) -> Iterator[RolloutBatch]:
-        """Shuffled minibatches of the current rollout for one epoch: advantages normalised per
-        minibatch (when ``normalize_advantages``) and observations augmented (if set)."""
-        cfg = self.config
-        full = cfg.batch_size >= len(self.storage)
-        for mb in self.storage.minibatches(cfg.batch_size, self._generator):
-            if cfg.normalize_advantages and not full:  # full batches were normalised once
-                mb = dataclasses.replace(mb, advantages=normalize(mb.advantages))
-            if self.augmentation is not None:
-                mb = dataclasses.replace(mb, obs=self.augment(mb.obs))
-            yield mb
-
-    def clip_and_step(self, loss: torch.Tensor) -> None:
-        """Backward, optional global grad-norm clip, optimizer step."""
-        self.zero_grad()
-        loss.backward()
-        self.apply_gradients()
-
-    def zero_grad(self) -> None:
-        """Zero the policy's gradient buffer (before a backward pass)."""
-        grad = self.flat_params.grad
-        assert grad is not None
-        grad.zero_()
-
-    def apply_gradients(self) -> None:
-        """Optional global grad-norm clip and the optimizer step on the gradients now in
-        :attr:`flat_params` (from ``loss.backward()`` or a fused kernel's backward)."""
-        grad = self.flat_params.grad
-        assert grad is not None
-        if self.config.max_grad_norm is not None:
-            clip_grad_norm_(grad, self.config.max_grad_norm)
-        self.optimizer.step()
+def batch_inputs(mb: RolloutBatch) -> dict[str, Tensor]:
+    """A rollout minibatch as loss-term inputs (``old_log_prob``, ``old_value``,
+    ``advantage``, ``return``)."""
+    return {
+        "old_log_prob": mb.old_log_probs,
+        "old_value": mb.old_values,
+        "advantage": mb.advantages,
+        "return": mb.returns,
+    }
 
 
-def normalize(x: torch.Tensor) -> torch.Tensor:
+def record(stats: dict[str, list[Tensor]], loss: Loss) -> None:
+    """Keep a minibatch's term values (``loss/<name>``) and diagnostics (``train/<key>``)."""
+    for name, value in loss.values.items():
+        stats.setdefault(f"loss/{name}", []).append(value)
+    for name, value in loss.metrics.items():
+        stats.setdefault(f"train/{name}", []).append(value)
+
+
+def summarize(stats: dict[str, list[Tensor]]) -> dict[str, float]:
+    """Means of the recorded values."""
+    return {k: float(torch.stack(v).mean()) for k, v in stats.items() if v}
+
+
+def normalize(x: Tensor) -> Tensor:
     """Zero mean, unit std (advantage normalisation); a single sample is left as is."""
     if x.numel() < 2:
         return x
     return (x - x.mean()) / (x.std() + 1e-8)
 
 
-def _rows(obs: Obs, index: torch.Tensor) -> Obs:
+def _rows(obs: Obs, index: Tensor) -> Obs:
     """Select batch rows of a tensor or dict observation."""
     return obs_map(lambda x: x[index], obs)
 
 
-def _merge(next_obs: Obs, final_obs: Obs, dones: torch.Tensor) -> Obs:
+def _merge(next_obs: Obs, final_obs: Obs, dones: Tensor) -> Obs:
     """``next_obs`` with the rows of finished envs replaced by their final observations."""
     mask = dones.bool()
 
-    def pick(new: torch.Tensor, fin: torch.Tensor) -> torch.Tensor:
+    def pick(new: Tensor, fin: Tensor) -> Tensor:
         m = mask.reshape(-1, *([1] * (new.dim() - 1)))
         return torch.where(m, fin.to(new.dtype), new)
 
     if isinstance(next_obs, dict):
         assert isinstance(final_obs, dict)
         return {k: pick(v, final_obs[k]) for k, v in next_obs.items()}
-    assert isinstance(final_obs, torch.Tensor)
+    assert isinstance(final_obs, Tensor)
     return pick(next_obs, final_obs)
 
 
-__all__ = ["OnPolicyAgent", "OnPolicyConfig", "RolloutBatch"]
+__all__ = [
+    "OnPolicyAgent",
+    "OnPolicyConfig",
+    "RolloutBatch",
+    "batch_inputs",
+    "normalize",
+    "record",
+    "summarize",
+]

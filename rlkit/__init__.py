@@ -1,9 +1,10 @@
 """rlkit: a PyTorch reinforcement-learning toolkit built like Lego.
 
-Sub-packages load on first use so ``import rlkit`` stays fast:
-``rlkit.encoders``, ``rlkit.policies``, ``rlkit.storages``, ``rlkit.distributions``,
-``rlkit.augmentations``, ``rlkit.rewards``, ``rlkit.envs``, ``rlkit.prototypes``,
-``rlkit.agents``.
+Core sub-packages load on first use so ``import rlkit`` stays fast: ``rlkit.encoders``,
+``rlkit.policies``, ``rlkit.storages``, ``rlkit.distributions``, ``rlkit.augmentations``,
+``rlkit.rewards``, ``rlkit.losses``, ``rlkit.backends``, ``rlkit.envs``, ... The layers above
+core are imported explicitly (``import rlkit.agents``, ``import rlkit.prototypes``): core never
+imports them.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from typing import Any
 from rlkit.version import __version__
 
 _SUBMODULES = {
-    "agents",
     "augmentations",
+    "backends",
     "checkpoint",
     "config",
     "configurable",
@@ -28,11 +29,12 @@ _SUBMODULES = {
     "export",
     "hub",
     "logging",
+    "losses",
     "normalization",
     "policies",
-    "prototypes",
     "registry",
     "rewards",
+    "runtime",
     "schedules",
     "spaces",
     "storages",

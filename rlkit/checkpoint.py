@@ -15,6 +15,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from rlkit.registry import REGISTRIES
+
 CONFIG_FILE = "config.json"
 FORMAT_VERSION = 1
 
@@ -185,3 +187,30 @@ def optimizer_from_tensors(
         optimizer.load_state_dict({"state": state, "param_groups": groups})
     except (ValueError, KeyError) as e:
         raise CheckpointError(f"optimizer state {prefix!r} does not match: {e}") from None
+
+
+def agent_class(agent_id: Any, where: str) -> Any:
+    """The agent class registered as ``agent_id`` (the registry of agent classes is filled by
+    the modules that define them: core never imports them). A clear error when it is not
+    registered in this process."""
+    registry = REGISTRIES.get("agent")
+    if agent_id is None:
+        raise CheckpointError(
+            f"{where} was saved by an unregistered agent class; load it with that class's "
+            "load(), or register the class with @rlkit.prototypes.AGENTS.register('<id>')"
+        )
+    if registry is None or str(agent_id) not in registry:
+        known = ", ".join(registry) if registry is not None else "(none)"
+        raise CheckpointError(
+            f"{where} holds a {agent_id!r} agent, which is not registered in this process; "
+            "import the module that registers it first (the reference agents: "
+            f"`import rlkit.agents`). Registered: {known or '(none)'}"
+        )
+    return registry.get(str(agent_id))
+
+
+def load_registered_agent(path: str | Path, **kwargs: Any) -> Any:
+    """Load the agent of a checkpoint (or run) directory through its registered class."""
+    directory = find_checkpoint(path)
+    cls = agent_class(read_config(directory).get("agent"), f"checkpoint {directory}")
+    return cls.load(directory, **kwargs)

@@ -31,6 +31,7 @@ _KIND_MODULES = {
     "distribution": ("rlkit.distributions", "DISTRIBUTIONS"),
     "augmentation": ("rlkit.augmentations", "AUGMENTATIONS"),
     "intrinsic_reward": ("rlkit.rewards", "INTRINSIC_REWARDS"),
+    "loss_term": ("rlkit.losses", "LOSS_TERMS"),
 }
 
 

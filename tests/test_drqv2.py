@@ -109,7 +109,12 @@ def test_encoder_learns_only_from_the_critic_loss(monkeypatch: pytest.MonkeyPatc
     critic_flat = agent.critic_optimizer.flat
     assert critic_flat.grad is not None
     critic_flat.grad.zero_()
-    monkeypatch.setattr(agent.critic_optimizer, "step", lambda loss: None)
+    original = agent.clip_and_step
+    monkeypatch.setattr(
+        agent,
+        "clip_and_step",
+        lambda loss, opt=None: None if opt is agent.critic_optimizer else original(loss, opt),
+    )
     enc_before, actor_before = _flat([policy.encoder]), _flat([policy.actor])
     agent.update(_batch(agent))
     encoder_grads = torch.cat([p.grad.reshape(-1) for p in policy.encoder.parameters()])
@@ -121,7 +126,12 @@ def test_encoder_learns_only_from_the_critic_loss(monkeypatch: pytest.MonkeyPatc
 def test_critic_step_trains_encoder_and_critics_not_actor(monkeypatch: pytest.MonkeyPatch) -> None:
     agent = _filled(_agent())
     policy = agent.policy
-    monkeypatch.setattr(agent.actor_optimizer, "step", lambda loss: None)
+    original = agent.clip_and_step
+    monkeypatch.setattr(
+        agent,
+        "clip_and_step",
+        lambda loss, opt=None: None if opt is agent.actor_optimizer else original(loss, opt),
+    )
     before = {k: _flat([m]) for k, m in [("enc", policy.encoder), ("critic", policy.critic)]}
     actor_before = _flat([policy.actor])
     metrics = agent.update(_batch(agent))

@@ -192,7 +192,15 @@ class _ForwardOverride(ActorCritic):
 
 
 class _MyIdentity(Identity):
-    pass
+    """A subclass that changes what the encoder computes: the kernel must step aside."""
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return super().forward(obs) * 2
+
+
+class _PlainIdentity(Identity):
+    """A subclass that keeps Identity's forward: it keeps the kernel (capabilities, not
+    exact types, decide)."""
 
 
 def _hooked() -> ActorCritic:
@@ -204,7 +212,9 @@ def _hooked() -> ActorCritic:
 IMAGE = spaces.Box(0, 255, (3, 36, 36), dtype=np.uint8)
 UNSUPPORTED: dict[str, Callable[[], nn.Module]] = {
     "cnn encoder": lambda: ActorCritic(IMAGE, spaces.Discrete(2), encoder=NatureCNN(IMAGE)),
-    "encoder subclass": lambda: ActorCritic(VEC, spaces.Discrete(2), encoder=_MyIdentity(VEC)),
+    "encoder subclass changing forward": lambda: ActorCritic(
+        VEC, spaces.Discrete(2), encoder=_MyIdentity(VEC)
+    ),
     "forward override": lambda: _ForwardOverride(VEC, spaces.Discrete(2)),
     "bernoulli": lambda: ActorCritic(
         VEC, spaces.MultiBinary(3), distribution=Bernoulli(spaces.MultiBinary(3))
@@ -220,6 +230,16 @@ UNSUPPORTED: dict[str, Callable[[], nn.Module]] = {
     "hooks": _hooked,
     "two-network policy": lambda: DecoupledActorCritic(VEC, spaces.Discrete(2)),
 }
+
+
+def test_subclasses_that_keep_the_maths_keep_the_kernel() -> None:
+    policy = ActorCritic(VEC, spaces.Discrete(2), encoder=_PlainIdentity(VEC))
+    assert fused_kernel(policy) is not None
+
+    class Renamed(ActorCritic):  # a subclass adding nothing the kernel would skip
+        pass
+
+    assert fused_kernel(Renamed(VEC, spaces.Discrete(2))) is not None
 
 
 @pytest.mark.parametrize("name", list(UNSUPPORTED))
@@ -325,8 +345,8 @@ def test_a2c_fused_update_matches_autograd_update() -> None:
         torch.testing.assert_close(p, q, rtol=1e-4, atol=2e-5)
 
 
-def test_ppo_subclass_hooks_keep_the_autograd_path() -> None:
-    """A PPO variant that adds loss terms (DrAC-style) must get them applied."""
+def test_ppo_subclass_hooks_run_on_the_kernel_path() -> None:
+    """A PPO variant that adds loss parts (DrAC-style) gets them applied on the kernel path."""
 
     class WithPenalty(PPO):
         calls = 0
@@ -361,25 +381,23 @@ def test_fused_training_still_learns_a_little() -> None:
 
 
 # --------------------------------------------------------------------------- optimizer
-def test_flat_adam_kernel_and_fallback_match_torch_adam(monkeypatch: pytest.MonkeyPatch) -> None:
-    """FlatAdam's fused-kernel step and its six-operation fallback are the same Adam."""
-    from rlkit.utils import optim
-    from rlkit.utils.optim import FlatAdam
+def test_flat_adam_fused_and_plain_steps_match_torch_adam() -> None:
+    """FlatAdam's fused step (called directly, as the agents do) and its plain step (the
+    reference backend) are torch's Adam."""
+    from rlkit.utils.optim import FlatAdam, optimizer_step
 
     results = []
-    for fallback in (False, True):
-        if fallback:
-            monkeypatch.setattr(optim, "_NO_FUSED_ADAM", {("cpu", torch.float32)})
+    for fused in (True, False):
         torch.manual_seed(1)
         a = nn.Parameter(torch.randn(300))
         b = nn.Parameter(a.detach().clone())
         ref = torch.optim.Adam([a], lr=3e-3, eps=1e-8)
-        opt = FlatAdam([b], lr=3e-3, eps=1e-8)
+        opt = FlatAdam([b], lr=3e-3, eps=1e-8, fused=fused)
         for _ in range(10):
             g = torch.randn(300)
             a.grad, b.grad = g.clone(), g.clone()
             ref.step()
-            opt.step()
+            optimizer_step(opt)
         torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-7)
         assert float(opt.state[b]["step"]) == 10.0
         results.append(b.detach().clone())

@@ -87,22 +87,22 @@ def test_sac_defaults_and_fixed_entropy_coefficient() -> None:
         _pendulum(SAC, ent_coef="sometimes")
 
 
-@pytest.mark.parametrize("fused", [True, False])
-def test_sac_actor_step_leaves_the_critics_alone(fused: bool) -> None:
-    agent = _pendulum(SAC)
-    agent.use_fused_kernels = fused
+@pytest.mark.parametrize("compute", ["fast", "reference"])
+def test_sac_actor_step_leaves_the_critics_alone(compute: str) -> None:
+    agent = _pendulum(SAC, compute=compute)
     agent.collect(32)
     batch = agent.storage.sample(16, agent._generator)
     critic_flat = agent.critic_optimizer.flat
     snapshot: dict[str, torch.Tensor] = {}
-    name = "step_manual" if fused else "step"  # the hand-written path steps by hand
-    original_step = getattr(agent.critic_optimizer, name)
+    original = agent.clip_and_step
 
-    def step_and_snapshot(arg: Any) -> None:
-        original_step(arg)
-        snapshot["after_critic_step"] = critic_flat.detach().clone()
+    def step_and_snapshot(loss: Any, optimizer: Any = None) -> Any:
+        out = original(loss, optimizer)
+        if optimizer is agent.critic_optimizer:
+            snapshot["after_critic_step"] = critic_flat.detach().clone()
+        return out
 
-    setattr(agent.critic_optimizer, name, step_and_snapshot)
+    agent.clip_and_step = step_and_snapshot  # type: ignore[method-assign]
     actor_before = agent.actor_optimizer.flat.detach().clone()
     agent.update(batch)
     torch.testing.assert_close(critic_flat.detach(), snapshot["after_critic_step"])
@@ -246,51 +246,55 @@ def test_multidimensional_box_actions() -> None:
             assert agent.target_entropy == -4.0
 
 
-# --------------------------------------------------------------------------- hand-written SAC
+# --------------------------------------------------------------------------- backends
 @pytest.mark.parametrize("prioritized", [False, True])
-def test_sac_hand_written_update_matches_autograd(prioritized: bool) -> None:
-    """Same losses, noise draws and parameter updates as the autograd path (up to rounding)."""
+def test_sac_fast_update_matches_reference(prioritized: bool) -> None:
+    """The fast backend (MLP and squash kernels, closed-form terms, fused Adam) makes the same
+    updates, noise draws and priorities as plain autograd (up to rounding)."""
     agents = []
-    for _ in range(2):  # built and filled one after the other: each seeds torch's global RNG
-        agent = _pendulum(SAC, prioritized_replay=prioritized)
+    for compute in ("fast", "reference"):  # built and filled one after the other (same seeds)
+        agent = _pendulum(SAC, prioritized_replay=prioritized, compute=compute)
         agent.collect(40)
         agents.append(agent)
-    manual, auto = agents
-    assert manual.policy.supports_manual_gradients()
-    auto.use_fused_kernels = False
+    fast, ref = agents
     for step in range(3):
-        batches = [
-            a.storage.sample(16, torch.Generator().manual_seed(step)) for a in (manual, auto)
-        ]
-        m1, m2 = manual.update(batches[0]), auto.update(batches[1])
-        assert set(m1) == set(m2)
+        batches = [a.storage.sample(16, torch.Generator().manual_seed(step)) for a in agents]
+        m1, m2 = fast.update(batches[0]), ref.update(batches[1])
+        assert set(m1) == set(m2) >= {"loss/critic", "loss/actor", "loss/ent_coef"}
         for key in m1:  # (loss/ent_coef is a near-cancelling mean: absolute tolerance)
             torch.testing.assert_close(m1[key], m2[key], rtol=1e-4, atol=1e-4)
         for name in ("critic", "actor", "ent_coef"):
             torch.testing.assert_close(
-                manual._optimizers[name].flat, auto._optimizers[name].flat, rtol=1e-4, atol=1e-5
+                fast._groups[name].flat, ref._groups[name].flat, rtol=1e-4, atol=1e-5
             )
-    assert torch.equal(manual._generator.get_state(), auto._generator.get_state())
+    assert torch.equal(fast._generator.get_state(), ref._generator.get_state())
     if prioritized:
         idx = batches[0].indices.numpy()
         np.testing.assert_allclose(
-            manual.storage.sampler.tree.get(idx), auto.storage.sampler.tree.get(idx), rtol=1e-5
+            fast.storage.sampler.tree.get(idx), ref.storage.sampler.tree.get(idx), rtol=1e-5
         )
 
 
-def test_sac_hand_written_path_only_where_it_applies() -> None:
+def test_sac_kernels_apply_by_capability() -> None:
+    """Kernels run where a module computes what they reproduce: not for tanh networks, nor
+    with a hook registered (the hook must run), and a custom encoder keeps them elsewhere."""
+    from rlkit.backends import use
     from rlkit.encoders import MLP
+    from rlkit.policies.ensemble import kernel_applies
 
     env = make_vec_env("Pendulum-v1", num_envs=2, seed=0)
-    custom = SAC(env, encoder=MLP(env.single_observation_space, feature_dim=8), **TINY)
-    assert not custom.policy.supports_manual_gradients()  # a trainable encoder
+    x = torch.zeros(4, 3 + 1)
     tanh = SAC(env, policy={"id": "squashed_gaussian_actor_critic", "activation": "tanh"}, **TINY)
-    assert not tanh.policy.supports_manual_gradients()
     agent = _pendulum(SAC)
-    assert agent.policy.supports_manual_gradients()
-    agent.policy.actor.register_forward_hook(lambda *args: None)
-    assert not agent.policy.supports_manual_gradients()  # hooks would be skipped
-    custom.collect(32)  # the autograd path trains it
+    with use("fast"):
+        assert not kernel_applies(tanh.policy.critic, x, tanh.policy.critic._relu)
+        assert kernel_applies(agent.policy.critic, x, True)
+        agent.policy.critic.register_forward_hook(lambda *args: None)
+        assert not kernel_applies(agent.policy.critic, x, True)
+    with use("reference"):
+        assert not kernel_applies(_pendulum(SAC).policy.critic, x, True)
+    custom = SAC(env, encoder=MLP(env.single_observation_space, feature_dim=8), **TINY)
+    custom.collect(32)
     before = custom.critic_optimizer.flat.detach().clone()
     metrics = custom.update(custom.storage.sample(8))
     assert np.isfinite(float(metrics["loss/critic"]))
@@ -299,12 +303,15 @@ def test_sac_hand_written_path_only_where_it_applies() -> None:
 
 @pytest.mark.parametrize("deterministic", [False, True])
 def test_sac_numpy_acting_matches_the_distribution(deterministic: bool) -> None:
+    from rlkit.backends import use
+
     agent = _pendulum(SAC)
     policy = agent.policy
     obs = torch.randn(3, 3)
     with torch.inference_mode():
         torch.manual_seed(7)
-        fast, _ = policy.act(obs, deterministic=deterministic)  # NumPy path (small batch)
+        with use("fast"):
+            fast, _ = policy.act(obs, deterministic=deterministic)  # NumPy path (small batch)
         torch.manual_seed(7)
         dist = policy.distribution(policy.actor(policy.features(obs)).clone())
         slow = policy.to_env(dist.mode() if deterministic else dist.sample())
@@ -313,28 +320,32 @@ def test_sac_numpy_acting_matches_the_distribution(deterministic: bool) -> None:
     assert (fast.abs() <= 2.0).all()  # Pendulum's bounds
 
 
-def test_sac_collects_with_numpy_acting_like_the_tensor_path() -> None:
-    agent = _pendulum(SAC)
-    obs = np.random.default_rng(0).normal(size=(2, 3)).astype(np.float32)
-    torch.manual_seed(3)
-    fast = agent.explore_numpy(obs)
-    torch.manual_seed(3)
-    with torch.inference_mode():
-        slow = agent.explore(torch.as_tensor(obs))
-    assert fast is not None and fast.dtype == np.float32 and fast.shape == (2, 1)
-    np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-6)
-    assert agent.explore_numpy(obs.astype(np.uint8)) is None  # not a float batch
-    agent.use_fused_kernels = False
-    assert agent.explore_numpy(obs) is None
+def test_sac_explores_alike_on_both_backends() -> None:
+    obs = torch.as_tensor(np.random.default_rng(0).normal(size=(2, 3)).astype(np.float32))
+    actions = []
+    for compute in ("fast", "reference"):
+        agent = _pendulum(SAC, compute=compute)
+        torch.manual_seed(3)
+        with torch.inference_mode():
+            actions.append(agent.explore(obs))
+    assert actions[0].dtype == np.float32 and actions[0].shape == (2, 1)
+    np.testing.assert_allclose(actions[0], actions[1], rtol=1e-5, atol=1e-6)
 
 
-def test_sac_policy_subclasses_take_the_autograd_path() -> None:
+def test_sac_policy_subclass_overrides_run_on_the_fast_backend() -> None:
+    """A policy subclass's own sample_with_log_prob runs on every backend."""
     from rlkit.policies.twin_q import SquashedGaussianActorCritic
 
+    calls: list[str] = []
+
     class Custom(SquashedGaussianActorCritic):
-        pass
+        def sample_with_log_prob(self, features: Any, generator: Any = None) -> Any:
+            calls.append("sample")
+            return super().sample_with_log_prob(features, generator)
 
     env = make_vec_env("Pendulum-v1", num_envs=2, seed=0)
-    agent = SAC(env, policy=Custom(env.single_observation_space, env.single_action_space), **TINY)
-    assert agent.policy.supports_manual_gradients()  # the layout would allow it
-    assert not agent._manual_path_applies()  # but a subclass may have changed the maths
+    policy = Custom(env.single_observation_space, env.single_action_space, hidden_sizes=[16])
+    agent = SAC(env, policy=policy, **TINY)
+    agent.collect(16)
+    agent.update(agent.storage.sample(8))
+    assert calls == ["sample", "sample"]

@@ -8,6 +8,7 @@ from rlkit.config.hyperparameters import (
     field_names,
     make_config,
     parse_value,
+    require,
 )
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "field_names",
     "make_config",
     "parse_value",
+    "require",
 ]

@@ -131,6 +131,15 @@ def coerce(value: Any, annotation: Any, where: str) -> Any:
     return value
 
 
+def require(config: Any, checks: Mapping[str, bool], rule: str) -> None:
+    """Raise one ValueError naming every hyperparameter whose check failed, its value and
+    ``rule`` (what is allowed); used by the config dataclasses' ``__post_init__``."""
+    bad = [name for name, ok in checks.items() if not ok]
+    if bad:
+        values = ", ".join(f"{name}={getattr(config, name)!r}" for name in bad)
+        raise ValueError(f"invalid hyperparameter(s): {values} ({rule})")
+
+
 def config_to_dict(config: Any) -> dict[str, Any]:
     """JSON-friendly dict of a config dataclass (tuples become lists)."""
     out = dataclasses.asdict(config)

@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, SupportsFloat
+from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
@@ -26,9 +26,7 @@ import torch
 from gymnasium.vector import AsyncVectorEnv, SyncVectorEnv, VectorEnv
 
 from rlkit.envs.make import check_same_step_autoreset, env_spec_of, make_vec_env
-
-if TYPE_CHECKING:
-    from rlkit.prototypes.base import Agent
+from rlkit.types import AgentLike
 
 __all__ = [
     "MAX_TILES",
@@ -404,7 +402,7 @@ class RecordingInfo:
     fps: float
 
 
-def _build_env(agent: Agent, num_envs: int) -> VectorEnv:
+def _build_env(agent: AgentLike, num_envs: int) -> VectorEnv:
     spec = env_spec_of(agent.env)
     if spec is None:
         raise ValueError(
@@ -427,7 +425,7 @@ def _build_env(agent: Agent, num_envs: int) -> VectorEnv:
 
 
 def record_episodes(
-    agent: Agent,
+    agent: AgentLike,
     path: str | Path,
     episodes: int = 1,
     env: VectorEnv | None = None,
@@ -441,7 +439,7 @@ def record_episodes(
 
     Without ``env`` an rgb_array copy of the agent's env is built (``render_mode="rgb_array"``
     added to its kwargs) with ``min(episodes, num_envs, MAX_TILES)`` sub-envs, reset with
-    ``seed`` (default: training seed + 10_000, as :meth:`Agent.evaluate`); its frames include
+    ``seed`` (default: training seed + 10_000, as :meth:`AgentLike.evaluate`); its frames include
     each episode's last one. A given ``env`` must render to arrays and autoreset in the same
     step; its frames come from ``env.render()``, which already shows the next episode when one
     ends, so the last frame of each episode is missing.
@@ -510,7 +508,7 @@ def _frames_after(env: VectorEnv, buffered: bool) -> list[list[np.ndarray]]:
 
 @torch.inference_mode()
 def _run(
-    agent: Agent,
+    agent: AgentLike,
     env: VectorEnv,
     writer: _VideoWriter,
     episodes: int,
@@ -536,9 +534,9 @@ def _run(
     state = agent.policy.initial_state(n)
     episode_start = torch.ones(n, device=agent.device)
     while (done_counts < targets).any() and not writer.full:
-        obs = agent.preprocess(agent._to_tensor(obs_np))
+        obs = agent.preprocess(agent.obs_to_tensor(obs_np))
         actions, state = agent.policy.act(obs, deterministic, state, episode_start)
-        obs_np, _, terminated, truncated, _ = env.step(agent._to_env_actions(actions))
+        obs_np, _, terminated, truncated, _ = env.step(agent.to_env_actions(actions))
         dones = np.logical_or(terminated, truncated)
         per_env = _frames_after(env, buffered)
         changed = False

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import copy
-import importlib
 from pathlib import Path
 from typing import Any
 
+from rlkit.checkpoint import load_registered_agent
 from rlkit.export.acting import ActingPath
 from rlkit.export.metadata import ExportMetadata
 
 
 def resolve_agent(agent_or_checkpoint: Any) -> Any:
-    """The agent itself, or the agent loaded (on CPU) from a checkpoint or run directory."""
+    """The agent itself, or the agent loaded (on CPU) from a checkpoint or run directory
+    (through the registry of agent classes: import the module that defines the agent first,
+    ``rlkit.agents`` for the reference ones)."""
     if isinstance(agent_or_checkpoint, str | Path):
-        prototypes = importlib.import_module("rlkit.prototypes")  # core never imports it statically
-        return prototypes.load_agent(agent_or_checkpoint, device="cpu")
+        return load_registered_agent(agent_or_checkpoint, device="cpu")
     if not hasattr(agent_or_checkpoint, "acting_path"):
         raise TypeError(
             "expected an rlkit agent or a checkpoint directory, got "

@@ -9,17 +9,15 @@ from __future__ import annotations
 import importlib
 import shlex
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
 from rlkit.config import config_to_dict
 from rlkit.configurable import to_json
 from rlkit.envs import env_spec_of
+from rlkit.types import AgentLike
 from rlkit.version import __version__
-
-if TYPE_CHECKING:
-    from rlkit.prototypes import Agent
 
 #: hyperparameters that describe the machine, not the run; left out of the reproduce command.
 MACHINE_SETTINGS = ("device", "num_threads")
@@ -66,7 +64,7 @@ def _is_plain(spec: Any) -> bool:
     return True
 
 
-def train_command_and_notes(agent: Agent) -> tuple[str | None, list[str]]:
+def train_command_and_notes(agent: AgentLike) -> tuple[str | None, list[str]]:
     """The ``rlkit train`` line that retrains ``agent`` (None if there is none) and what the
     line does not capture.
 
@@ -124,12 +122,12 @@ def train_command_and_notes(agent: Agent) -> tuple[str | None, list[str]]:
     return shlex.join(args), notes
 
 
-def train_command(agent: Agent) -> str | None:
+def train_command(agent: AgentLike) -> str | None:
     """The ``rlkit train`` line that retrains ``agent`` (see :func:`train_command_and_notes`)."""
     return train_command_and_notes(agent)[0]
 
 
-def _class_import(agent: Agent) -> tuple[str, str]:
+def _class_import(agent: AgentLike) -> tuple[str, str]:
     cls = type(agent)
     module = cls.__module__
     if module.startswith("rlkit.agents."):
@@ -138,7 +136,7 @@ def _class_import(agent: Agent) -> tuple[str, str]:
 
 
 def model_card(
-    agent: Agent,
+    agent: AgentLike,
     eval_results: Mapping[str, float] | None,
     *,
     repo_id: str | None = None,
@@ -149,7 +147,7 @@ def model_card(
     mean reward as ``"mean +/- std"``) and a body (what it is, evaluation, usage, the command
     that reproduces it, hyperparameters, files).
 
-    ``eval_results`` is what :meth:`Agent.evaluate` returns (``return_mean``, ``return_std``,
+    ``eval_results`` is what :meth:`AgentLike.evaluate` returns (``return_mean``, ``return_std``,
     optionally ``episodes`` and ``length_mean``); None leaves the model-index out.
     ``reproduce_command`` defaults to :func:`train_command`."""
     hub = require_hub()

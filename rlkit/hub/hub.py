@@ -7,6 +7,7 @@ a ``README.md`` model card. ``huggingface_hub`` is imported only when a function
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import tempfile
 from collections.abc import Mapping
@@ -15,13 +16,20 @@ from typing import TYPE_CHECKING, Any
 
 from gymnasium.vector import VectorEnv
 
-from rlkit.checkpoint import CONFIG_FILE, CheckpointError, find_checkpoint, read_config
+from rlkit.checkpoint import (
+    CONFIG_FILE,
+    CheckpointError,
+    agent_class,
+    find_checkpoint,
+    read_config,
+)
 from rlkit.hub.card import model_card, require_hub
+from rlkit.registry import REGISTRIES
+from rlkit.types import AgentLike
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
 
-    from rlkit.prototypes import Agent
 
 #: what :func:`from_pretrained` downloads from a repo (the checkpoint and the card).
 ALLOW_PATTERNS = ["*.json", "*.safetensors", "README.md"]
@@ -31,7 +39,7 @@ README = "README.md"
 
 
 def build_hub_files(
-    agent: Agent,
+    agent: AgentLike,
     directory: str | Path,
     *,
     repo_id: str | None = None,
@@ -69,7 +77,7 @@ def build_hub_files(
 
 
 def push_to_hub(
-    agent: Agent,
+    agent: AgentLike,
     repo_id: str,
     *,
     eval_episodes: int = 10,
@@ -120,9 +128,9 @@ def from_pretrained(
     revision: str | None = None,
     token: str | None = None,
     cache_dir: str | Path | None = None,
-    cls: type[Agent] | None = None,
+    cls: Any = None,
     **overrides: Any,
-) -> Agent:
+) -> AgentLike:
     """Load an agent from a Hub repo id (``"user/name"``) or a local directory (a checkpoint,
     a run directory or a downloaded repo).
 
@@ -157,11 +165,10 @@ def from_pretrained(
             f"{where} holds a {agent_id!r} agent, not {cls.registry_id!r}; load it with "
             f"{_class_name(agent_id)}.from_pretrained or rlkit.hub.from_pretrained"
         )
-    if cls is None:
-        prototypes = importlib.import_module("rlkit.prototypes")  # core never imports it statically
-        agent: Agent = prototypes.load_agent(checkpoint, env=env, **overrides)
-        return agent
-    return cls.load(checkpoint, env=env, **overrides)
+    if cls is None or (cls.registry_id is None and inspect.isabstract(cls)):
+        cls = agent_class(agent_id, where)
+    agent: AgentLike = cls.load(checkpoint, env=env, **overrides)
+    return agent
 
 
 def _local_directory(source: str | Path) -> Path | None:
@@ -236,8 +243,7 @@ def _download(
 
 def _class_name(agent_id: str) -> str:
     """The class registered as ``agent_id`` (for error messages), else the id."""
-    try:
-        importlib.import_module("rlkit.agents")
-        return str(importlib.import_module("rlkit.prototypes").AGENTS.get(agent_id).__name__)
-    except (ImportError, KeyError, ValueError):
-        return repr(agent_id)
+    registry = REGISTRIES.get("agent")
+    if registry is not None and agent_id in registry:
+        return str(registry.get(agent_id).__name__)
+    return repr(agent_id)

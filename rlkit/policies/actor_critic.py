@@ -8,13 +8,13 @@ from typing import Any
 from gymnasium import spaces
 from torch import Tensor, nn
 
+from rlkit.backends.actor_critic_kernel import FusedActorCritic, fused_kernel
 from rlkit.distributions.base import ActionDistribution, Distribution
 from rlkit.distributions.default import default_distribution
 from rlkit.encoders.base import Encoder
 from rlkit.encoders.default import default_encoder
 from rlkit.encoders.mlp import mlp
 from rlkit.policies.base import POLICIES, ActorCriticOutput, ActorCriticPolicy
-from rlkit.policies.fused import FusedActorCritic, fused_kernel
 from rlkit.spaces import is_image_space, spaces_equal
 from rlkit.types import Obs, PolicyState
 from rlkit.utils.nn import orthogonal_init
@@ -99,7 +99,9 @@ class ActorCritic(ActorCriticPolicy):
         return out
 
     def fused_kernel(self) -> FusedActorCritic | None:
-        """An autograd-free CPU kernel for this policy's maths (acting, and gradients of losses
-        in log-prob/entropy/value), or None where it does not apply; see
-        :mod:`rlkit.policies.fused`. The module's own forward is unchanged."""
+        """The ``fast`` backend's hand-written CPU kernel for this policy's maths (acting, and
+        gradients of losses in log-prob/entropy/value), or None where it does not apply (a
+        subclass that overrides forward, value, action_distribution or evaluate_actions has
+        none); see :mod:`rlkit.backends.actor_critic_kernel`. The module's forward is
+        unchanged."""
         return fused_kernel(self)

@@ -4,24 +4,27 @@
 members' weights and running each layer as one batched matrix product (``torch.baddbmm``)
 evaluates ``E`` critics with the operator count of one. On small CPU networks per-operator
 overhead is what costs, and TD3/SAC evaluate their twin critics several times per update.
-Large layers run on oneDNN's GEMM (:mod:`rlkit.policies.onednn`) with the ReLU fused in.
+
+On the ``fast`` backend (:mod:`rlkit.backends`) ReLU stacks run as one autograd node with a
+hand-written backward (:mod:`rlkit.backends.mlp_kernel`), and acting-size batches without a
+gradient run in NumPy; on ``reference``, and while tracing or compiling, they are plain
+``F.linear`` / ``baddbmm`` layers.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-import weakref
 from collections.abc import Sequence
-from typing import ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rlkit.policies import onednn
-from rlkit.policies.mlp_kernel import MLPKernel, fused_mlp
+from rlkit.backends import kernels_active
+from rlkit.backends.mlp_kernel import fused_mlp
+from rlkit.backends.torch_private import hooks_present
 from rlkit.utils.nn import activation_class
 
 #: largest batch the NumPy acting path takes (beyond it torch's kernels win).
@@ -35,8 +38,9 @@ OPENBLAS_THREADED_GEMV = 2304 * 4
 
 
 def numpy_eligible(x: Tensor) -> bool:
-    """A small float32 CPU batch with nothing to differentiate, outside tracing/compiling."""
-    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+    """A small float32 CPU batch with nothing to differentiate, on the ``fast`` backend and
+    outside tracing/compiling."""
+    if not kernels_active():
         return False
     return (
         not torch.is_grad_enabled()
@@ -47,22 +51,32 @@ def numpy_eligible(x: Tensor) -> bool:
     )
 
 
-#: each module's kernel, kept outside the module so copies and pickles of it stay plain.
-_KERNELS: weakref.WeakKeyDictionary[nn.Module, MLPKernel] = weakref.WeakKeyDictionary()
+def kernel_applies(module: nn.Module, x: Tensor, relu: bool) -> bool:
+    """Whether a ReLU stack may run through :func:`~rlkit.backends.mlp_kernel.fused_mlp` now:
+    the ``fast`` backend is active, the input and weights are float32 on the CPU, and no hook
+    or parametrization would be skipped."""
+    if not (relu and kernels_active()):
+        return False
+    weight = next(module.parameters())
+    return (
+        x.dtype == torch.float32
+        and x.device.type == "cpu"
+        and weight.dtype == torch.float32
+        and weight.device.type == "cpu"
+        and not hooks_present(module)
+    )
 
 
 class HandWrittenKernel:
-    """What :class:`DenseStack` and :class:`EnsembleMLP` offer hand-written updates: their
-    parameters in layer order and a cached :class:`~rlkit.policies.mlp_kernel.MLPKernel`."""
+    """What :class:`DenseStack` and :class:`EnsembleMLP` offer the ``fast`` backend: their
+    parameters in layer order and whether the hand-written kernel covers them."""
 
-    #: the :class:`~rlkit.policies.mlp_kernel.MLPKernel` layout of the module's parameters.
-    kernel_layout: ClassVar[str]
     layers: nn.ModuleList
     _relu: bool
 
     @property
     def supports_manual_backward(self) -> bool:
-        """Whether :meth:`kernel` applies (ReLU hidden layers)."""
+        """Whether the hand-written kernel covers this stack (ReLU hidden layers)."""
         return self._relu
 
     def layer_parameters(self) -> list[Tensor]:
@@ -74,18 +88,6 @@ class HandWrittenKernel:
             params += [weight, bias]
         return params
 
-    def kernel(self) -> MLPKernel:
-        """The hand-written forward/backward on these parameters and their ``.grad``
-        buffers, cached until they move (``.to()``, flattening into an optimizer's buffer).
-        ReLU networks only."""
-        if not self._relu:
-            raise TypeError(f"{type(self).__name__}: hand-written kernels need ReLU activations")
-        module: nn.Module = self  # type: ignore[assignment]
-        cached = _KERNELS.get(module)
-        if cached is None or not cached.still_valid():
-            cached = _KERNELS[module] = MLPKernel(self.kernel_layout, self.layer_parameters())
-        return cached
-
 
 class DenseStack(HandWrittenKernel, nn.Module):
     """``Linear -> activation`` per hidden size, then a ``Linear`` to ``out_dim``.
@@ -93,11 +95,9 @@ class DenseStack(HandWrittenKernel, nn.Module):
     The same network as an ``nn.Sequential`` of ``nn.Linear`` layers (PyTorch's default
     initialisation, what Stable-Baselines3 and CleanRL use for DQN, DDPG, TD3 and SAC), with a
     forward that calls the linear kernels directly (the per-module call overhead is a noticeable
-    share of a small network's update on CPU) and runs large ReLU layers on oneDNN
-    (:func:`rlkit.policies.onednn.linear`).
+    share of a small network's update on CPU); ReLU stacks take the ``fast`` backend's kernel
+    where it applies (see the module doc).
     """
-
-    kernel_layout = "linear"
 
     def __init__(
         self, in_dim: int, hidden_sizes: Sequence[int], out_dim: int, activation: str = "relu"
@@ -111,34 +111,22 @@ class DenseStack(HandWrittenKernel, nn.Module):
         self.out_features = sizes[-1]
 
     def forward(self, x: Tensor) -> Tensor:
-        if self._relu and numpy_eligible(x):
-            return self._numpy_forward(x)
-        if self._relu:  # large products: the whole stack as one oneDNN-backed autograd node
-            params: list[Tensor] = []
-            for layer in self.layers:
-                assert isinstance(layer, nn.Linear)
-                params += [layer.weight, layer.bias]
-            fused = fused_mlp("linear", x, params)
-            if fused is not None:
-                return fused
+        if x.dim() == 2 and kernel_applies(self, x, self._relu):
+            if numpy_eligible(x):
+                return torch.from_numpy(self.numpy_forward(x.numpy()))
+            return fused_mlp("linear", x, self.layer_parameters())
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
             assert isinstance(layer, nn.Linear)
-            if self._relu:
-                x = onednn.linear(x, layer.weight, layer.bias, relu=i < last)
-                continue
             x = F.linear(x, layer.weight, layer.bias)
             if i < last:
                 x = self.activation(x)
         return x
 
-    def _numpy_forward(self, x: Tensor) -> Tensor:
-        return torch.from_numpy(self.numpy_forward(x.numpy()))
-
     def numpy_forward(self, x: np.ndarray) -> np.ndarray:
         """The forward pass of a ReLU stack in NumPy on views of the weights, for acting-size
-        float32 batches (a NumPy call costs ~1 us where a torch call costs several; 8 us
-        against 25 us for a 256-256 stack on one observation). No hooks run."""
+        float32 batches (a NumPy call costs ~1 us where a torch call costs several). No hooks
+        run; the ``fast`` backend uses it only where none are registered."""
         if not self._relu:
             raise TypeError("DenseStack.numpy_forward supports ReLU activations only")
         h = x
@@ -172,24 +160,6 @@ class DenseStack(HandWrittenKernel, nn.Module):
             cached = (pointers, views)
             self.__dict__["_numpy_cache"] = cached
         return cached[1]
-
-    # ------------------------------------------------------------------ manual gradients
-    @torch.no_grad()
-    def forward_cached(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
-        """The forward pass without an autograd graph, plus each layer's input: what
-        :meth:`backward_cached` needs. ReLU stacks only."""
-        out, activations = self.kernel().forward(x)
-        return out, activations[0]
-
-    @torch.no_grad()
-    def backward_cached(self, inputs: list[Tensor], grad_out: Tensor) -> None:
-        """Write the gradient of ``sum(grad_out * output)`` with respect to every weight and
-        bias into their ``.grad`` (which must exist; overwritten): the chain rule written out
-        for a ReLU stack instead of an autograd graph walk. ``inputs`` comes from
-        :meth:`forward_cached` on the same weights."""
-        if any(p.grad is None for p in self.parameters()):
-            raise RuntimeError("DenseStack.backward_cached needs allocated .grad tensors")
-        self.kernel().backward([inputs], grad_out)
 
 
 def mlp_head(
@@ -236,14 +206,17 @@ class EnsembleLinear(nn.Module):
         """``detach_params`` evaluates with the weights cut from autograd: gradients still flow
         to ``x`` (the actor's loss through a critic) but no weight gradient is computed.
         ``members`` evaluates only those members (e.g. ``slice(0, 1)``: TD3's actor loss).
-        ``relu`` applies a ReLU to the output (fused into the product on oneDNN)."""
+        ``relu`` applies a ReLU to the output."""
         weight: Tensor = self.weight
         bias: Tensor = self.bias
         if members is not None:
             weight, bias = weight[members], bias[members]
         if detach_params:
             weight, bias = weight.detach(), bias.detach()
-        return onednn.ensemble_linear(x, weight, bias, relu)
+        if x.dim() == 2:
+            x = x.expand(weight.shape[0], *x.shape)
+        y = torch.baddbmm(bias, x, weight)
+        return torch.relu(y) if relu else y
 
     def extra_repr(self) -> str:
         return f"members={self.num_members}, in={self.in_features}, out={self.out_features}"
@@ -252,8 +225,6 @@ class EnsembleLinear(nn.Module):
 class EnsembleMLP(HandWrittenKernel, nn.Module):
     """``E`` MLPs of the same shape run as one: ``EnsembleLinear -> activation`` per hidden size,
     then an ``EnsembleLinear`` to ``out_features``. ``[B, in]`` -> ``[E, B, out]``."""
-
-    kernel_layout = "ensemble"
 
     def __init__(
         self,
@@ -276,7 +247,7 @@ class EnsembleMLP(HandWrittenKernel, nn.Module):
         self, x: Tensor, detach_params: bool = False, members: slice | None = None
     ) -> Tensor:
         """``[B, in]`` -> ``[E, B, out]`` (see :meth:`EnsembleLinear.forward` for the options)."""
-        if self._relu:  # large products: all members as one oneDNN-backed autograd node
+        if x.dim() in (2, 3) and kernel_applies(self, x, self._relu):
             params = []
             for layer in self.layers:
                 assert isinstance(layer, EnsembleLinear)
@@ -287,9 +258,7 @@ class EnsembleMLP(HandWrittenKernel, nn.Module):
                 if detach_params:
                     weight, bias = weight.detach(), bias.detach()
                 params += [weight, bias]
-            fused = fused_mlp("ensemble", x, params)
-            if fused is not None:
-                return fused
+            return fused_mlp("ensemble", x, params)
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
             assert isinstance(layer, EnsembleLinear)

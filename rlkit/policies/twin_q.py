@@ -25,6 +25,9 @@ import torch.nn.functional as F
 from gymnasium import spaces
 from torch import Tensor, nn
 
+from rlkit.backends import kernels_active, overridden
+from rlkit.backends.squash_kernel import squash_backward, squash_forward, squash_sample
+from rlkit.backends.torch_private import hooks_present
 from rlkit.configurable import build_primitive
 from rlkit.distributions.base import Distribution
 from rlkit.distributions.categorical import Categorical, CategoricalDist
@@ -42,7 +45,6 @@ from rlkit.policies.ensemble import (
     mlp_head,
     numpy_eligible,
 )
-from rlkit.policies.fused import plain_cpu_float32
 from rlkit.spaces import check_space, is_image_space
 from rlkit.types import Obs, PolicyState
 
@@ -131,19 +133,6 @@ class OffPolicyActorCritic(Policy, ABC):
             features = torch.cat([features, actions], dim=-1)
         q = self.critic.forward(features, detach_params, members)
         return q.squeeze(-1) if self.critic_out_dim() == 1 else q
-
-    def supports_manual_gradients(self) -> bool:
-        """Whether hand-written updates apply: a flattening encoder, ReLU MLPs for the actor
-        and the critics, float32 parameters on the CPU, and no hooks that they would skip."""
-        actor, critic = self.actor, self.critic
-        return (
-            type(self.encoder) is Identity
-            and type(actor) is DenseStack
-            and actor.supports_manual_backward
-            and type(critic) is EnsembleMLP
-            and critic.supports_manual_backward
-            and plain_cpu_float32(self)
-        )
 
     def actor_modules(self) -> list[nn.Module]:
         """Modules trained by the actor loss (one optimizer)."""
@@ -329,13 +318,20 @@ class SquashedGaussianActorCritic(ContinuousActorCritic):
         """A reparameterised normalised action ``[B, A]`` and its log-density ``[B]``.
 
         The same numbers as ``action_distribution(features).rsample_with_log_prob(generator)``
-        (same noise draw; tested), computed with half the tensor operations: SAC calls this
-        twice per update, where per-operation overhead is a visible share of the time.
+        (same noise draw; tested). On the ``fast`` backend the squashing and its derivative
+        run as one autograd node (:mod:`rlkit.backends.squash_kernel`).
         ``log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u))`` keeps it stable for large ``u``.
         """
-        mean, log_std = self.actor.forward(features).chunk(2, dim=-1)
-        log_std = log_std.clamp(*self.distribution.log_std_bounds)
-        eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
+        head = self.actor.forward(features)
+        dim = self.action_dim
+        eps = torch.randn(
+            (head.shape[0], dim), generator=generator, dtype=head.dtype, device=head.device
+        )
+        bounds = self.distribution.log_std_bounds
+        if kernels_active():
+            return squash_sample(head, eps, bounds, self.distribution.eps)
+        mean, log_std = head.chunk(2, dim=-1)
+        log_std = log_std.clamp(*bounds)
         u = torch.addcmul(mean, log_std.exp(), eps)
         bound = 1.0 - self.distribution.eps
         action = torch.tanh(u).clamp(-bound, bound)
@@ -348,41 +344,21 @@ class SquashedGaussianActorCritic(ContinuousActorCritic):
     def squash(self, head_out: Tensor, eps: Tensor) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
         """:meth:`sample_with_log_prob` from the actor's output ``[B, 2A]`` and a given noise
         draw ``eps`` ``[B, A]``, without autograd: ``(action, log_prob, cache)``, where the
-        cache is what :meth:`squash_backward` needs (for hand-written updates)."""
-        with torch.no_grad():
-            mean, raw_log_std = head_out.chunk(2, dim=-1)
-            low, high = self.distribution.log_std_bounds
-            log_std = raw_log_std.clamp(low, high)
-            std = log_std.exp()
-            u = torch.addcmul(mean, std, eps)
-            tanh_u = torch.tanh(u)
-            bound = 1.0 - self.distribution.eps
-            action = tanh_u.clamp(-bound, bound)
-            squash = (F.softplus(-2.0 * u) + u).mul(2.0).sub(log_std)
-            log_prob = torch.addcmul(squash, eps, eps, value=-0.5).sum(-1) - self._log_prob_offset
-        return action, log_prob, (raw_log_std, std, eps, tanh_u)
+        cache is what :meth:`squash_backward` needs."""
+        return squash_forward(
+            head_out, eps, self.distribution.log_std_bounds, self.distribution.eps
+        )
 
     def squash_backward(
-        self, cache: tuple[Tensor, ...], grad_action: Tensor, grad_log_prob: float
+        self, cache: tuple[Tensor, ...], grad_action: Tensor, grad_log_prob: float | Tensor
     ) -> Tensor:
         """The gradient with respect to the actor's output ``[B, 2A]`` of a loss whose
         gradient is ``grad_action`` ``[B, A]`` with respect to :meth:`squash`'s action and
-        ``grad_log_prob`` (the same for every sample) with respect to its log-prob.
-
-        With ``u = mean + std * eps`` and ``a = tanh(u)`` (clipped): ``d log_prob / du =
-        2 tanh(u)`` (the derivative of ``-log(1 - tanh(u)^2)``), ``d log_prob / d log_std =
-        -1`` directly plus ``std * eps`` through ``u``; the clamps pass gradient inside their
-        bounds only, as autograd's clamp does."""
-        raw_log_std, std, eps, tanh_u = cache
-        with torch.no_grad():
-            bound = 1.0 - self.distribution.eps
-            inside = tanh_u.abs() <= bound
-            grad_u = grad_action * (1.0 - tanh_u.square()) * inside
-            grad_u = grad_u.add_(tanh_u, alpha=2.0 * grad_log_prob)
-            low, high = self.distribution.log_std_bounds
-            passed = (raw_log_std >= low) & (raw_log_std <= high)
-            grad_log_std = (grad_u * std * eps).sub_(grad_log_prob).mul_(passed)
-            return torch.cat([grad_u, grad_log_std], dim=-1)
+        ``grad_log_prob`` (per sample, or one number for all) with respect to its log-prob."""
+        return squash_backward(
+            cache, grad_action, grad_log_prob, self.distribution.log_std_bounds,
+            self.distribution.eps,
+        )  # fmt: skip
 
     @property
     def _log_prob_offset(self) -> float:
@@ -413,10 +389,12 @@ class SquashedGaussianActorCritic(ContinuousActorCritic):
             isinstance(obs, np.ndarray)
             and obs.dtype.kind == "f"
             and 0 < obs.shape[0] <= NUMPY_MAX_BATCH
-            and type(self.encoder) is Identity
-            and type(actor) is DenseStack
+            and isinstance(self.encoder, Identity)
+            and not overridden(self.encoder, Identity, "forward")
+            and isinstance(actor, DenseStack)
+            and not overridden(actor, DenseStack, "forward")
             and actor.supports_manual_backward
-            and not (actor._forward_hooks or actor._forward_pre_hooks)
+            and not hooks_present(actor)
             and actor.layers[0].weight.device.type == "cpu"
         ):
             return None

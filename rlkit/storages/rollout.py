@@ -187,10 +187,16 @@ class RolloutStorage(Storage):
         )
 
     def _flat(self) -> RolloutBatch:
+        """Every stored sample as one flat batch of views (cached while nothing changes)."""
+        key = (self.step, id(self.advantages), id(self.returns), id(self.obs), id(self.actions))
+        cached = self.__dict__.get("_flat_cache")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+
         def flat(x: Tensor) -> Tensor:
             return x.reshape(-1, *x.shape[2:])
 
-        return RolloutBatch(
+        batch = RolloutBatch(
             obs=obs_map(flat, self.obs),
             actions=flat(self.actions),
             old_values=flat(self.values),
@@ -199,6 +205,8 @@ class RolloutStorage(Storage):
             returns=flat(self.returns),
             episode_starts=flat(self.episode_starts),
         )
+        self.__dict__["_flat_cache"] = (key, batch)
+        return batch
 
     def minibatches(
         self, batch_size: int, generator: torch.Generator | None = None

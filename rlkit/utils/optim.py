@@ -1,21 +1,22 @@
-"""Optimizer construction with the fastest available implementation."""
+"""Flat parameter buffers and the Adam that steps them."""
 
 from __future__ import annotations
 
-import math
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+#: id(parameter) -> (parameter, its flat buffer, offset), weakly, for parameters laid out by
+#: flatten_parameters (tensors compare elementwise, so they cannot key a WeakKeyDictionary).
+_FLAT_VIEWS: dict[int, tuple[weakref.ref[Tensor], weakref.ref[nn.Parameter], int]] = {}
+
 
 def adam(params: Iterable[nn.Parameter], lr: float, **kwargs: Any) -> torch.optim.Adam:
-    """``torch.optim.Adam`` using the fused kernel when every parameter supports it.
-
-    The fused step runs all parameter updates in one kernel (3-4x faster than the loop for
-    small networks on CPU); the maths is the same Adam. Falls back to the default otherwise.
-    """
+    """``torch.optim.Adam`` with the fused kernel (one pass over all parameters) when every
+    parameter supports it, else the default implementation; the maths is the same Adam."""
     params = [p for p in params if p.requires_grad]
     fusable = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
     if fusable and "fused" not in kwargs and "foreach" not in kwargs:
@@ -55,41 +56,42 @@ def flatten_parameters(module: nn.Module) -> nn.Parameter:
     flat = nn.Parameter(torch.empty(total, dtype=params[0].dtype, device=params[0].device))
     flat.grad = torch.zeros_like(flat)
     offset = 0
+    ref = weakref.ref(flat)
+    for key in [k for k, (p_ref, _, _) in _FLAT_VIEWS.items() if p_ref() is None]:
+        del _FLAT_VIEWS[key]  # forget parameters that are gone
     with torch.no_grad():
         for p in params:
             n = p.numel()
             flat[offset : offset + n].copy_(p.reshape(-1))
             p.data = flat.data[offset : offset + n].view_as(p)
             p.grad = flat.grad[offset : offset + n].view_as(p)
+            _FLAT_VIEWS[id(p)] = (weakref.ref(p), ref, offset)
             offset += n
     return flat
 
 
-#: (device type, dtype) pairs for which this torch build has no fused Adam kernel (learned at
-#: the first failed call; e.g. CPU before torch 2.4).
-_NO_FUSED_ADAM: set[tuple[str, torch.dtype]] = set()
+def flat_location(param: Tensor) -> tuple[nn.Parameter, int] | None:
+    """``(flat buffer, offset)`` of a parameter laid out by :func:`flatten_parameters` (None
+    if it was not, or if its buffer is gone or was replaced since)."""
+    entry = _FLAT_VIEWS.get(id(param))
+    if entry is None or entry[0]() is not param:
+        return None
+    flat = entry[1]()
+    if flat is None or not _same_storage(param, flat):
+        return None
+    return flat, entry[2]
 
 
-def _fused_adam_available(param: Tensor) -> bool:
-    """Whether torch's single-kernel Adam (what ``Adam(fused=True)`` calls) may take ``param``."""
-    return (
-        hasattr(torch, "_fused_adam_")
-        and param.device.type in ("cpu", "cuda")
-        and param.dtype in (torch.float32, torch.float64)
-        and (param.device.type, param.dtype) not in _NO_FUSED_ADAM
-    )
+def _same_storage(a: Tensor, b: Tensor) -> bool:
+    """Whether two tensors are views of one storage (the flat layout still holds)."""
+    return bool(a.data.untyped_storage().data_ptr() == b.data.untyped_storage().data_ptr())
 
 
-class FlatAdam(torch.optim.Optimizer):
-    """Adam (Kingma & Ba) with a lean step for a few large tensors, e.g. one flat buffer.
-
-    Same update and state layout (``step``, ``exp_avg``, ``exp_avg_sq``) as ``torch.optim.Adam``
-    without weight decay or amsgrad. Each step calls torch's fused Adam kernel directly (the one
-    ``Adam(fused=True)`` uses: one pass over the buffer, ~5 us for 10k parameters on a CPU core)
-    or, where that kernel is unavailable, six in-place tensor operations per parameter; either
-    way it skips the ~50 us of per-call bookkeeping ``torch.optim.Adam`` spends on small
-    networks.
-    """
+class FlatAdam(torch.optim.Adam):
+    """``torch.optim.Adam`` for a few large tensors, e.g. one flat buffer (see
+    :func:`flatten_parameters`): the fused single-pass kernel when ``fused`` (default: where the
+    device supports it), plain per-tensor arithmetic when ``fused=False`` (the ``reference``
+    backend). Same update and state layout either way, so checkpoints move between them."""
 
     def __init__(
         self,
@@ -97,55 +99,55 @@ class FlatAdam(torch.optim.Optimizer):
         lr: float = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
+        fused: bool | None = None,
     ) -> None:
-        if lr <= 0 or eps <= 0 or not all(0.0 <= b < 1.0 for b in betas):
+        if not (lr > 0 and eps > 0 and all(0.0 <= b < 1.0 for b in betas)):
             raise ValueError(f"FlatAdam: invalid lr={lr}, betas={betas} or eps={eps}")
-        super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps})
+        params = list(params)
+        if fused is None:
+            fused = all(
+                isinstance(p, Tensor) and p.is_floating_point() and p.device.type in ("cpu", "cuda")
+                for p in params
+            )
+        kwargs: dict[str, Any] = {"fused": True} if fused else {"foreach": False}
+        super().__init__(params, lr=lr, betas=betas, eps=eps, **kwargs)
 
     @torch.no_grad()
-    def step(self, closure: Any = None) -> None:  # type: ignore[override]
-        """One Adam update of every parameter that has a gradient."""
-        if closure is not None:
-            raise ValueError("FlatAdam.step does not take a closure")
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for param in group["params"]:
-                grad = param.grad
-                if grad is None:
-                    continue
-                state = self.state[param]
-                if not state:
-                    device = param.device if _fused_adam_available(param) else None
-                    state["step"] = torch.zeros((), dtype=torch.float32, device=device)
-                    state["exp_avg"] = torch.zeros_like(param)
-                    state["exp_avg_sq"] = torch.zeros_like(param)
-                state["step"] += 1
-                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-                if _fused_adam_available(param) and state["step"].device == param.device:
-                    try:
-                        torch._fused_adam_(
-                            [param],
-                            [grad],
-                            [exp_avg],
-                            [exp_avg_sq],
-                            [],
-                            [state["step"]],
-                            amsgrad=False,
-                            lr=float(group["lr"]),
-                            beta1=beta1,
-                            beta2=beta2,
-                            weight_decay=0.0,
-                            eps=group["eps"],
-                            maximize=False,
-                        )
-                        continue
-                    except (NotImplementedError, RuntimeError):  # no kernel for this device
-                        _NO_FUSED_ADAM.add((param.device.type, param.dtype))
-                step = float(state["step"])
-                exp_avg.lerp_(grad, 1.0 - beta1)
-                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
-                denom = (exp_avg_sq.sqrt() / math.sqrt(1.0 - beta2**step)).add_(group["eps"])
-                param.addcdiv_(exp_avg, denom, value=-group["lr"] / (1.0 - beta1**step))
+    def step(self, closure: Any = None) -> Any:
+        """One Adam step: the fused kernel called directly where that is exactly the public
+        fused step (:func:`rlkit.backends.torch_private.fused_adam_step`), else
+        ``torch.optim.Adam.step``."""
+        from rlkit.backends.torch_private import fused_adam_step
+
+        if closure is None and fused_adam_step(self):
+            return None
+        return super().step(closure)
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer) -> None:
+    """``optimizer.step()``; a :class:`FlatAdam` (whose ``step`` no subclass changed) with no
+    step hooks registered calls its fused kernel directly, skipping torch's per-call profiling
+    wrapper (~40 us in an update loop, more than the step itself)."""
+    from rlkit.backends.capability import overridden
+    from rlkit.backends.torch_private import fused_adam_step, optimizer_hooks_present
+
+    if (
+        isinstance(optimizer, FlatAdam)
+        and not overridden(optimizer, FlatAdam, "step")
+        and not optimizer_hooks_present(optimizer)
+        and fused_adam_step(optimizer)
+    ):
+        return
+    optimizer.step()
+
+
+def set_fused(optimizer: torch.optim.Optimizer, fused: bool) -> None:
+    """Switch an Adam-family optimizer between its fused kernel and plain arithmetic (the
+    state layout is the same); other optimizers are left alone."""
+    for group in optimizer.param_groups:
+        if "fused" in group and "foreach" in group:
+            group["fused"] = bool(fused)
+            group["foreach"] = False
 
 
 def clip_grad_norm_(grad: Tensor, max_norm: float) -> Tensor:

@@ -1,7 +1,7 @@
-"""The ``rlkit`` command: train, eval, list.
+"""The ``rlkit`` command: train, eval, list, export, plot, compare.
 
-Agents are looked up by id in the agent registry, which is filled by importing ``rlkit.agents``
-at run time (core code never imports agents statically).
+The CLI is the top layer (``cli -> agents -> prototypes -> core``): it imports the reference
+agents, which fills the agent registry the commands look ids up in.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import rlkit.agents  # noqa: F401  (registers the reference agents)
 from rlkit.checkpoint import find_checkpoint, read_config
 from rlkit.config import field_names, parse_value
 from rlkit.config.hyperparameters import UnknownHyperparameterError
@@ -23,6 +24,7 @@ from rlkit.config.presets import load_config_file, load_preset
 from rlkit.configurable import from_json
 from rlkit.evaluation import cli as evaluation_cli
 from rlkit.export.parity import ParityError
+from rlkit.prototypes import AGENTS, load_agent
 from rlkit.utils.files import write_bytes_atomic
 
 #: run settings (not agent hyperparameters) accepted by ``rlkit train``.
@@ -40,9 +42,9 @@ RUN_KEYS = (
 PRIMITIVE_KEYS = ("policy", "encoder", "distribution", "augmentation", "intrinsic_reward")
 
 
-def _agents() -> Any:  # the agent registry (typed loosely: core does not import agents)
-    importlib.import_module("rlkit.agents")
-    return importlib.import_module("rlkit.prototypes").AGENTS
+def _agents() -> Any:
+    """The agent registry, with the reference agents registered."""
+    return AGENTS
 
 
 def parse_overrides(tokens: Sequence[str]) -> dict[str, Any]:
@@ -169,8 +171,6 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from rlkit.prototypes import load_agent
-
     overrides = {"device": args.device} if args.device else {}
     agent = load_agent(args.path, **overrides)
     result = agent.evaluate(
@@ -219,7 +219,15 @@ def cmd_list(args: argparse.Namespace) -> int:
     from rlkit.registry import REGISTRIES
 
     _agents()
-    for module in ("encoders", "policies", "storages", "distributions", "augmentations", "rewards"):
+    for module in (
+        "encoders",
+        "policies",
+        "storages",
+        "distributions",
+        "augmentations",
+        "rewards",
+        "losses",
+    ):
         importlib.import_module(f"rlkit.{module}")
     labels = {
         "agent": "agents",
@@ -232,6 +240,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         "distribution": "distributions",
         "augmentation": "augmentations",
         "intrinsic_reward": "intrinsic rewards",
+        "loss_term": "loss terms",
     }
     for kind, label in labels.items():
         print(f"{label:<18} {', '.join(REGISTRIES[kind])}")

@@ -18,6 +18,7 @@ SECTIONS = (
     ("replay_sampler", "Replay samplers", "rlkit.storages"),
     ("replay_relabeler", "Replay relabelers", "rlkit.storages"),
     ("intrinsic_reward", "Intrinsic rewards", "rlkit.rewards"),
+    ("loss_term", "Loss terms", "rlkit.losses"),
     ("agent", "Agents", "rlkit.agents"),
 )
 
@@ -32,6 +33,7 @@ _USE = {
     "replay_sampler": "ReplayStorage(..., sampler={spec})",
     "replay_relabeler": "ReplayStorage(..., her={spec})",
     "intrinsic_reward": "PPO(env, intrinsic_reward={spec})",
+    "loss_term": "def loss_terms(self): return [..., LOSS_TERMS.build({spec})]",
     "agent": "rlkit train {id} --env ENV",
 }
 

@@ -1,0 +1,56 @@
+"""Loss terms, the seventh primitive kind: each piece of an algorithm's loss exists once here and
+every agent composes its loss from them (see :mod:`rlkit.losses.base`)."""
+
+from rlkit.losses.base import (
+    LOSS_TERMS,
+    Inputs,
+    Loss,
+    LossPlan,
+    LossTerm,
+    Pullback,
+    compute_loss,
+)
+from rlkit.losses.divergence import PolicyKL
+from rlkit.losses.policy_gradient import ClippedSurrogate, EntropyBonus, KLPenalty, PolicyGradient
+from rlkit.losses.q_learning import (
+    DeterministicActorLoss,
+    DiscreteSACActorLoss,
+    SACActorLoss,
+    TDLoss,
+)
+from rlkit.losses.targets import (
+    clipped_double_q,
+    expected_soft_value,
+    greedy_value,
+    soft_value,
+    td_target,
+)
+from rlkit.losses.temperature import EntropyCoefficient, TemperatureLoss
+from rlkit.losses.value import ValueLoss
+
+__all__ = [
+    "LOSS_TERMS",
+    "ClippedSurrogate",
+    "DeterministicActorLoss",
+    "DiscreteSACActorLoss",
+    "EntropyBonus",
+    "EntropyCoefficient",
+    "Inputs",
+    "KLPenalty",
+    "Loss",
+    "LossPlan",
+    "LossTerm",
+    "PolicyGradient",
+    "PolicyKL",
+    "Pullback",
+    "SACActorLoss",
+    "TDLoss",
+    "TemperatureLoss",
+    "ValueLoss",
+    "clipped_double_q",
+    "compute_loss",
+    "expected_soft_value",
+    "greedy_value",
+    "soft_value",
+    "td_target",
+]

@@ -1,0 +1,91 @@
+"""Process-wide CPU tuning, applied only where asked: constructing an agent changes nothing in
+the process. Call these from a script, or use the CLI flags (``rlkit train --threads N
+--retain-freed-memory``).
+
+- :func:`set_num_threads` / :func:`num_threads` (scoped): torch's intra-op threads. Small RL
+  networks run fastest on one thread per process; :func:`default_num_threads` is the measured
+  policy (``docs/performance.md``: one thread for vector and for image observations on CPU).
+- :func:`retain_freed_memory`: let glibc keep freed memory for reuse, so the same activation
+  tensors allocated every gradient step do not fault their pages in again.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import platform
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+
+log = logging.getLogger("rlkit")
+
+_MALLOC_TUNED = False
+
+
+def default_num_threads(device: str | torch.device = "cpu") -> int | None:
+    """The thread count rlkit's CLI uses: 1 on the CPU (None elsewhere: leave torch's).
+
+    Measured on 2-core machines for vector (PPO CartPole, SAC Pendulum) and image
+    observations (PPO on 84x84 pixels): one thread was fastest for both, and several threads
+    slowed image PPO by 6-7x when another process used the second core
+    (``docs/performance.md``, "Threads")."""
+    return 1 if torch.device(device).type == "cpu" else None
+
+
+def set_num_threads(threads: int) -> None:
+    """``torch.set_num_threads`` with a clear error for a bad count."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"num_threads must be an integer >= 1, got {threads!r}")
+    if threads != torch.get_num_threads():
+        torch.set_num_threads(threads)
+
+
+@contextmanager
+def num_threads(threads: int | None) -> Iterator[None]:
+    """Use ``threads`` torch threads inside the block and restore the previous count after it
+    (``None``: leave the setting alone)."""
+    if threads is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != previous:
+            torch.set_num_threads(previous)
+
+
+def retain_freed_memory(
+    mmap_threshold: int = 16 << 20, trim_threshold: int = 256 << 20, top_pad: int = 16 << 20
+) -> bool:
+    """Ask glibc's allocator to keep freed memory for reuse (``mallopt``; process-wide, and it
+    stays for the life of the process).
+
+    A gradient step allocates and frees the same few hundred-KiB activation tensors every
+    time. With glibc's defaults blocks of that size are ``mmap``-ed, or the heap top is handed
+    back to the OS, so each step faults the pages in again. Raising the mmap and trim
+    thresholds keeps up to ``trim_threshold`` bytes of freed memory in the process instead.
+    Returns whether the settings are in effect (False off glibc). Idempotent.
+    """
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED:
+        return True
+    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        # M_TRIM_THRESHOLD = -1, M_TOP_PAD = -2, M_MMAP_THRESHOLD = -3 (malloc.h)
+        settings = ((-3, mmap_threshold), (-1, trim_threshold), (-2, top_pad))
+        _MALLOC_TUNED = all(libc.mallopt(param, value) == 1 for param, value in settings)
+    except (OSError, AttributeError):
+        return False
+    if _MALLOC_TUNED:
+        log.debug("glibc malloc keeps freed memory (mallopt): fewer page faults per update")
+    return _MALLOC_TUNED
+
+
+__all__ = ["default_num_threads", "num_threads", "retain_freed_memory", "set_num_threads"]

@@ -1,0 +1,280 @@
+"""Every documented hook of every agent runs, and takes effect, on every compute backend.
+
+For each agent class, each name in its ``hooks`` and each backend (``reference``, ``fast``,
+``compile`` with torch.compile's tracing-only ``eager`` compiler, whose tracing is what decides
+which Python runs), a subclass overrides the hook and a short training run checks that the
+override was called and that what it did shows: the actions the envs received, a logged
+metric, the terms in the loss that was stepped, the number of steps taken, parameters left
+alone, or the optimizer that stepped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import Tensor
+
+import rlkit.envs  # noqa: F401  (registers rlkit's tasks)
+from rlkit.agents import (
+    A2C,
+    APPO,
+    DAAC,
+    DDPG,
+    DQN,
+    IMPALA,
+    PPG,
+    PPO,
+    SAC,
+    TD3,
+    DrAC,
+    DrQv2,
+    SACDiscrete,
+)
+from rlkit.envs import make_vec_env
+from rlkit.envs.pixel_control import ENV_ID as PIXEL_ENV
+from rlkit.losses import Inputs, LossTerm
+from rlkit.prototypes import DistributedAgent, OffPolicyAgent, OnPolicyAgent
+
+BACKENDS = {
+    "reference": {"compute": "reference"},
+    "fast": {"compute": "fast"},
+    "compile": {"compute": "compile", "compiler": "eager"},
+}
+
+ON = {"num_steps": 16, "batch_size": 8, "num_epochs": 2}
+OFF = {"learning_starts": 16, "batch_size": 8, "gradient_steps": 2, "buffer_size": 500}
+DIST = {"num_actors": 1, "num_steps": 8, "num_minibatches": 2, "num_epochs": 1}
+
+#: agent -> (env id, num_envs, hyperparameters, env steps to train)
+AGENTS: dict[type, tuple[str, int, dict[str, Any], int]] = {
+    PPO: ("CartPole-v1", 2, ON, 64),
+    A2C: ("CartPole-v1", 2, {"num_steps": 16, "batch_size": 8}, 64),
+    DrAC: ("CartPole-v1", 2, {**ON, "augmentation": "gaussian_noise"}, 64),
+    DAAC: ("CartPole-v1", 2, {**ON, "value_epochs": 1}, 64),
+    PPG: ("CartPole-v1", 2, {**ON, "n_pi": 1, "aux_epochs": 1}, 64),
+    DQN: ("CartPole-v1", 1, {**OFF, "train_freq": 4, "hidden_sizes": [16], "tau": 0.5}, 64),
+    SAC: ("Pendulum-v1", 1, {**OFF, "hidden_sizes": [16]}, 48),
+    TD3: ("Pendulum-v1", 1, {**OFF, "hidden_sizes": [16]}, 48),
+    DDPG: ("Pendulum-v1", 1, {**OFF, "hidden_sizes": [16]}, 48),
+    SACDiscrete: ("CartPole-v1", 1, {**OFF, "hidden_sizes": [16]}, 48),
+    DrQv2: (PIXEL_ENV, 1, {**OFF, "hidden_sizes": [16], "feature_dim": 8, "frame_stack": 1}, 40),
+    IMPALA: ("CartPole-v1", 2, DIST, 48),
+    APPO: ("CartPole-v1", 2, DIST, 48),
+}
+
+CASES = [
+    pytest.param(cls, hook, backend, id=f"{cls.__name__}-{hook}-{backend}")
+    for cls in AGENTS
+    for hook in cls.hooks
+    for backend in BACKENDS
+]
+
+
+def test_every_agent_documents_its_hooks() -> None:
+    for cls in AGENTS:
+        assert cls.hooks, cls
+        for hook in cls.hooks:
+            assert callable(getattr(cls, hook)), f"{cls.__name__}.{hook}"
+
+
+class Marker(LossTerm):
+    """A term without a closed form whose value and gradient are 0: it only shows up."""
+
+    calls = 0
+
+    def __init__(self, key: str) -> None:
+        super().__init__(1.0, name="marker")
+        self.key = key
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.key,)
+
+    @property
+    def differentiable(self) -> tuple[str, ...]:
+        return (self.key,)
+
+    def forward(self, x: Inputs) -> Tensor:
+        Marker.calls += 1
+        return 0.0 * x[self.key].sum()
+
+
+class CountingSGD(torch.optim.SGD):
+    steps = 0
+
+    def step(self, closure: Any = None) -> Any:
+        CountingSGD.steps += 1
+        return super().step(closure)
+
+
+def _env(env_id: str, num_envs: int) -> Any:
+    kwargs = {"env_kwargs": {"size": 16}} if env_id == PIXEL_ENV else {}
+    return make_vec_env(env_id, num_envs=num_envs, seed=0, **kwargs)
+
+
+def _constant_actions(agent: Any) -> np.ndarray:
+    space = agent.env.action_space
+    return np.zeros(space.shape, dtype=space.dtype)
+
+
+def _override(base: type, hook: str, record: dict[str, Any]) -> type:
+    """A subclass of ``base`` whose ``hook`` records its calls and does something visible."""
+
+    def count() -> None:
+        record["calls"] = record.get("calls", 0) + 1
+
+    body: dict[str, Callable[..., Any]] = {}
+    if hook == "explore" and issubclass(base, OnPolicyAgent):
+
+        def explore(self: Any, obs: Any) -> tuple[Tensor, Tensor, Tensor]:
+            count()
+            actions, log_probs, values = super(cls, self).explore(obs)
+            return torch.zeros_like(actions), log_probs, values
+
+        body[hook] = explore
+    elif hook == "explore":
+
+        def explore_off(self: Any, obs: Any) -> np.ndarray:
+            count()
+            super(cls, self).explore(obs)
+            return _constant_actions(self)
+
+        body[hook] = explore_off
+    elif hook == "update":
+
+        def update(self: Any, *args: Any) -> Any:
+            count()
+            return {**super(cls, self).update(*args), "hook/update": 1.0}
+
+        body[hook] = update
+    elif hook == "loss_terms":
+
+        def loss_terms(self: Any) -> Any:
+            count()
+            terms = super(cls, self).loss_terms()
+            if isinstance(terms, dict):  # off-policy: add to the first loss
+                first = next(iter(terms))
+                return {**terms, first: [*terms[first], Marker("q")]}
+            return [*terms, Marker("log_prob")]
+
+        body[hook] = loss_terms
+    elif hook == "extra_losses":
+
+        def extra_losses(self: Any, mb: Any, values: Tensor) -> dict[str, Tensor]:
+            count()
+            zero = sum(p.sum() for p in self.policy.parameters()) * 0.0
+            return {**super(cls, self).extra_losses(mb, values), "marker": zero}
+
+        body[hook] = extra_losses
+    elif hook in ("minibatches", "env_minibatches", "sample_minibatches"):
+
+        def minibatches(self: Any, *args: Any) -> Iterator[Any]:
+            count()
+            record["yielded"] = record.get("yielded", 0) + 1
+            yield next(iter(getattr(super(cls, self), hook)(*args)))
+
+        body[hook] = minibatches
+    elif hook == "clip_and_step":
+
+        def clip_and_step(self: Any, loss: Any, optimizer: Any = None) -> None:
+            count()  # never steps: the parameters must not move
+
+        body[hook] = clip_and_step
+    elif hook == "make_optimizer":
+
+        def make_optimizer(self: Any) -> torch.optim.Optimizer:
+            count()
+            super(cls, self).make_optimizer()  # (its side effects: DAAC's value network)
+            return CountingSGD([self.flat_params], lr=0.05)
+
+        body[hook] = make_optimizer
+    elif hook == "new_optimizer":
+
+        def new_optimizer(self: Any, params: Any, lr: float, eps: float = 1e-8) -> Any:
+            count()
+            return CountingSGD(params, lr=0.05)
+
+        body[hook] = new_optimizer
+    elif hook == "update_targets":
+
+        def update_targets(self: Any) -> None:
+            count()  # never moves the targets
+
+        body[hook] = update_targets
+    else:
+        raise AssertionError(f"no check written for hook {hook!r}")
+    cls = type(f"Hooked{base.__name__}", (base,), body)
+    return cls
+
+
+def _policy_vector(agent: Any) -> Tensor:
+    return torch.cat([p.detach().reshape(-1).clone() for p in agent.policy.parameters()])
+
+
+@pytest.mark.parametrize(("base", "hook", "backend"), CASES)
+def test_hook_is_called_and_takes_effect(base: type, hook: str, backend: str) -> None:
+    env_id, num_envs, hyper, steps = AGENTS[base]
+    record: dict[str, Any] = {}
+    Marker.calls, CountingSGD.steps = 0, 0
+    cls = _override(base, hook, record)
+    agent = cls(_env(env_id, num_envs), seed=0, **hyper, **BACKENDS[backend])
+    stepped: list[tuple[Any, Any]] = []
+    original = agent.clip_and_step
+    if hook != "clip_and_step":
+
+        def spy(loss: Any, optimizer: Any = None) -> Any:
+            stepped.append((loss, optimizer))
+            return original(loss, optimizer)
+
+        agent.clip_and_step = spy
+    before = _policy_vector(agent)
+    targets = [p.detach().clone() for t in agent.registry.targets.values() for p in t.parameters()]
+    metrics: dict[str, float] = {}
+    iterations = 0
+    try:
+        while agent.global_step < steps:
+            agent._target_steps = steps
+            metrics.update(agent.iteration())
+            iterations += 1
+    finally:
+        if isinstance(agent, DistributedAgent):
+            agent.close()
+    assert record.get("calls", 0) > 0, f"{cls.__name__}.{hook} was never called"
+
+    if hook == "explore" and isinstance(agent, OnPolicyAgent):
+        assert torch.count_nonzero(agent.storage.actions) == 0
+    elif hook == "explore":
+        storage = agent.storage
+        row = (storage.steps - 1) % storage.num_rows * storage.num_envs
+        np.testing.assert_array_equal(
+            storage.actions[row : row + storage.num_envs].reshape(-1),
+            _constant_actions(agent).reshape(-1),
+        )
+    elif hook == "update":
+        assert metrics.get("hook/update") == 1.0
+    elif hook in ("loss_terms", "extra_losses"):
+        assert any("marker" in loss.values for loss, _ in stepped)
+        if hook == "loss_terms":
+            assert Marker.calls > 0
+    elif hook == "minibatches" and isinstance(agent, OffPolicyAgent):
+        assert agent.num_updates == record["yielded"]  # one batch per round, as yielded
+    elif hook in ("minibatches", "env_minibatches", "sample_minibatches"):
+        policy_steps = sum(1 for _, opt in stepped if opt is None)
+        assert policy_steps == record["yielded"], (policy_steps, record)
+    elif hook == "clip_and_step":
+        assert torch.equal(_policy_vector(agent), before)
+    elif hook == "make_optimizer":
+        assert isinstance(agent.optimizer, CountingSGD) and CountingSGD.steps > 0
+        assert not torch.equal(_policy_vector(agent), before)
+    elif hook == "new_optimizer":
+        assert all(isinstance(o, CountingSGD) for o in agent.registry.optimizers.values())
+        assert CountingSGD.steps > 0
+    elif hook == "update_targets":
+        now = [p.detach() for t in agent.registry.targets.values() for p in t.parameters()]
+        assert all(torch.equal(a, b) for a, b in zip(targets, now, strict=True))
+        assert agent.num_updates > 0
+    assert iterations > 0
