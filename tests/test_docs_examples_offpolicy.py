@@ -118,5 +118,7 @@ def test_off_policy_knobs_table_matches_the_dataclass() -> None:
         "num_threads",
         "normalize_obs",
         "clip_obs",
+        "compute",
+        "compiler",
     }
     assert count == len(own), "every OffPolicyConfig field is in the knobs table"
