@@ -59,5 +59,6 @@ class IMPALA(DistributedAgent):
                     ("vtrace/clipped_rho_mean", vt.clipped_rhos.mean()),
                     ("vtrace/target_mean", vt.vs.mean()),
                 ):
-                    stats.setdefault(key, []).append(value.detach())
+                    if value is not None:  # (a clip_and_step override may report no norm)
+                        stats.setdefault(key, []).append(value.detach())
         return {k: float(torch.stack(v).mean()) for k, v in stats.items()}

@@ -366,12 +366,14 @@ class OnPolicyAgent(Agent):
         loss.backward()
         return self.apply_gradients()
 
+    @torch.compiler.disable
     def zero_grad(self) -> None:
         """Zero the policy's gradient buffer (before a backward pass)."""
         grad = self.flat_params.grad
         assert grad is not None
         grad.zero_()
 
+    @torch.compiler.disable
     def apply_gradients(self) -> Tensor | None:
         """Optional global grad-norm clip and the optimizer step on the gradients now in
         :attr:`flat_params`; returns the norm before clipping when clipping is on."""

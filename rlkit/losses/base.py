@@ -215,8 +215,10 @@ class Loss:
             self._total = self._total()
         return self._total
 
+    @torch.compiler.disable
     def backward(self) -> None:
-        """Accumulate the total's gradient into ``.grad`` (once per loss)."""
+        """Accumulate the total's gradient into ``.grad`` (once per loss; outside any compiled
+        region: the backward pass itself is the compiled graph's)."""
         if self._done:
             raise RuntimeError("Loss.backward: this loss was already backpropagated")
         self._done = True

@@ -124,6 +124,7 @@ class FlatAdam(torch.optim.Adam):
         return super().step(closure)
 
 
+@torch.compiler.disable
 def optimizer_step(optimizer: torch.optim.Optimizer) -> None:
     """``optimizer.step()``; a :class:`FlatAdam` (whose ``step`` no subclass changed) with no
     step hooks registered calls its fused kernel directly, skipping torch's per-call profiling
