@@ -4,7 +4,6 @@ Generalization in Reinforcement Learning")."""
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -61,6 +60,12 @@ class DrAC(PPO):
                 )
             augmentation = RandomShift(pad=4)
         super().__init__(env, config, augmentation=augmentation, **kwargs)
+        coef = self.config.aug_coef
+        #: the regulariser terms: ``KL(pi(.|s) || pi(.|aug(s)))`` and ``(V(aug(s)) - V(s))^2``.
+        self.regularisers = (
+            PolicyKL(coef, name="aug_policy"),
+            ValueLoss(coef, prediction="aug_value", target="value_target", name="aug_value"),
+        )
 
     def minibatches(self) -> Iterator[RolloutBatch]:
         """Minibatches of clean observations (advantages normalised as in the base)."""
@@ -88,16 +93,6 @@ class DrAC(PPO):
         }
         policy_term, value_term = self.regularisers
         return policy_term(inputs), value_term(inputs)
-
-    @functools.cached_property
-    def regularisers(self) -> tuple[PolicyKL, ValueLoss]:
-        """The regulariser terms: ``KL(pi(.|s) || pi(.|aug(s)))`` and
-        ``(V(aug(s)) - V(s))^2``, each weighted by ``aug_coef``."""
-        coef = self.config.aug_coef
-        return (
-            PolicyKL(coef, name="aug_policy"),
-            ValueLoss(coef, prediction="aug_value", target="value_target", name="aug_value"),
-        )
 
     def extra_losses(self, mb: RolloutBatch, values: torch.Tensor) -> dict[str, torch.Tensor]:
         """The regularisers, weighted by ``aug_coef`` (logged as ``loss/aug_policy`` and
