@@ -85,7 +85,7 @@ class SACDiscrete(OffPolicyAgent):
         actions = batch.actions - self.action_start
         alpha = self.ent_coef()
         with torch.no_grad():
-            next_logits = policy.actor.forward(policy.features(batch.next_obs))
+            next_logits = policy.actor(policy.features(batch.next_obs))
             next_q = target.q_values(target.features(batch.next_obs))
             next_v = expected_soft_value(next_logits, next_q, alpha)
             td = td_target(batch.rewards, batch.discounts, next_v)
@@ -94,7 +94,7 @@ class SACDiscrete(OffPolicyAgent):
         q = q_all.gather(-1, actions.view(1, -1, 1).expand(q_all.shape[0], -1, 1)).squeeze(-1)
         self.clip_and_step(self.loss("critic", self.td_inputs(batch, q, td)), self.critic_optimizer)
 
-        logits = policy.actor.forward(features.detach())
+        logits = policy.actor(features.detach())
         with torch.no_grad():
             q_pi = policy.q_values(features.detach()).amin(0)
         actor_inputs = {"logits": logits, "q": q_pi, "alpha": alpha}

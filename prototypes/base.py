@@ -215,6 +215,8 @@ class Agent(ABC):
         self.add_state("generator", lambda: self._generator.get_state(), self._generator.set_state)
         self._compiled: dict[str, Callable[..., Any]] = {}
         self._groups: dict[str, FlatOptimizer] = {}
+        self._recorded_terms: list[tuple[Sequence[LossTerm], str]] = []
+        self._records_modules = False
 
     # ----------------------------------------------------------------- subclass contract
     @abstractmethod
@@ -334,6 +336,10 @@ class Agent(ABC):
             self.backend_report.record(
                 f"optimizer {name}", _describe_optimizer(opt), self._optimizer_fallback(opt)
             )
+        for terms, prefix in self._recorded_terms:
+            self.record_loss_terms(terms, prefix)
+        if self._records_modules:
+            self.record_modules()
 
     @property
     def use_fused_kernels(self) -> bool:
@@ -358,8 +364,21 @@ class Agent(ABC):
             return "the fused Adam kernel does not support these parameters"
         return None
 
+    def record_modules(self) -> None:
+        """Note in :attr:`backend_report` which of the policy's modules run a hand-written
+        kernel on this backend and why the others do not (again after :meth:`set_compute`)."""
+        self._records_modules = True
+        for name, module in self.policy.named_modules():
+            describe = getattr(module, "kernel_status", None)
+            if callable(describe):
+                how, reason = describe(self._backend)
+                self.backend_report.record(f"policy.{name}" if name else "policy", how, reason)
+
     def record_loss_terms(self, terms: Sequence[LossTerm], prefix: str = "") -> None:
-        """Note in :attr:`backend_report` how each loss term is differentiated."""
+        """Note in :attr:`backend_report` how each loss term is differentiated (again after
+        :meth:`set_compute`)."""
+        if (terms, prefix) not in self._recorded_terms:
+            self._recorded_terms.append((terms, prefix))
         for term in terms:
             status = type(term).closed_form_status()
             if not self._backend.closed_form:
@@ -562,7 +581,16 @@ class Agent(ABC):
         target: type[Agent] = cls
         if inspect.isabstract(cls):  # Agent.load / a prototype: dispatch on the recorded id
             target = _registered(recorded, directory, config)
-        elif recorded is not None and recorded != cls.registry_id:
+        elif recorded is None:
+            here = f"{cls.__module__}.{cls.__qualname__}"
+            if config.get("agent_class") not in (None, here):
+                log.warning(
+                    "checkpoint %s was saved by the unregistered class %s; loading it as %s",
+                    directory,
+                    config.get("agent_class"),
+                    here,
+                )
+        elif recorded != cls.registry_id:
             saved = _registered(recorded, directory, config)
             if not issubclass(cls, saved):
                 raise CheckpointError(

@@ -30,6 +30,7 @@ from rlkit.config import config_to_dict
 from rlkit.configurable import from_json, to_json
 from rlkit.envs import env_spec_of, make_vec_env
 from rlkit.spaces import space_from_dict, space_to_dict, spaces_equal
+from rlkit.utils.optim import set_fused
 from rlkit.version import __version__
 
 if TYPE_CHECKING:
@@ -166,6 +167,8 @@ def restore_state(
         if meta is None:
             raise CheckpointError(f"checkpoint {path} has no state for optimizer {part!r}")
         optimizer_from_tensors(opt, training, meta, f"optim.{part}")
+    for opt in agent.optimizers().values():  # the kernel follows this agent's backend
+        set_fused(opt, agent.backend.name != "reference")
     if "lr" in overrides:  # a new learning rate beats the one saved with the optimizer
         for opt in agent.optimizers().values():
             for group in opt.param_groups:

@@ -232,6 +232,7 @@ class DistributedAgent(Agent):
         #: the algorithm's loss terms (built once: stateful terms are checkpointed).
         self.terms = nn.ModuleList(self.loss_terms())
         self.add_module("loss_terms", self.terms)
+        self.record_loss_terms(list(self.terms))  # type: ignore[arg-type]
         self._kernel: FusedActorCritic | None = None
         self.pool: ActorPool | None = None
         self._finalizer: weakref.finalize | None = None

@@ -202,6 +202,7 @@ class OffPolicyAgent(Agent):
         for loss_name, terms in self._term_lists.items():
             self.record_loss_terms(terms, f"{loss_name}/")
         self._plans: dict[str, LossPlan] = {}
+        self.record_modules()
 
     # ----------------------------------------------------------------- agent hooks
     @abstractmethod
@@ -405,7 +406,7 @@ class OffPolicyAgent(Agent):
                 continue
             self._round_steps = 0
             if self.global_step >= cfg.learning_starts and len(self.storage) > 0:
-                metrics = self.train_round(per_round)
+                metrics = {**metrics, **self.train_round(per_round)}
         out = {k: float(v) for k, v in metrics.items()}
         out.update(self.iteration_metrics())
         out["replay/size"] = float(len(self.storage))
@@ -498,11 +499,11 @@ class OffPolicyAgent(Agent):
                 yield self.storage.sample(size, self._generator)
 
     def train_round(self, num_updates: int) -> Mapping[str, Tensor | float]:
-        """``num_updates`` gradient steps on :meth:`minibatches`; returns the last one's
-        metrics."""
-        metrics: Mapping[str, Tensor | float] = {}
+        """``num_updates`` gradient steps on :meth:`minibatches`; returns each metric's latest
+        value (an actor loss logged by a delayed actor update stays in the row)."""
+        metrics: dict[str, Tensor | float] = {}
         for batch in self.minibatches(num_updates):
-            metrics = self.train_step(batch)
+            metrics.update(self.train_step(batch))
         return metrics
 
     def train_step(self, batch: ReplayBatch | None = None) -> Mapping[str, Tensor | float]:

@@ -54,6 +54,15 @@ class Registry(Generic[T]):
 
         return decorator
 
+    def unregister(self, id: str) -> type[T]:
+        """Remove ``id`` and return its class (re-registering a class, in a notebook or a test);
+        the class keeps no ``registry_id`` afterwards."""
+        cls = self.get(id)
+        del self._classes[id]
+        if cls.__dict__.get("registry_id") == id:
+            setattr(cls, "registry_id", None)  # noqa: B010
+        return cls
+
     def get(self, id: str) -> type[T]:
         """Return the class registered under ``id``; the error lists the known ids."""
         try:

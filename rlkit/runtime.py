@@ -1,5 +1,5 @@
 """Process-wide CPU tuning, applied only where asked: constructing an agent changes nothing in
-the process. Call these from a script, or use the CLI flags (``rlkit train --threads N
+the process. Call these from a script, or use the CLI flags (``rlkit train --num-threads N
 --retain-freed-memory``).
 
 - :func:`set_num_threads` / :func:`num_threads` (scoped): torch's intra-op threads. Small RL

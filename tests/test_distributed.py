@@ -164,13 +164,25 @@ def _preset(algo: str) -> tuple[int, dict[str, Any]]:
     return num_envs, settings
 
 
+def impala_cartpole(seed: int) -> dict[str, float]:
+    num_envs, hyper = _preset("impala")
+    env = make_vec_env("CartPole-v1", num_envs=num_envs, seed=seed)
+    agent = IMPALA(env, seed=seed, **hyper).train(100_000, progress_bar=False)
+    return agent.evaluate(episodes=20)
+
+
+def appo_cartpole(seed: int) -> dict[str, float]:
+    num_envs, hyper = _preset("appo")
+    env = make_vec_env("CartPole-v1", num_envs=num_envs, seed=seed)
+    agent = APPO(env, seed=seed, **hyper).train(100_000, progress_bar=False)
+    return agent.evaluate(episodes=20)
+
+
 @pytest.mark.learning
 def test_impala_learns_cartpole_local_backend() -> None:
     """2 in-process actors x 8 envs, sync, the preset; 100k steps (~10 s on 2 cores).
     Seeds 0-2 reach 441-466; a random policy scores ~22. Threshold: 20-episode mean >= 400."""
-    num_envs, hyper = _preset("impala")
-    agent = IMPALA(_env(num_envs), seed=0, **hyper).train(100_000, progress_bar=False)
-    result = agent.evaluate(episodes=20)
+    result = impala_cartpole(0)
     assert result["return_mean"] >= 400, result
 
 
@@ -178,9 +190,7 @@ def test_impala_learns_cartpole_local_backend() -> None:
 def test_appo_learns_cartpole_local_backend() -> None:
     """APPO preset (4 epochs x 4 minibatches per batch), 100k steps (~20 s); seeds 0-2 reach
     500. Threshold: 20-episode mean >= 475."""
-    num_envs, hyper = _preset("appo")
-    agent = APPO(_env(num_envs), seed=0, **hyper).train(100_000, progress_bar=False)
-    result = agent.evaluate(episodes=20)
+    result = appo_cartpole(0)
     assert result["return_mean"] >= 475, result
 
 

@@ -40,13 +40,17 @@ def _random_return(episodes: int = 20, seed: int = 10_000) -> float:
     return float(np.mean(returns))
 
 
-def test_drqv2_learns_pixel_point_mass() -> None:
+def drqv2_point_mass(seed: int) -> dict[str, float]:
     settings = load_preset("drqv2", ENV_ID)
     num_envs, total = settings.pop("num_envs"), settings.pop("total_steps")
     assert total <= 8000
-    env = make_vec_env(ENV_ID, num_envs=num_envs, seed=0)
-    agent = DrQv2(env, seed=0, **settings).train(total, progress_bar=False)
-    result = agent.evaluate(episodes=20)  # fresh env seeded 10_000, as the random baseline
+    env = make_vec_env(ENV_ID, num_envs=num_envs, seed=seed)
+    agent = DrQv2(env, seed=seed, **settings).train(total, progress_bar=False)
+    return agent.evaluate(episodes=20)  # fresh env seeded 10_000, as the random baseline
+
+
+def test_drqv2_learns_pixel_point_mass() -> None:
+    result = drqv2_point_mass(0)
     baseline = _random_return()
     assert baseline < -35, baseline
     assert result["return_mean"] >= -25, result

@@ -24,32 +24,66 @@ def _preset(algo: str, env_id: str) -> tuple[int, dict]:
     return num_envs, settings
 
 
-def test_dqn_solves_cartpole_within_50k_steps() -> None:
-    """rl-baselines3-zoo's CartPole setting (the shipped preset). At 50k steps this setting is
-    bimodal across seeds for every library: rlkit's 20-episode means over seeds 0-5 were 163,
-    500, 500, 500, 500 and 79; Stable-Baselines3 with the same setting scores 20 (seed 0) and
-    500 (seed 1). The test runs seed 1."""
+class _EvaluatedDQN(DQN):
+    """DQN that evaluates its greedy policy every 10k env steps (as an eval callback would),
+    without changing training: evaluation runs on a fresh env and draws no training RNG."""
+
+    scores: dict[int, float]
+
+    def iteration(self) -> dict[str, float]:
+        metrics = super().iteration()
+        if self.global_step % 10_000 == 0:
+            self.scores[self.global_step] = self.evaluate(episodes=20)["return_mean"]
+        return metrics
+
+
+def dqn_cartpole(seed: int) -> dict[int, float]:
+    """The greedy policy's 20-episode mean every 10k steps of a 50k-step run."""
     num_envs, hyper = _preset("dqn", "CartPole-v1")
-    env = make_vec_env("CartPole-v1", num_envs=num_envs, seed=1)
-    agent = DQN(env, seed=1, **hyper).train(50_000, progress_bar=False)
+    env = make_vec_env("CartPole-v1", num_envs=num_envs, seed=seed)
+    agent = _EvaluatedDQN(env, seed=seed, **hyper)
+    agent.scores = {}
+    agent.train(50_000, progress_bar=False)
     assert agent.global_step == 50_000
-    result = agent.evaluate(episodes=20)
-    assert result["return_mean"] >= 400, result
+    return agent.scores
+
+
+def test_dqn_learns_cartpole_within_50k_steps() -> None:
+    """rl-baselines3-zoo's CartPole setting (the shipped preset) learns, then oscillates: its
+    greedy return at any one point is bimodal across seeds for every library (Stable-Baselines3
+    with this setting scores 20 on seed 0 and 500 on seed 1 at 50k). So the test checks what
+    holds for every seed: the best of the evaluations at 30k, 40k and 50k steps is >= 200 and
+    the last one >= 100 (a random policy scores ~22).
+
+    Validated on an Intel Xeon (AVX-512) with the fast backend, seeds 0-11 (12 of 12 pass;
+    ``python benchmarks/learning_seeds.py dqn_cartpole --seeds 0-11``): best of the three
+    evaluations 289-500 (median 500), the 50k evaluation 142-500. Seed 0, run here, scores
+    best 289, last 270."""
+    scores = dqn_cartpole(0)
+    late = [scores[s] for s in (30_000, 40_000, 50_000)]
+    assert max(late) >= 200, scores
+    assert late[-1] >= 100, scores
+
+
+def sac_pendulum(seed: int) -> dict[str, float]:
+    num_envs, hyper = _preset("sac", "Pendulum-v1")
+    env = make_vec_env("Pendulum-v1", num_envs=num_envs, seed=seed)
+    agent = SAC(env, seed=seed, **{**hyper, "hidden_sizes": [64, 64]})
+    return agent.train(6_000, progress_bar=False).evaluate(episodes=20)
+
+
+def td3_pendulum(seed: int) -> dict[str, float]:
+    num_envs, hyper = _preset("td3", "Pendulum-v1")
+    env = make_vec_env("Pendulum-v1", num_envs=num_envs, seed=seed)
+    agent = TD3(env, seed=seed, **{**hyper, "hidden_sizes": [64, 64]})
+    return agent.train(8_000, progress_bar=False).evaluate(episodes=20)
 
 
 def test_sac_solves_pendulum_within_15k_steps() -> None:
-    num_envs, hyper = _preset("sac", "Pendulum-v1")
-    env = make_vec_env("Pendulum-v1", num_envs=num_envs, seed=0)
-    agent = SAC(env, seed=0, **{**hyper, "hidden_sizes": [64, 64]})
-    agent.train(6_000, progress_bar=False)
-    result = agent.evaluate(episodes=20)
+    result = sac_pendulum(0)
     assert result["return_mean"] >= -250, result
 
 
 def test_td3_solves_pendulum_within_15k_steps() -> None:
-    num_envs, hyper = _preset("td3", "Pendulum-v1")
-    env = make_vec_env("Pendulum-v1", num_envs=num_envs, seed=0)
-    agent = TD3(env, seed=0, **{**hyper, "hidden_sizes": [64, 64]})
-    agent.train(8_000, progress_bar=False)
-    result = agent.evaluate(episodes=20)
+    result = td3_pendulum(0)
     assert result["return_mean"] >= -250, result

@@ -103,3 +103,24 @@ def test_optimizer_step_honours_step_hooks() -> None:
     opt.register_step_pre_hook(lambda *a: calls.append(1))
     optimizer_step(opt)
     assert calls == [1]
+
+
+def test_relu_backward_probe_and_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    gen = torch.Generator().manual_seed(1)
+    grad = torch.randn(6, 4, generator=gen)
+    out = torch.relu(torch.randn(6, 4, generator=gen))
+    out[1, 1] = 0.0
+    expected = grad * (out > 0)
+    assert torch_private.threshold_backward_works()
+    assert torch.equal(torch_private.relu_backward(grad, out), expected)
+    monkeypatch.setattr(torch_private, "threshold_backward_works", lambda: False)
+    assert torch.equal(torch_private.relu_backward(grad, out), expected)
+
+
+def test_relu_backward_probe_fails_without_the_op(monkeypatch: pytest.MonkeyPatch) -> None:
+    torch_private.threshold_backward_works.cache_clear()
+    monkeypatch.setattr(torch.ops.aten, "threshold_backward", None, raising=False)
+    try:
+        assert not torch_private.threshold_backward_works()
+    finally:
+        torch_private.threshold_backward_works.cache_clear()

@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from rlkit.backends.torch_private import relu_backward
+
 LAYOUTS = ("linear", "ensemble")
 
 
@@ -39,8 +41,11 @@ def mlp_forward(
                 inputs.append(h)
             weight, bias = params[2 * i], params[2 * i + 1]
             if ensemble:
-                if h.dim() == 2:
-                    h = torch.matmul(h, weight).add_(bias)
+                if h.dim() == 2:  # one input for every member: no broadcast copy of it
+                    out = h.new_empty(weight.shape[0], h.shape[0], weight.shape[2])
+                    for e in range(weight.shape[0]):
+                        torch.addmm(bias[e], h, weight[e], out=out[e])
+                    h = out
                 else:
                     h = torch.baddbmm(bias, h, weight)
             else:
@@ -73,7 +78,10 @@ def mlp_backward(
                 if not ensemble:
                     grads[2 * i] = torch.mm(g.t(), h_in)  # [out, in]
                 elif shared:
-                    grads[2 * i] = torch.matmul(h_in.t(), g)  # [E, in, out]
+                    grad_w = torch.empty_like(weight)  # [E, in, out], no broadcast copies
+                    for e in range(weight.shape[0]):
+                        torch.mm(h_in.t(), g[e], out=grad_w[e])
+                    grads[2 * i] = grad_w
                 else:
                     grads[2 * i] = torch.bmm(h_in.transpose(1, 2), g)
             if need_params[2 * i + 1]:
@@ -82,14 +90,16 @@ def mlp_backward(
                 break
             if not ensemble:
                 g_in = torch.mm(g, weight)
+            elif shared:  # the members' input gradients add up
+                g_in = torch.mm(g[0], weight[0].t())
+                for e in range(1, weight.shape[0]):
+                    g_in.addmm_(g[e], weight[e].t())
             else:
                 g_in = torch.bmm(g, weight.transpose(1, 2))
-                if shared:
-                    g_in = g_in.sum(0)
             if i == 0:
                 grad_x = g_in
                 break
-            g = g_in.masked_fill_(h_in <= 0, 0.0)  # h_in is the ReLU output below
+            g = relu_backward(g_in, h_in)  # h_in is the ReLU output below
     return grad_x, grads
 
 

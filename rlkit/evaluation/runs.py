@@ -50,9 +50,9 @@ class RunInfo:
         env_id = env.get("id") if isinstance(env, dict) else None
         if not isinstance(algorithm, str) or not isinstance(env_id, str):
             raise ValueError(
-                f"run directory {path}: its config.json does not name the agent and the env id "
-                "(keys 'agent' and 'env': {'id': ...}); was the agent trained on an env given as "
-                "a callable?"
+                f"run directory {path}: its config.json does not name both a registered agent "
+                f"(agent: {algorithm!r}) and an env id (env: {{'id': ...}}); runs of an "
+                "unregistered agent class or of an env given as a callable cannot be compared"
             )
         hyper = config.get("hyperparameters")
         seed = hyper.get("seed") if isinstance(hyper, dict) else None

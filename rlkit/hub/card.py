@@ -222,8 +222,9 @@ def model_card(
         "print(agent.evaluate(episodes=10))",
         "```",
         "",
-        f'`rlkit.hub.from_pretrained("{where}")` loads it without naming the class. Files are '
-        "cached by huggingface_hub; with `HF_HUB_OFFLINE=1` the agent loads from that cache "
+        f'`rlkit.hub.from_pretrained("{where}")` loads it without naming the class once the '
+        f"module that registers it is imported (`import {module}`). Files are cached by "
+        "huggingface_hub; with `HF_HUB_OFFLINE=1` the agent loads from that cache "
         "without network access. Keyword arguments override hyperparameters "
         '(`device="cpu"`).',
         "",

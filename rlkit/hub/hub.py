@@ -155,12 +155,22 @@ def from_pretrained(
     else:
         checkpoint = find_checkpoint(directory)
         where = str(checkpoint)
-    agent_id = read_config(checkpoint).get("agent")
-    if not isinstance(agent_id, str):
+    config = read_config(checkpoint)
+    agent_id = config.get("agent")
+    explicit = cls is not None and not inspect.isabstract(cls)
+    if not isinstance(agent_id, str) and not (agent_id is None and explicit):
+        saved_by = config.get("agent_class")
         raise CheckpointError(
-            f"{where} is not an rlkit agent checkpoint ({CONFIG_FILE} names no agent)"
+            f"{where} names no registered agent ({CONFIG_FILE}: agent {agent_id!r}"
+            + (f", saved by the unregistered class {saved_by}" if saved_by else "")
+            + "); load it with that class's from_pretrained"
         )
-    if cls is not None and cls.registry_id is not None and agent_id != cls.registry_id:
+    if (
+        agent_id is not None
+        and cls is not None
+        and cls.registry_id is not None
+        and agent_id != cls.registry_id
+    ):
         raise CheckpointError(
             f"{where} holds a {agent_id!r} agent, not {cls.registry_id!r}; load it with "
             f"{_class_name(agent_id)}.from_pretrained or rlkit.hub.from_pretrained"

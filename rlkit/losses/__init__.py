@@ -8,6 +8,7 @@ from rlkit.losses.base import (
     LossPlan,
     LossTerm,
     Pullback,
+    array_namespace,
     compute_loss,
 )
 from rlkit.losses.divergence import PolicyKL
@@ -47,6 +48,7 @@ __all__ = [
     "TDLoss",
     "TemperatureLoss",
     "ValueLoss",
+    "array_namespace",
     "clipped_double_q",
     "compute_loss",
     "expected_soft_value",

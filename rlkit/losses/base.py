@@ -68,8 +68,9 @@ class LossTerm(Configurable, nn.Module, ABC):
     kind = "loss_term"
     #: log key used when no ``name`` is given.
     default_name: ClassVar[str] = "loss"
-    #: :meth:`derivative` / :meth:`value_and_derivative` accept NumPy arrays as well as
-    #: tensors (see the module doc); they then return NumPy results.
+    #: the closed form accepts NumPy arrays as well as tensors and then returns NumPy results
+    #: (see the module doc): :meth:`value_and_derivative`, or, where a term does not override
+    #: it, both :meth:`forward` and :meth:`derivative`.
     array_agnostic: ClassVar[bool] = False
 
     def __init__(self, coef: float = 1.0, name: str | None = None) -> None:

@@ -19,11 +19,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rlkit.backends import kernels_active
+from rlkit.backends import kernels_active, plain_cpu_float32
 from rlkit.backends.mlp_kernel import fused_mlp
+from rlkit.backends.setting import Backend
 from rlkit.backends.torch_private import hooks_present
 from rlkit.utils.nn import activation_class
 
@@ -79,6 +79,18 @@ class HandWrittenKernel:
         """Whether the hand-written kernel covers this stack (ReLU hidden layers)."""
         return self._relu
 
+    def kernel_status(self, backend: Backend) -> tuple[str, str | None]:
+        """What this stack runs on ``backend`` and, where the kernel does not apply, why."""
+        if not backend.kernels:
+            return "nn.Module + autograd", None
+        if not self._relu:
+            return "nn.Module + autograd", "the kernel covers ReLU stacks"
+        reason = plain_cpu_float32(self)  # type: ignore[arg-type]
+        if reason is not None:
+            return "nn.Module + autograd", reason
+        small = "; NumPy for acting batches <= 16" if isinstance(self, DenseStack) else ""
+        return f"fused MLP kernel (one autograd node){small}", None
+
     def layer_parameters(self) -> list[Tensor]:
         """``[w0, b0, w1, b1, ...]`` in layer order (stacked over members for ensembles)."""
         params: list[Tensor] = []
@@ -96,7 +108,7 @@ class DenseStack(HandWrittenKernel, nn.Module):
     initialisation, what Stable-Baselines3 and CleanRL use for DQN, DDPG, TD3 and SAC), with a
     forward that calls the linear kernels directly (the per-module call overhead is a noticeable
     share of a small network's update on CPU); ReLU stacks take the ``fast`` backend's kernel
-    where it applies (see the module doc).
+    where it applies (see the module doc), and otherwise call their layers as modules.
     """
 
     def __init__(
@@ -115,10 +127,9 @@ class DenseStack(HandWrittenKernel, nn.Module):
             if numpy_eligible(x):
                 return torch.from_numpy(self.numpy_forward(x.numpy()))
             return fused_mlp("linear", x, self.layer_parameters())
-        last = len(self.layers) - 1
+        last = len(self.layers) - 1  # plain module calls: their hooks run
         for i, layer in enumerate(self.layers):
-            assert isinstance(layer, nn.Linear)
-            x = F.linear(x, layer.weight, layer.bias)
+            x = layer(x)
             if i < last:
                 x = self.activation(x)
         return x
@@ -259,13 +270,9 @@ class EnsembleMLP(HandWrittenKernel, nn.Module):
                     weight, bias = weight.detach(), bias.detach()
                 params += [weight, bias]
             return fused_mlp("ensemble", x, params)
-        last = len(self.layers) - 1
+        last = len(self.layers) - 1  # plain module calls: their hooks run
         for i, layer in enumerate(self.layers):
-            assert isinstance(layer, EnsembleLinear)
-            if self._relu:
-                x = layer.forward(x, detach_params, members, relu=i < last)
-                continue
-            x = layer.forward(x, detach_params, members)
+            x = layer(x, detach_params, members)
             if i < last:
                 x = self.activation(x)
         return x

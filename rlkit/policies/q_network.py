@@ -104,10 +104,9 @@ class QNetwork(QPolicy):
             self.value_head = mlp_head(width, stream, 1, activation)
 
     def q_values(self, obs: Obs) -> Tensor:
-        # own submodules are called through forward(): no hooks to run, less call overhead
-        hidden = self.trunk.forward(self.encoder(obs))
-        q: Tensor = self.head.forward(hidden)
+        hidden = self.trunk(self.encoder(obs))
+        q: Tensor = self.head(hidden)
         if self.value_head is None:
             return q
-        value: Tensor = self.value_head.forward(hidden)
+        value: Tensor = self.value_head(hidden)
         return value + q - q.mean(-1, keepdim=True)

@@ -26,6 +26,7 @@ from gymnasium import spaces
 from torch import Tensor, nn
 
 from rlkit.backends import kernels_active, overridden
+from rlkit.backends.setting import Backend
 from rlkit.backends.squash_kernel import squash_backward, squash_forward, squash_sample
 from rlkit.backends.torch_private import hooks_present
 from rlkit.configurable import build_primitive
@@ -131,7 +132,7 @@ class OffPolicyActorCritic(Policy, ABC):
             if actions is None:
                 raise ValueError(f"{type(self).__name__}.q_values needs actions")
             features = torch.cat([features, actions], dim=-1)
-        q = self.critic.forward(features, detach_params, members)
+        q = self.critic(features, detach_params, members)
         return q.squeeze(-1) if self.critic_out_dim() == 1 else q
 
     def actor_modules(self) -> list[nn.Module]:
@@ -250,7 +251,7 @@ class DeterministicActorCritic(ContinuousActorCritic):
 
     def actor_action(self, features: Tensor) -> Tensor:
         """The actor's normalised action ``[B, A]`` in ``[-1, 1]`` (``tanh`` of its output)."""
-        return torch.tanh(self.actor.forward(features))
+        return torch.tanh(self.actor(features))
 
     def forward(self, obs: Obs) -> Tensor:
         return self.to_env(self.actor_action(self.features(obs)))
@@ -310,7 +311,7 @@ class SquashedGaussianActorCritic(ContinuousActorCritic):
 
     def action_distribution(self, features: Tensor) -> SquashedNormalDist:
         """The actor's distribution over normalised actions."""
-        return self.distribution(self.actor.forward(features))
+        return self.distribution(self.actor(features))
 
     def sample_with_log_prob(
         self, features: Tensor, generator: torch.Generator | None = None
@@ -322,7 +323,7 @@ class SquashedGaussianActorCritic(ContinuousActorCritic):
         run as one autograd node (:mod:`rlkit.backends.squash_kernel`).
         ``log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u))`` keeps it stable for large ``u``.
         """
-        head = self.actor.forward(features)
+        head = self.actor(features)
         dim = self.action_dim
         eps = torch.randn(
             (head.shape[0], dim), generator=generator, dtype=head.dtype, device=head.device
@@ -340,6 +341,12 @@ class SquashedGaussianActorCritic(ContinuousActorCritic):
         squash = (F.softplus(-2.0 * u) + u).mul(2.0).sub(log_std)
         log_prob = torch.addcmul(squash, eps, eps, value=-0.5).sum(-1) - self._log_prob_offset
         return action, log_prob
+
+    def kernel_status(self, backend: Backend) -> tuple[str, str | None]:
+        """What the tanh-Gaussian sampling runs on ``backend``."""
+        if not backend.kernels:
+            return "sampling: autograd", None
+        return "sampling: squash kernel (one autograd node)", None
 
     def squash(self, head_out: Tensor, eps: Tensor) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
         """:meth:`sample_with_log_prob` from the actor's output ``[B, 2A]`` and a given noise
@@ -374,7 +381,7 @@ class SquashedGaussianActorCritic(ContinuousActorCritic):
         state: PolicyState = None,
         episode_start: Tensor | None = None,
     ) -> tuple[Tensor, PolicyState]:
-        head = self.actor.forward(self.features(obs))
+        head = self.actor(self.features(obs))
         if numpy_eligible(head):
             return torch.from_numpy(self._act_numpy(head.numpy(), deterministic)), None
         dist = self.distribution(head)
@@ -473,7 +480,7 @@ class CategoricalActorCritic(OffPolicyActorCritic):
 
     def action_distribution(self, features: Tensor) -> CategoricalDist:
         """The actor's categorical over zero-based action indices."""
-        return CategoricalDist(self.actor.forward(features))
+        return CategoricalDist(self.actor(features))
 
     def forward(self, obs: Obs) -> Tensor:
         return self.distribution.postprocess(self.actor(self.features(obs)).argmax(-1))

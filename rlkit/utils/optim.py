@@ -134,6 +134,7 @@ def optimizer_step(optimizer: torch.optim.Optimizer) -> None:
 
     if (
         isinstance(optimizer, FlatAdam)
+        and optimizer.param_groups[0].get("fused")  # (plain Adam, e.g. reference: public step)
         and not overridden(optimizer, FlatAdam, "step")
         and not optimizer_hooks_present(optimizer)
         and fused_adam_step(optimizer)
@@ -143,14 +144,19 @@ def optimizer_step(optimizer: torch.optim.Optimizer) -> None:
 
 
 def set_fused(optimizer: torch.optim.Optimizer, fused: bool) -> None:
-    """Switch an Adam-family optimizer between its fused kernel and plain arithmetic (the
-    state layout is the same); other optimizers are left alone."""
+    """Switch an Adam optimizer between its fused kernel (where its parameters support one)
+    and plain arithmetic; the state layout is the same. Other optimizers are left alone."""
+    if not isinstance(optimizer, torch.optim.Adam):
+        return
     for group in optimizer.param_groups:
-        if "fused" in group and "foreach" in group:
-            group["fused"] = bool(fused)
-            group["foreach"] = False
+        supported = all(
+            p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in group["params"]
+        )
+        group["fused"] = bool(fused) and supported
+        group["foreach"] = None if group["fused"] else False  # (as FlatAdam builds them)
 
 
+@torch.compiler.disable
 def clip_grad_norm_(grad: Tensor, max_norm: float) -> Tensor:
     """Scale one gradient buffer so its 2-norm is at most ``max_norm`` (as
     ``torch.nn.utils.clip_grad_norm_``: coefficient ``max_norm / (norm + 1e-6)``, capped at 1).
