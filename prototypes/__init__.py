@@ -1,6 +1,7 @@
 """Training-loop skeletons (prototypes) that own the loop and call the primitives."""
 
 from .base import AGENTS, Agent, AgentConfig, load_agent
+from .callbacks import Callback, Evaluate
 from .distributed import DistributedAgent, DistributedConfig
 from .off_policy import FlatOptimizer, OffPolicyAgent, OffPolicyConfig, TargetNetwork
 from .on_policy import OnPolicyAgent, OnPolicyConfig
@@ -9,8 +10,10 @@ __all__ = [
     "AGENTS",
     "Agent",
     "AgentConfig",
+    "Callback",
     "DistributedAgent",
     "DistributedConfig",
+    "Evaluate",
     "FlatOptimizer",
     "OffPolicyAgent",
     "OffPolicyConfig",

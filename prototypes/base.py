@@ -56,6 +56,7 @@ from rlkit.utils.seeding import seed_everything
 from rlkit.utils.tensors import obs_to_tensor
 
 from . import building, checkpointing, evaluation, trainer
+from .callbacks import CallbackLike, as_callbacks
 from .state import FlatOptimizer, StateRegistry, StateValue, TargetNetwork
 
 log = logging.getLogger("rlkit")
@@ -489,12 +490,16 @@ class Agent(ABC):
         checkpoint_every: int | None = None,
         tensorboard: bool = True,
         wandb: Mapping[str, Any] | None = None,
+        callbacks: CallbackLike | Sequence[CallbackLike] | None = None,
     ) -> A:
         """Train until :attr:`global_step` reaches ``total_steps`` (a total, so resumed runs
-        continue to the same target).
+        continue to the same target) or a callback stops it.
 
         With ``run_dir`` set, writes ``progress.csv``, TensorBoard scalars and, every
-        ``checkpoint_every`` env steps, a checkpoint to ``run_dir/checkpoint``.
+        ``checkpoint_every`` env steps, a checkpoint to ``run_dir/checkpoint``. ``callbacks``
+        (:class:`~rlkit.prototypes.callbacks.Callback` objects or functions ``(agent, metrics)``)
+        run after every iteration; e.g. ``Evaluate(every=10_000, stop_at=475)`` evaluates on a
+        copy of the env and stops at a score.
         """
         if total_steps <= self.global_step:
             log.warning(
@@ -505,10 +510,18 @@ class Agent(ABC):
             return self
         if checkpoint_every is not None and checkpoint_every <= 0:
             raise ValueError(f"train: checkpoint_every must be > 0 or None, got {checkpoint_every}")
+        hooks = as_callbacks(callbacks)
         self._target_steps = int(total_steps)
         with runtime.num_threads(self.config.num_threads), use(self.backend):
             trainer.run_training(
-                self, total_steps, run_dir, progress_bar, checkpoint_every, tensorboard, wandb
+                self,
+                total_steps,
+                run_dir,
+                progress_bar,
+                checkpoint_every,
+                tensorboard,
+                wandb,
+                hooks,
             )
         return self
 

@@ -23,7 +23,7 @@ import pickle
 import time
 import weakref
 from abc import abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -53,6 +53,7 @@ from rlkit.utils.optim import clip_grad_norm_, flatten_parameters, optimizer_ste
 from rlkit.utils.tensors import obs_map
 
 from .base import Agent, AgentConfig
+from .callbacks import CallbackLike
 from .learning import PolicyEvaluation, evaluate_actions
 from .state import FlatOptimizer
 
@@ -386,11 +387,12 @@ class DistributedAgent(Agent):
         checkpoint_every: int | None = None,
         tensorboard: bool = True,
         wandb: Mapping[str, Any] | None = None,
+        callbacks: CallbackLike | Sequence[CallbackLike] | None = None,
     ) -> D:
         """As :meth:`Agent.train`; the actors are stopped when training ends or raises."""
         try:
             return super().train(
-                total_steps, run_dir, progress_bar, checkpoint_every, tensorboard, wandb
+                total_steps, run_dir, progress_bar, checkpoint_every, tensorboard, wandb, callbacks
             )
         finally:
             self.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +14,7 @@ from rlkit.logging import Logger, ProgressBar
 
 if TYPE_CHECKING:
     from .base import Agent
+    from .callbacks import Callback
 
 log = logging.getLogger("rlkit")
 
@@ -26,6 +27,7 @@ def run_training(
     checkpoint_every: int | None = None,
     tensorboard: bool = True,
     wandb: Mapping[str, Any] | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> None:
     """Call ``agent.iteration()`` until ``agent.global_step`` reaches ``total_steps``.
 
@@ -41,11 +43,18 @@ def run_training(
     bar = ProgressBar(total_steps, agent.global_step, progress_bar, type(agent).__name__)
     next_checkpoint = agent.global_step + checkpoint_every if checkpoint_every and run_dir else None
     start_step, start_time = agent.global_step, time.perf_counter()
+    started: list[Callback] = []
     try:
-        while agent.global_step < total_steps:
+        for callback in callbacks:
+            callback.on_train_start(agent)
+            started.append(callback)
+        stop = False
+        while agent.global_step < total_steps and not stop:
             before = agent.global_step
-            metrics = agent.iteration()
+            metrics = dict(agent.iteration())
             agent.backend_report.log_once()
+            # every callback sees every iteration, even after an earlier one asked to stop
+            stop = any([callback.on_iteration(agent, metrics) for callback in callbacks])
             elapsed = time.perf_counter() - start_time
             sps = (agent.global_step - start_step) / max(elapsed, 1e-9)
             ret = agent.episodes.return_mean
@@ -65,7 +74,11 @@ def run_training(
                 assert run_dir is not None and checkpoint_every is not None
                 agent.save(Path(run_dir) / "checkpoint", overwrite=True)
                 next_checkpoint += checkpoint_every
+        if stop:
+            log.info("train: stopped by a callback at step %d", agent.global_step)
     finally:
+        for callback in reversed(started):
+            callback.on_train_end(agent)
         bar.close()
         if logger is not None:
             logger.close()

@@ -35,7 +35,7 @@ from rlkit.distributed import (
 from rlkit.encoders import MLP
 from rlkit.envs import make_vec_env
 from rlkit.policies import ActorCritic
-from rlkit.prototypes import DistributedAgent, load_agent
+from rlkit.prototypes import DistributedAgent, Evaluate, load_agent
 from rlkit.rewards.base import IntrinsicReward, TransitionBatch
 
 #: small runs on the CPU (tests pass CPU tensors to the learner and compare runs bit for bit)
@@ -172,26 +172,34 @@ def impala_cartpole(seed: int) -> dict[str, float]:
 
 
 def appo_cartpole(seed: int) -> dict[str, float]:
+    """Up to 100k steps, evaluating 20 deterministic episodes every 10k; stops at >= 475."""
     num_envs, hyper = _preset("appo")
     env = make_vec_env("CartPole-v1", num_envs=num_envs, seed=seed)
-    agent = APPO(env, seed=seed, **hyper).train(100_000, progress_bar=False)
-    return agent.evaluate(episodes=20)
+    evaluations = Evaluate(every=10_000, episodes=20, stop_at=475)
+    APPO(env, seed=seed, **hyper).train(100_000, progress_bar=False, callbacks=evaluations)
+    assert evaluations.best is not None
+    reached = evaluations.reached_at
+    return {"best": evaluations.best, "reached_at": float(reached if reached is not None else -1)}
 
 
 @pytest.mark.learning
 def test_impala_learns_cartpole_local_backend() -> None:
     """2 in-process actors x 8 envs, sync, the preset; 100k steps (~10 s on 2 cores).
-    Seeds 0-2 reach 441-466; a random policy scores ~22. Threshold: 20-episode mean >= 400."""
+    Seeds 0-4 (env seeded like the agent) reach 441-473 (``python benchmarks/learning_seeds.py
+    impala_cartpole``); a random policy scores ~22. Threshold: 20-episode mean >= 400."""
     result = impala_cartpole(0)
     assert result["return_mean"] >= 400, result
 
 
 @pytest.mark.learning
 def test_appo_learns_cartpole_local_backend() -> None:
-    """APPO preset (4 epochs x 4 minibatches per batch), 100k steps (~20 s); seeds 0-2 reach
-    500. Threshold: 20-episode mean >= 475."""
+    """APPO preset (4 epochs x 4 minibatches per batch) reaches a 20-episode deterministic mean
+    >= 475 at a 10k-step evaluation within 100k steps (time to a score; the return at 100k is
+    bimodal across seeds: seed 1 scored 181 there, the other seeds 0-4 500).
+    Validated on an Intel Xeon (AVX-512), seeds 0-9: 10 of 10 reach it, at 10k-40k steps
+    (``python benchmarks/learning_seeds.py appo_cartpole --seeds 0-9``)."""
     result = appo_cartpole(0)
-    assert result["return_mean"] >= 475, result
+    assert result["best"] >= 475 and result["reached_at"] > 0, result
 
 
 # --------------------------------------------------------------------------- modes

@@ -5,10 +5,10 @@ rlkit/PixelPointMass-v0 (9x24x24 uint8 frame stacks, Box(-1, 1, (2,)) velocity a
 (std 23 per episode), steering straight at the target about -4.4. With the shipped preset
 (``rlkit/presets/drqv2.yaml``: DrQ-v2 with 256-unit layers, batch 64, lr 1e-3, gamma 0.9,
 n-step 3, RandomShift pad 2, 8000 env steps = 3500 updates) the 20-episode mean return after
-training is -9 to -21 over seeds 0-2 (seed 0, tested here: about -10; a random policy -47 on
-the same evaluation seeds). We require >= -25 and at least 20 above the random policy's return
-measured here. Wall time: ~2 minutes on a 2-core CPU shared with other jobs (one torch
-thread); about 80 % of it is the updates' convolutions.
+training is -11 to -21 over seeds 0-4 (``python benchmarks/learning_seeds.py drqv2_point_mass``;
+seed 0, tested here: about -11; a random policy -47 on the same evaluation seeds). We require
+>= -25 and at least 20 above the random policy's return measured here. Wall time: ~70 s on a
+2-core CPU (one torch thread); about 80 % of it is the updates' convolutions.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import pytest
 from rlkit.agents import A2C, PPO
 from rlkit.config.presets import load_preset
 from rlkit.envs import make_vec_env
+from rlkit.prototypes import Evaluate, OnPolicyAgent
 
 pytestmark = pytest.mark.learning
 
@@ -18,18 +19,25 @@ def _preset(algo: str, env_id: str) -> tuple[int, dict]:
     return num_envs, settings
 
 
-def ppo_cartpole(seed: int) -> dict[str, float]:
-    num_envs, hyper = _preset("ppo", "CartPole-v1")
+def _cartpole_time_to_score(algo: type[OnPolicyAgent], seed: int) -> dict[str, float]:
+    """Train on the preset for up to 100k steps, evaluating the deterministic policy on 20
+    episodes every 10k steps; stop at the first evaluation >= 475. Returns the best evaluation
+    and the step it was first reached at (-1 if never)."""
+    num_envs, hyper = _preset(algo.__name__.lower(), "CartPole-v1")
     env = make_vec_env("CartPole-v1", num_envs=num_envs, seed=seed)
-    agent = PPO(env, seed=seed, **hyper).train(100_000, progress_bar=False)
-    assert agent.global_step <= 100_000 + num_envs * hyper["num_steps"]
-    return agent.evaluate(episodes=20)
+    evaluations = Evaluate(every=10_000, episodes=20, stop_at=475)
+    algo(env, seed=seed, **hyper).train(100_000, progress_bar=False, callbacks=evaluations)
+    assert evaluations.best is not None
+    reached = evaluations.reached_at
+    return {"best": evaluations.best, "reached_at": float(reached if reached is not None else -1)}
+
+
+def ppo_cartpole(seed: int) -> dict[str, float]:
+    return _cartpole_time_to_score(PPO, seed)
 
 
 def a2c_cartpole(seed: int) -> dict[str, float]:
-    num_envs, hyper = _preset("a2c", "CartPole-v1")
-    env = make_vec_env("CartPole-v1", num_envs=num_envs, seed=seed)
-    return A2C(env, seed=seed, **hyper).train(100_000, progress_bar=False).evaluate(episodes=20)
+    return _cartpole_time_to_score(A2C, seed)
 
 
 def ppo_pendulum(seed: int) -> dict[str, float]:
@@ -39,19 +47,26 @@ def ppo_pendulum(seed: int) -> dict[str, float]:
 
 
 def test_ppo_solves_cartpole_within_100k_steps() -> None:
-    """The zoo preset; we require a 20-episode mean >= 475 (a random policy scores ~22).
-    Validated with ``python benchmarks/learning_seeds.py ppo_cartpole``: see SWEEPS below."""
+    """The zoo preset reaches a 20-episode deterministic mean >= 475 (a random policy scores
+    ~22) at one of the 10k-step evaluations within 100k steps: time to a score, the criterion
+    that holds across seeds. The return at one fixed step does not: PPO on CartPole can
+    collapse and recover between evaluations (seed 1 scored 500 at 70-90k and 66 at 100k).
+    Validated on an Intel Xeon (AVX-512), fast backend, seeds 0-9: 10 of 10 reach it, at
+    10k-70k steps (median 20k; ``python benchmarks/learning_seeds.py ppo_cartpole --seeds 0-9``);
+    the trajectories of seeds 1, 4 and 7 equal those of the previous (fused-loss) release."""
     result = ppo_cartpole(0)
-    assert result["episodes"] == 20
-    assert result["return_mean"] >= 475, result
+    assert result["best"] >= 475 and result["reached_at"] > 0, result
 
 
-def test_a2c_learns_cartpole() -> None:
-    """A2C takes one full-batch gradient step per 5-step rollout, so it is much noisier and
-    slower than PPO (the tuned zoo budget is 500k steps). Within 100k steps a learning agent is
-    far above a random policy (~22); we require a 20-episode mean >= 150."""
+def test_a2c_solves_cartpole_within_100k_steps() -> None:
+    """A2C (one full-batch gradient step per 5-step rollout) on the zoo preset is noisier than
+    PPO and oscillates more (its tuned budget is 500k steps), but it too reaches a 20-episode
+    deterministic mean >= 475 at a 10k-step evaluation within 100k steps.
+    Validated on an Intel Xeon (AVX-512), fast backend, seeds 0-9: 10 of 10 reach it, at
+    10k-80k steps (``python benchmarks/learning_seeds.py a2c_cartpole --seeds 0-9``); the return
+    at 100k alone ranged 71-500 over the same seeds."""
     result = a2c_cartpole(0)
-    assert result["return_mean"] >= 150, result
+    assert result["best"] >= 475 and result["reached_at"] > 0, result
 
 
 def test_ppo_learns_pendulum() -> None:
