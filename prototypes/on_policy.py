@@ -26,6 +26,7 @@ from rlkit.rewards.base import IntrinsicReward, TransitionBatch
 from rlkit.storages.base import Storage
 from rlkit.storages.rollout import RolloutBatch, RolloutStorage
 from rlkit.types import Obs
+from rlkit.utils.compiling import eager_only
 from rlkit.utils.optim import clip_grad_norm_, flatten_parameters, optimizer_step
 from rlkit.utils.tensors import obs_map, stack_obs
 
@@ -366,14 +367,14 @@ class OnPolicyAgent(Agent):
         loss.backward()
         return self.apply_gradients()
 
-    @torch.compiler.disable
+    @eager_only
     def zero_grad(self) -> None:
         """Zero the policy's gradient buffer (before a backward pass)."""
         grad = self.flat_params.grad
         assert grad is not None
         grad.zero_()
 
-    @torch.compiler.disable
+    @eager_only
     def apply_gradients(self) -> Tensor | None:
         """Optional global grad-norm clip and the optimizer step on the gradients now in
         :attr:`flat_params`; returns the norm before clipping when clipping is on."""

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from rlkit.utils.compiling import eager_only
 from rlkit.utils.optim import (
     FlatAdam,
     clip_grad_norm_,
@@ -83,14 +84,14 @@ class FlatOptimizer:
         group.flat, group.optimizer, group.max_grad_norm = flat, optimizer, max_grad_norm
         return group
 
-    @torch.compiler.disable
+    @eager_only
     def zero_grad(self) -> None:
         """Zero the flat gradient buffer (keeping the per-parameter views)."""
         grad = self.flat.grad
         assert grad is not None
         grad.zero_()
 
-    @torch.compiler.disable
+    @eager_only
     def clip(self) -> Tensor | None:
         """Clip the gradient to ``max_grad_norm`` (if set); returns the norm before clipping."""
         if self.max_grad_norm is None:
@@ -99,7 +100,7 @@ class FlatOptimizer:
         assert grad is not None
         return clip_grad_norm_(grad, self.max_grad_norm)
 
-    @torch.compiler.disable
+    @eager_only
     def step(self, loss: Any) -> None:
         """Backpropagate ``loss`` (a :class:`~rlkit.losses.Loss` or a tensor) into this buffer
         only (after zeroing it), clip and take one optimizer step."""

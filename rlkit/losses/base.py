@@ -46,6 +46,7 @@ from rlkit.backends.setting import closed_form_active
 from rlkit.backends.torch_private import own_hooks_present
 from rlkit.configurable import Configurable
 from rlkit.registry import Registry
+from rlkit.utils.compiling import eager_only
 
 #: a term's inputs: names to tensors (or other objects, e.g. distributions).
 Inputs = Mapping[str, Any]
@@ -216,7 +217,7 @@ class Loss:
             self._total = self._total()
         return self._total
 
-    @torch.compiler.disable
+    @eager_only
     def backward(self) -> None:
         """Accumulate the total's gradient into ``.grad`` (once per loss; outside any compiled
         region: the backward pass itself is the compiled graph's)."""

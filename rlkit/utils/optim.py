@@ -9,6 +9,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .compiling import eager_only
+
 #: id(parameter) -> (parameter, its flat buffer, offset), weakly, for parameters laid out by
 #: flatten_parameters (tensors compare elementwise, so they cannot key a WeakKeyDictionary).
 _FLAT_VIEWS: dict[int, tuple[weakref.ref[Tensor], weakref.ref[nn.Parameter], int]] = {}
@@ -124,7 +126,7 @@ class FlatAdam(torch.optim.Adam):
         return super().step(closure)
 
 
-@torch.compiler.disable
+@eager_only
 def optimizer_step(optimizer: torch.optim.Optimizer) -> None:
     """``optimizer.step()``; a :class:`FlatAdam` (whose ``step`` no subclass changed) with no
     step hooks registered calls its fused kernel directly, skipping torch's per-call profiling
@@ -156,7 +158,7 @@ def set_fused(optimizer: torch.optim.Optimizer, fused: bool) -> None:
         group["foreach"] = None if group["fused"] else False  # (as FlatAdam builds them)
 
 
-@torch.compiler.disable
+@eager_only
 def clip_grad_norm_(grad: Tensor, max_norm: float) -> Tensor:
     """Scale one gradient buffer so its 2-norm is at most ``max_norm`` (as
     ``torch.nn.utils.clip_grad_norm_``: coefficient ``max_norm / (norm + 1e-6)``, capped at 1).
