@@ -124,3 +124,39 @@ def test_relu_backward_probe_fails_without_the_op(monkeypatch: pytest.MonkeyPatc
         assert not torch_private.threshold_backward_works()
     finally:
         torch_private.threshold_backward_works.cache_clear()
+
+
+PROBES = (
+    "hook_inspection_works",
+    "optimizer_hook_inspection_works",
+    "fused_adam_works",
+    "threshold_backward_works",
+)
+
+
+@pytest.mark.parametrize("name", PROBES)
+def test_probes_draw_nothing_from_the_global_rng(name: str) -> None:
+    """A probe runs lazily, mid-training: drawing from torch's global generator there would
+    make the first seeded run of a process differ from every later one."""
+    probe = getattr(torch_private, name)
+    probe.cache_clear()
+    try:
+        before = torch.get_rng_state()
+        probe()
+        assert torch.equal(torch.get_rng_state(), before)
+    finally:
+        probe.cache_clear()
+
+
+def test_first_fast_run_of_a_process_equals_the_next() -> None:
+    from rlkit.agents import PPO
+    from rlkit.envs import make_vec_env
+
+    def run() -> torch.Tensor:
+        env = make_vec_env("CartPole-v1", num_envs=2, seed=0)
+        agent = PPO(env, seed=0, num_steps=32, batch_size=32, num_epochs=2, device="cpu")
+        return agent.train(128, progress_bar=False).flat_params.detach().clone()
+
+    for name in PROBES:
+        getattr(torch_private, name).cache_clear()
+    torch.testing.assert_close(run(), run(), rtol=0, atol=0)

@@ -420,7 +420,7 @@ def _numpy_views(inputs: Inputs, keys: Sequence[str]) -> dict[str, Any]:
     for key in keys:
         value = inputs.get(key)
         if isinstance(value, Tensor):
-            if value.device.type == "cpu" and not value.requires_grad:
+            if value.is_cpu and not value.requires_grad:
                 out[key] = value.numpy()
         elif value is not None:
             out[key] = value

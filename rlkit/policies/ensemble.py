@@ -44,7 +44,7 @@ def numpy_eligible(x: Tensor) -> bool:
         return False
     return (
         not torch.is_grad_enabled()
-        and x.device.type == "cpu"
+        and x.is_cpu
         and x.dtype == torch.float32
         and x.dim() == 2
         and x.shape[0] <= NUMPY_MAX_BATCH
@@ -57,12 +57,16 @@ def kernel_applies(module: nn.Module, x: Tensor, relu: bool) -> bool:
     or parametrization would be skipped."""
     if not (relu and kernels_active()):
         return False
-    weight = next(module.parameters())
+    weight: Tensor
+    if isinstance(module, HandWrittenKernel):
+        weight = module.layers[0].weight  # type: ignore[assignment]
+    else:
+        weight = next(module.parameters())
     return (
         x.dtype == torch.float32
-        and x.device.type == "cpu"
+        and x.is_cpu
         and weight.dtype == torch.float32
-        and weight.device.type == "cpu"
+        and weight.is_cpu
         and not hooks_present(module)
     )
 

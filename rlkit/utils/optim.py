@@ -9,6 +9,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from rlkit.backends import optim_kernel
+from rlkit.backends.capability import overridden
+from rlkit.backends.setting import kernels_active
+from rlkit.backends.torch_private import fused_adam_step, optimizer_hooks_present
+
 from .compiling import eager_only
 
 #: id(parameter) -> (parameter, its flat buffer, offset), weakly, for parameters laid out by
@@ -119,8 +124,6 @@ class FlatAdam(torch.optim.Adam):
         """One Adam step: the fused kernel called directly where that is exactly the public
         fused step (:func:`rlkit.backends.torch_private.fused_adam_step`), else
         ``torch.optim.Adam.step``."""
-        from rlkit.backends.torch_private import fused_adam_step
-
         if closure is None and fused_adam_step(self):
             return None
         return super().step(closure)
@@ -131,13 +134,10 @@ def optimizer_step(optimizer: torch.optim.Optimizer) -> None:
     """``optimizer.step()``; a :class:`FlatAdam` (whose ``step`` no subclass changed) with no
     step hooks registered calls its fused kernel directly, skipping torch's per-call profiling
     wrapper (~40 us in an update loop, more than the step itself)."""
-    from rlkit.backends.capability import overridden
-    from rlkit.backends.torch_private import fused_adam_step, optimizer_hooks_present
-
     if (
         isinstance(optimizer, FlatAdam)
         and optimizer.param_groups[0].get("fused")  # (plain Adam, e.g. reference: public step)
-        and not overridden(optimizer, FlatAdam, "step")
+        and not overridden(optimizer, FlatAdam, "step")  # (a subclass's own step runs)
         and not optimizer_hooks_present(optimizer)
         and fused_adam_step(optimizer)
     ):
@@ -164,9 +164,12 @@ def clip_grad_norm_(grad: Tensor, max_norm: float) -> Tensor:
     ``torch.nn.utils.clip_grad_norm_``: coefficient ``max_norm / (norm + 1e-6)``, capped at 1).
     Returns the norm before clipping.
 
-    On the CPU the coefficient is computed as a Python float and the buffer is only touched
-    when it is below 1 (reading the norm costs no device sync there); elsewhere the clamp stays
-    on the device."""
+    On the ``fast`` backend a float32 CPU buffer is clipped in NumPy
+    (:mod:`rlkit.backends.optim_kernel`). Otherwise, on the CPU the coefficient is computed as a
+    Python float and the buffer is only touched when it is below 1 (reading the norm costs no
+    device sync there); elsewhere the clamp stays on the device."""
+    if kernels_active() and optim_kernel.applies(grad):
+        return optim_kernel.clip_grad_norm_numpy(grad, max_norm)
     norm = torch.linalg.vector_norm(grad)
     if grad.device.type == "cpu":
         coef = max_norm / (float(norm) + 1e-6)
