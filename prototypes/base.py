@@ -84,6 +84,9 @@ class AgentConfig:
     #: torch intra-op threads while this agent trains (restored afterwards); None leaves
     #: torch's setting alone. See rlkit.runtime for the measured default of the CLI.
     num_threads: int | None = None
+    #: flush denormal floats to zero on the training thread while this agent trains (restored
+    #: afterwards): arithmetic on them is many times slower; see rlkit.runtime.flush_denormals.
+    flush_denormals: bool = True
     #: whiten non-image observations with running statistics (kept in the checkpoint).
     normalize_obs: bool = False
     #: clip whitened observations to +-clip_obs.
@@ -512,7 +515,12 @@ class Agent(ABC):
             raise ValueError(f"train: checkpoint_every must be > 0 or None, got {checkpoint_every}")
         hooks = as_callbacks(callbacks)
         self._target_steps = int(total_steps)
-        with runtime.num_threads(self.config.num_threads), use(self.backend):
+        cfg = self.config
+        with (
+            runtime.num_threads(cfg.num_threads),
+            runtime.flush_denormals(cfg.flush_denormals),
+            use(self.backend),
+        ):
             trainer.run_training(
                 self,
                 total_steps,
