@@ -8,6 +8,7 @@ round, before that round's 128 gradient steps, which is rlkit's interval of 128 
 
     python benchmarks/dqn_cartpole_vs_sb3.py                    # ~3 minutes on 2 cores
     python benchmarks/dqn_cartpole_vs_sb3.py --seeds 0 1 2 --json dqn.json
+    python benchmarks/dqn_cartpole_vs_sb3.py --compute reference   # rlkit on plain autograd
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ppo_cartpole_vs_sb3 import RunResult, _import_sb3
 from sac_pendulum_vs_sb3 import (
     BenchmarkSpec,
     _rlkit_hyper,
+    rlkit_backend_options,
     run_main,
     timed_rlkit_run,
     timed_sb3_run,
@@ -55,7 +57,13 @@ def train_rlkit(seed: int, steps: int, threads: int, repeat: int, order: int) ->
     """Build, train (timed) and evaluate rlkit DQN."""
     torch.set_num_threads(threads)
     env = make_vec_env(ENV_ID, num_envs=1, seed=seed)
-    agent = DQN(env, seed=seed, num_threads=threads, **_rlkit_hyper(HYPERPARAMETERS))
+    agent = DQN(
+        env,
+        seed=seed,
+        num_threads=threads,
+        **rlkit_backend_options(),
+        **_rlkit_hyper(HYPERPARAMETERS),
+    )
     return timed_rlkit_run(agent, seed, steps, repeat, order)
 
 
@@ -95,6 +103,8 @@ SPEC = BenchmarkSpec(
     name="DQN",
     env_id=ENV_ID,
     default_steps=50_000,
+    threshold=475.0,
+    eval_every=5_000,
     hyperparameters=HYPERPARAMETERS,
     setup_lines=[
         "1 env, rl-baselines3-zoo's CartPole setting: lr 2.3e-3, batch 64, 1000 warm-up",

@@ -2,10 +2,13 @@
 
 Both libraries train in the same process with the same hyperparameters, thread count and
 device; runs alternate (rlkit, sb3, sb3, rlkit, ...) so machine noise hits both alike.
-Every timing is printed next to its peer figure (the SB3 run or raw env stepping).
+Every timing is printed next to its peer figure (the SB3 run or raw env stepping). Both
+libraries also evaluate every ``--eval-every`` env steps during training (evaluation time taken
+out of every timing), which gives the training time to a score threshold beside steps/s.
 
     python benchmarks/ppo_cartpole_vs_sb3.py                    # about a minute on 2 cores
     python benchmarks/ppo_cartpole_vs_sb3.py --seeds 0 1 2 --repeats 2 --json bench.json
+    python benchmarks/ppo_cartpole_vs_sb3.py --compute reference   # rlkit on plain autograd
 
 Stable-Baselines3 is the optional ``bench`` extra: ``pip install -e ".[bench]"``.
 """
@@ -15,11 +18,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +35,19 @@ import torch
 import rlkit
 from rlkit.agents import PPO
 from rlkit.envs import make_vec_env
+from rlkit.prototypes import Evaluate
 
 ENV_ID = "CartPole-v1"
 NUM_ENVS = 8
 EVAL_EPISODES = 20
 #: train seed + this = evaluation seed (rlkit's ``evaluate`` default; used for SB3 too).
 EVAL_SEED_OFFSET = 10_000
+#: rlkit compute backends and torch.compile backends (``--compute``, ``--compiler``).
+COMPUTE_CHOICES = ("fast", "reference", "compile")
+COMPILER_CHOICES = ("inductor", "aot_eager", "eager")
+#: default score threshold and evaluation interval of this benchmark (10 evaluations per run).
+THRESHOLD = 475.0
+EVAL_EVERY = 10_000
 
 #: identical PPO hyperparameters, named as in rlkit (SB3 names in :func:`train_sb3`).
 HYPERPARAMETERS: dict[str, Any] = {
@@ -76,8 +88,164 @@ class RunResult:
     #: seconds of the training call spent collecting rollouts and in the gradient updates.
     rollout_s: float = 0.0
     update_s: float = 0.0
-    #: rlkit only: whether its fused CPU kernels ran (None for SB3).
-    fused: bool | None = None
+    #: rlkit only (None for SB3): the compute backend's name and its report's lines, one per
+    #: component ("component: implementation (fallback: why)").
+    backend: str | None = None
+    backend_report: list[str] | None = None
+    #: seconds spent in intermediate evaluations during the training call (not in train_s).
+    eval_s: float = 0.0
+    #: intermediate evaluations: step, train_s (training seconds before it, evaluations
+    #: excluded), return_mean, return_std.
+    evals: list[dict[str, float]] = dataclasses.field(default_factory=list)
+    #: the first intermediate evaluation with return_mean >= threshold: its env step and
+    #: training seconds (evaluations excluded); None if not reached (or not evaluated).
+    threshold_step: int | None = None
+    threshold_s: float | None = None
+
+
+# ----------------------------------------------------------------- evaluation during training
+@dataclasses.dataclass
+class EvalLog:
+    """Intermediate evaluations of one training call, timed so that their wall time can be
+    taken out of the training time (``every=None``: no intermediate evaluation)."""
+
+    every: int | None
+    threshold: float
+    #: perf_counter() when the timed training call started (:meth:`start`).
+    t0: float = 0.0
+    #: seconds spent evaluating so far (building and closing eval envs included).
+    eval_s: float = 0.0
+    points: list[dict[str, float]] = dataclasses.field(default_factory=list)
+
+    def start(self) -> None:
+        """Call right before the timed training call."""
+        self.t0 = time.perf_counter()
+        self.eval_s = 0.0
+        self.points = []
+
+    def record(self, step: int, begin: float, end: float, result: dict[str, float]) -> None:
+        """One evaluation that ran from ``begin`` to ``end`` (perf_counter) at env ``step``."""
+        self.points.append(
+            {
+                "step": step,
+                "train_s": begin - self.t0 - self.eval_s,
+                "return_mean": float(result["return_mean"]),
+                "return_std": float(result["return_std"]),
+            }
+        )
+        self.eval_s += end - begin
+
+    def reached(self) -> tuple[int | None, float | None]:
+        """Env step and training seconds of the first evaluation at or above the threshold."""
+        for point in self.points:
+            if point["return_mean"] >= self.threshold:
+                return int(point["step"]), point["train_s"]
+        return None, None
+
+
+class TimedEvaluate(Evaluate):
+    """rlkit's :class:`~rlkit.prototypes.Evaluate` (20 deterministic episodes on a fixed env
+    copy seeded train seed + 10000, at iteration boundaries; training never stops), with the
+    time spent evaluating recorded in an :class:`EvalLog`."""
+
+    def __init__(self, log: EvalLog) -> None:
+        assert log.every is not None
+        super().__init__(every=log.every, episodes=EVAL_EPISODES)
+        self.log = log
+
+    def on_train_start(self, agent: Any) -> None:
+        begin = time.perf_counter()
+        super().on_train_start(agent)  # builds the evaluation env
+        self.log.eval_s += time.perf_counter() - begin
+
+    def on_iteration(self, agent: Any, metrics: dict[str, float]) -> bool:
+        begin = time.perf_counter()
+        done = len(self.history)
+        stop = super().on_iteration(agent, metrics)
+        if len(self.history) > done:
+            step, result = self.history[-1]
+            self.log.record(step, begin, time.perf_counter(), result)
+        return stop
+
+    def on_train_end(self, agent: Any) -> None:
+        begin = time.perf_counter()
+        super().on_train_end(agent)  # closes the evaluation env
+        self.log.eval_s += time.perf_counter() - begin
+
+
+def sb3_evaluator(
+    log: EvalLog, make_eval_env: Callable[[], Any], steps: int, iteration: int | None
+) -> Any:
+    """A Stable-Baselines3 callback doing what :class:`TimedEvaluate` does for rlkit: 20
+    deterministic episodes (``evaluate_policy``) on a fresh env from ``make_eval_env`` (seeded
+    train seed + 10000) once training passes each multiple of ``log.every`` env steps, at the
+    point that matches an rlkit iteration boundary, timed into ``log``.
+
+    ``iteration=None`` (on-policy): rlkit evaluates after a rollout's update, so SB3 does at
+    the start of the next rollout (after ``train()``) or at the end of training.
+    ``iteration=n`` (off-policy): rlkit's iterations end every ``n`` env steps (and at the
+    last step) with the updates of every completed ``train_freq`` round done; SB3 evaluates
+    at that env step in ``_on_step``, or, when a round ends at that step, after its
+    ``train()`` (start of the next rollout or end of training).
+    """
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.utils import should_collect_more_steps
+
+    assert log.every is not None
+    every = log.every
+
+    class TimedSB3Evaluate(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__(verbose=0)
+            self.next_step = every
+            self.pending = False
+
+        def _evaluate(self) -> None:
+            begin = time.perf_counter()
+            env = make_eval_env()
+            returns, _ = evaluate_policy(
+                self.model,
+                env,
+                n_eval_episodes=EVAL_EPISODES,
+                deterministic=True,
+                return_episode_rewards=True,
+            )
+            env.close()
+            result = {"return_mean": float(np.mean(returns)), "return_std": float(np.std(returns))}
+            step = int(self.model.num_timesteps)  # (self.num_timesteps updates in on_step only)
+            log.record(step, begin, time.perf_counter(), result)
+            self.next_step = (step // every + 1) * every
+            self.pending = False
+
+        def _due(self) -> bool:
+            if iteration is None:
+                return bool(self.model.num_timesteps >= self.next_step)
+            return self.pending
+
+        def _on_step(self) -> bool:
+            if iteration is None or self.pending or self.num_timesteps < self.next_step:
+                return True
+            if self.num_timesteps % iteration and self.num_timesteps < steps:
+                return True  # not where an rlkit iteration ends
+            loc = self.locals
+            if should_collect_more_steps(
+                loc["train_freq"], loc["num_collected_steps"], loc["num_collected_episodes"]
+            ):
+                self._evaluate()  # mid-round: no update is due at this step
+            else:
+                self.pending = True  # the round ends here: evaluate after its update
+            return True
+
+        def _on_rollout_start(self) -> None:
+            if self._due():
+                self._evaluate()
+
+        def _on_training_end(self) -> None:
+            if self._due():
+                self._evaluate()
+
+    return TimedSB3Evaluate()
 
 
 # --------------------------------------------------------------------------- helpers
@@ -108,33 +276,38 @@ def _time_method(obj: Any, name: str, totals: dict[str, float]) -> None:
     setattr(obj, name, timed)
 
 
-def _rlkit_agent(seed: int, threads: int, fused: bool = True) -> PPO:
-    """rlkit PPO on a fresh seeded CartPole vector env, with the shared hyperparameters.
-
-    ``fused=False`` forces rlkit's general autograd path instead of its fused CPU kernels
-    (same maths; shows what the kernels contribute)."""
+def _rlkit_agent(seed: int, threads: int, compute: str = "fast", compiler: str = "inductor") -> PPO:
+    """rlkit PPO on a fresh seeded CartPole vector env, with the shared hyperparameters, on
+    the ``compute`` backend ("fast": hand-written CPU kernels and closed-form loss
+    derivatives, "reference": plain nn.Module + autograd, "compile": torch.compile of the
+    update with ``compiler``; same maths)."""
     env = make_vec_env(ENV_ID, num_envs=NUM_ENVS, seed=seed)
     hp = {k: v for k, v in HYPERPARAMETERS.items() if k not in ("num_envs", "network")}
-    agent = PPO(env, seed=seed, num_threads=threads, **hp)
-    agent.use_fused_kernels = fused
-    return agent
+    return PPO(env, seed=seed, num_threads=threads, compute=compute, compiler=compiler, **hp)
 
 
-def train_rlkit(
-    seed: int, steps: int, threads: int, repeat: int, order: int, fused: bool = True
+def rlkit_run(
+    agent: Any,
+    seed: int,
+    steps: int,
+    repeat: int,
+    order: int,
+    log: EvalLog,
+    phase_names: tuple[str, str],
 ) -> RunResult:
-    """Build, train (timed) and evaluate rlkit PPO."""
-    torch.set_num_threads(threads)
-    agent = _rlkit_agent(seed, threads, fused)
+    """Train an rlkit agent (timed, split into ``phase_names``: collection and updates; the
+    intermediate evaluations of ``log`` taken out), then evaluate it (final return)."""
     phases: dict[str, float] = {}
-    _time_method(agent, "collect_rollout", phases)
-    _time_method(agent, "update", phases)
-    start = time.perf_counter()
-    agent.train(steps, progress_bar=False)
-    train_s = time.perf_counter() - start
-    used_threads = torch.get_num_threads()
+    for name in phase_names:
+        _time_method(agent, name, phases)
+    callbacks = TimedEvaluate(log) if log.every is not None else None
+    log.start()
+    agent.train(steps, progress_bar=False, callbacks=callbacks)
+    train_s = time.perf_counter() - log.t0 - log.eval_s
+    threads = torch.get_num_threads()
     result = agent.evaluate(episodes=EVAL_EPISODES)  # fresh env, seed + EVAL_SEED_OFFSET
     agent.env.close()
+    reached_step, reached_s = log.reached()
     return RunResult(
         "rlkit",
         seed,
@@ -145,19 +318,103 @@ def train_rlkit(
         agent.global_step / train_s,
         result["return_mean"],
         result["return_std"],
-        used_threads,
-        phases["collect_rollout"],
-        phases["update"],
-        agent.fused_kernel() is not None,
+        threads,
+        phases[phase_names[0]],
+        phases[phase_names[1]],
+        backend=agent.backend.name,
+        backend_report=[str(c) for c in agent.backend_report.choices],
+        eval_s=log.eval_s,
+        evals=list(log.points),
+        threshold_step=reached_step,
+        threshold_s=reached_s,
     )
 
 
-def train_sb3(seed: int, steps: int, threads: int, repeat: int, order: int) -> RunResult:
+def sb3_run(
+    model: Any,
+    make_eval_env: Callable[[], Any],
+    seed: int,
+    steps: int,
+    repeat: int,
+    order: int,
+    log: EvalLog,
+    iteration: int | None,
+) -> RunResult:
+    """Train a Stable-Baselines3 model (timed, split into collection and updates; the
+    intermediate evaluations of ``log`` taken out, see :func:`sb3_evaluator`), then evaluate
+    it (final return) on a fresh env from ``make_eval_env``."""
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    phases: dict[str, float] = {}
+    _time_method(model, "collect_rollouts", phases)
+    _time_method(model, "train", phases)
+    callback = sb3_evaluator(log, make_eval_env, steps, iteration) if log.every else None
+    log.start()
+    model.learn(total_timesteps=steps, progress_bar=False, callback=callback)
+    train_s = time.perf_counter() - log.t0 - log.eval_s
+    threads = torch.get_num_threads()
+    eval_env = make_eval_env()
+    returns, _ = evaluate_policy(
+        model,
+        eval_env,
+        n_eval_episodes=EVAL_EPISODES,
+        deterministic=True,
+        return_episode_rewards=True,
+    )
+    eval_env.close()
+    model.get_env().close()
+    reached_step, reached_s = log.reached()
+    return RunResult(
+        "sb3",
+        seed,
+        repeat,
+        order,
+        int(model.num_timesteps),
+        train_s,
+        model.num_timesteps / train_s,
+        float(np.mean(returns)),
+        float(np.std(returns)),
+        threads,
+        phases["collect_rollouts"],
+        phases["train"],
+        eval_s=log.eval_s,
+        evals=list(log.points),
+        threshold_step=reached_step,
+        threshold_s=reached_s,
+    )
+
+
+def train_rlkit(
+    seed: int,
+    steps: int,
+    threads: int,
+    repeat: int,
+    order: int,
+    compute: str = "fast",
+    compiler: str = "inductor",
+    eval_every: int | None = EVAL_EVERY,
+    threshold: float = THRESHOLD,
+) -> RunResult:
+    """Build, train (timed) and evaluate rlkit PPO."""
+    torch.set_num_threads(threads)
+    agent = _rlkit_agent(seed, threads, compute, compiler)
+    log = EvalLog(eval_every, threshold)
+    return rlkit_run(agent, seed, steps, repeat, order, log, ("collect_rollout", "update"))
+
+
+def train_sb3(
+    seed: int,
+    steps: int,
+    threads: int,
+    repeat: int,
+    order: int,
+    eval_every: int | None = EVAL_EVERY,
+    threshold: float = THRESHOLD,
+) -> RunResult:
     """Build, train (timed) and evaluate Stable-Baselines3 PPO."""
     _import_sb3()
     from stable_baselines3 import PPO as SB3PPO
     from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
-    from stable_baselines3.common.evaluation import evaluate_policy
 
     torch.set_num_threads(threads)
     hp = HYPERPARAMETERS
@@ -185,47 +442,24 @@ def train_sb3(seed: int, steps: int, threads: int, repeat: int, order: int) -> R
         seed=seed,
         verbose=0,
     )
-    phases: dict[str, float] = {}
-    _time_method(model, "collect_rollouts", phases)
-    _time_method(model, "train", phases)
-    start = time.perf_counter()
-    model.learn(total_timesteps=steps, progress_bar=False)
-    train_s = time.perf_counter() - start
-    used_threads = torch.get_num_threads()
-    eval_env = sb3_make_vec_env(ENV_ID, n_envs=NUM_ENVS, seed=seed + EVAL_SEED_OFFSET)
-    returns, _ = evaluate_policy(
-        model,
-        eval_env,
-        n_eval_episodes=EVAL_EPISODES,
-        deterministic=True,
-        return_episode_rewards=True,
-    )
-    eval_env.close()
-    env.close()
-    return RunResult(
-        "sb3",
-        seed,
-        repeat,
-        order,
-        int(model.num_timesteps),
-        train_s,
-        model.num_timesteps / train_s,
-        float(np.mean(returns)),
-        float(np.std(returns)),
-        used_threads,
-        phases["collect_rollouts"],
-        phases["train"],
-    )
+
+    def make_eval_env() -> Any:  # 8 envs, like rlkit's evaluation env
+        return sb3_make_vec_env(ENV_ID, n_envs=NUM_ENVS, seed=seed + EVAL_SEED_OFFSET)
+
+    log = EvalLog(eval_every, threshold)
+    return sb3_run(model, make_eval_env, seed, steps, repeat, order, log, None)
 
 
-def rollout_throughput(threads: int, calls: int, rounds: int, fused: bool = True) -> dict[str, Any]:
+def rollout_throughput(
+    threads: int, calls: int, rounds: int, compute: str = "fast", compiler: str = "inductor"
+) -> dict[str, Any]:
     """rlkit ``collect_rollout`` steps/s vs raw random-action stepping of the same vector env.
 
     Each round times ``calls`` rollouts (after a warm-up) and the same number of raw env steps;
     the medians over rounds are reported.
     """
     torch.set_num_threads(threads)
-    agent = _rlkit_agent(0, threads, fused)
+    agent = _rlkit_agent(0, threads, compute, compiler)
     raw_env = make_vec_env(ENV_ID, num_envs=NUM_ENVS, seed=0)
     per_call = agent.config.num_steps * agent.num_envs
     vector_steps = calls * agent.config.num_steps
@@ -303,8 +537,33 @@ def _score(run: RunResult) -> str:
     return f"{run.return_mean:.1f} ± {run.return_std:.1f}"
 
 
-def summarize(runs: list[RunResult]) -> dict[str, Any]:
-    """Paired ratios (same seed and repeat) and per-library medians / score summaries."""
+def _censored_median(values: list[float | None]) -> float | None:
+    """Median counting ``None`` (threshold not reached) as infinitely late; ``None`` when that
+    median is itself not reached (fewer than half of the runs reached the threshold)."""
+    median = statistics.median(math.inf if v is None else v for v in values)
+    return None if math.isinf(median) else float(median)
+
+
+def threshold_summary(runs: list[RunResult]) -> dict[str, Any]:
+    """Time to the threshold of one library's runs: how many reached it, and the medians of
+    the training seconds and env steps (runs that did not reach it count as infinitely late)."""
+    return {
+        "reached": sum(r.threshold_s is not None for r in runs),
+        "runs": len(runs),
+        "time_s_median": _censored_median([r.threshold_s for r in runs]),
+        "steps_median": _censored_median(
+            [None if r.threshold_step is None else float(r.threshold_step) for r in runs]
+        ),
+        "time_s_all": [r.threshold_s for r in runs],
+        "steps_all": [r.threshold_step for r in runs],
+    }
+
+
+def summarize(
+    runs: list[RunResult], threshold: float | None = None, eval_every: int | None = None
+) -> dict[str, Any]:
+    """Paired ratios (same seed and repeat) and per-library medians / score summaries; with
+    ``eval_every`` (intermediate evaluations ran), also the time to ``threshold``."""
     by_key = {(r.library, r.seed, r.repeat): r for r in runs}
     pairs = []
     for r in runs:
@@ -325,8 +584,101 @@ def summarize(runs: list[RunResult]) -> dict[str, Any]:
             "return_mean_of_runs": float(np.mean(means)),
             "return_std_across_runs": float(np.std(means)),
             "return_std_within_run_mean": float(np.mean([r.return_std for r in mine])),
+            "eval_s_median": statistics.median(r.eval_s for r in mine),
+        }
+        if eval_every is not None:
+            out[lib]["threshold"] = threshold_summary(mine)
+    if eval_every is not None:
+        rl_t, sb_t = out["rlkit"]["threshold"], out["sb3"]["threshold"]
+        both = rl_t["time_s_median"] is not None and sb_t["time_s_median"] is not None
+        out["threshold"] = {
+            "value": threshold,
+            "eval_every": eval_every,
+            "time_ratio": sb_t["time_s_median"] / rl_t["time_s_median"] if both else None,
+            "time_ratio_definition": "sb3 / rlkit median training seconds to the threshold",
         }
     return out
+
+
+BACKEND_TEXT = {
+    "fast": "hand-written CPU kernels and closed-form loss derivatives",
+    "reference": "plain nn.Module + autograd",
+    "compile": "torch.compile of the update",
+}
+
+
+def backend_line(args: argparse.Namespace) -> str:
+    """What the rlkit path was asked to be, for the setup lines."""
+    text = f"{args.compute} backend ({BACKEND_TEXT.get(args.compute, '?')}"
+    if args.compute == "compile":
+        text += f", compiler {args.compiler}"
+    return text + ")"
+
+
+def print_backend(runs: list[RunResult]) -> None:
+    """``rlkit backend: <name>`` and the component choices of the first rlkit run."""
+    run = next((r for r in runs if r.library == "rlkit"), None)
+    if run is None:
+        return
+    print(f"rlkit backend: {run.backend}")
+    for line in run.backend_report or []:
+        print(f"  {line}")
+    if any(r.backend_report != run.backend_report for r in runs if r.library == "rlkit"):
+        print("  (other rlkit runs reported different choices: see the JSON)")
+
+
+def _reached(run: RunResult) -> str:
+    if run.threshold_s is None or run.threshold_step is None:
+        return "not reached"
+    return f"{run.threshold_s:.2f} s @ {run.threshold_step:,}"
+
+
+def _median_text(entry: dict[str, Any]) -> str:
+    if entry["time_s_median"] is None:
+        return f"not reached ({entry['reached']}/{entry['runs']})"
+    return f"{entry['time_s_median']:.2f} s ({entry['reached']}/{entry['runs']})"
+
+
+def print_threshold(
+    args: argparse.Namespace, runs: list[RunResult], summary: dict[str, Any]
+) -> None:
+    """Per run and in median: training seconds and env steps to the first evaluation at or
+    above the threshold."""
+    if "threshold" not in summary:
+        print("time to threshold: not measured (--no-eval)")
+        print()
+        return
+    print(
+        f"time to a return >= {args.threshold:g}: training seconds (evaluations excluded) "
+        "and env steps"
+    )
+    print(
+        f"at the first evaluation reaching it ({EVAL_EPISODES} deterministic episodes every "
+        f"{args.eval_every:,} env steps)"
+    )
+    header = f"{'seed':>4} {'rep':>3} | {'rlkit':>24} {'sb3':>24}"
+    print(header)
+    print("-" * len(header))
+    by_key = {(r.library, r.seed, r.repeat): r for r in runs}
+    for pair in summary["pairs"]:
+        mine = by_key[("rlkit", pair["seed"], pair["repeat"])]
+        peer = by_key[("sb3", pair["seed"], pair["repeat"])]
+        print(f"{pair['seed']:>4} {pair['repeat']:>3} | {_reached(mine):>24} {_reached(peer):>24}")
+    print("-" * len(header))
+    rl, sb = summary["rlkit"]["threshold"], summary["sb3"]["threshold"]
+    ratio = summary["threshold"]["time_ratio"]
+    ratio_text = "-" if ratio is None else f"{ratio:.2f}"
+    print(
+        f"{'median':<8} | {_median_text(rl):>24} {_median_text(sb):>24}"
+        f"   ratio sb3/rlkit {ratio_text}"
+    )
+    print("  median: over runs, a run that never reached it counting as infinitely late")
+    print("  training goes on past the threshold, so steps/s above are for the whole run")
+    print(
+        f"  seconds spent evaluating (excluded), median per run: rlkit "
+        f"{summary['rlkit']['eval_s_median']:.1f}, sb3 {summary['sb3']['eval_s_median']:.1f}"
+    )
+    print()
 
 
 def print_report(
@@ -359,10 +711,8 @@ def print_report(
         f"fresh env seeded train seed + {EVAL_SEED_OFFSET}"
     )
     print("       Adam eps 1e-8 for both (SB3's default; rlkit's default is 1e-5)")
-    path = (
-        "general autograd path (--rlkit-autograd)" if args.rlkit_autograd else "fused CPU kernels"
-    )
-    print(f"       rlkit path: {path}")
+    print(f"       rlkit path: {backend_line(args)}")
+    print_backend(runs)
     print()
     header = (
         f"{'seed':>4} {'rep':>3} | {'rlkit steps/s':>13} {'sb3 steps/s':>12} "
@@ -412,8 +762,9 @@ def print_report(
         mine_s = statistics.median(getattr(r, field) for r in runs if r.library == "rlkit")
         peer_s = statistics.median(getattr(r, field) for r in runs if r.library == "sb3")
         print(f"{label:<30} {mine_s:>16.2f} {peer_s:>16.2f} {peer_s / mine_s:>8.2f}")
+    print()
+    print_threshold(args, runs, summary)
     if rollout is not None:
-        print()
         print(
             f"rollout only (median of {rollout['rounds']} rounds x "
             f"{rollout['env_steps_per_round']:,} env steps, after a warm-up)"
@@ -425,7 +776,7 @@ def print_report(
             f"{'  steps/s':<14} {rollout['rlkit_rollout_sps']:>22,.0f} "
             f"{rollout['raw_env_sps']:>22,.0f} {rollout['fraction']:>9.2f}"
         )
-    print()
+        print()
 
 
 def runs_std(runs: list[RunResult], library: str) -> float:
@@ -434,6 +785,87 @@ def runs_std(runs: list[RunResult], library: str) -> float:
 
 
 # --------------------------------------------------------------------------- main
+def add_common_options(parser: argparse.ArgumentParser, threshold: float, eval_every: int) -> None:
+    """The options every *_vs_sb3 benchmark shares: rlkit's backend and the evaluations."""
+    parser.add_argument(
+        "--compute",
+        choices=COMPUTE_CHOICES,
+        default=None,
+        help="rlkit compute backend: fast (hand-written CPU kernels, closed-form loss "
+        "derivatives), reference (plain nn.Module + autograd), compile (torch.compile of the "
+        "update); default fast",
+    )
+    parser.add_argument(
+        "--compiler",
+        choices=COMPILER_CHOICES,
+        default="inductor",
+        help="torch.compile backend for --compute compile (default inductor)",
+    )
+    # deprecated spelling of --compute reference, kept so older command lines still work
+    parser.add_argument("--rlkit-autograd", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=threshold,
+        help=f"score for the time-to-threshold figure (default {threshold:g})",
+    )
+    parser.add_argument(
+        "--eval-every",
+        type=int,
+        default=eval_every,
+        help=f"evaluate {EVAL_EPISODES} deterministic episodes every N env steps during "
+        f"training, time excluded (default {eval_every})",
+    )
+    parser.add_argument(
+        "--no-eval",
+        action="store_true",
+        help="no evaluation during training (only the final one; no time to threshold)",
+    )
+
+
+def check_common_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Resolve --rlkit-autograd into --compute and check the evaluation options."""
+    if args.rlkit_autograd:
+        if args.compute not in (None, "reference"):
+            parser.error("--rlkit-autograd means --compute reference; give only --compute")
+        print("note: --rlkit-autograd is deprecated, use --compute reference", file=sys.stderr)
+        args.compute = "reference"
+    elif args.compute is None:
+        args.compute = "fast"
+    del args.rlkit_autograd
+    if args.eval_every < 1:
+        parser.error("--eval-every must be >= 1")
+
+
+def eval_every_of(args: argparse.Namespace) -> int | None:
+    """The intermediate evaluation interval, None with --no-eval."""
+    return None if args.no_eval else int(args.eval_every)
+
+
+def eval_info(args: argparse.Namespace) -> dict[str, Any]:
+    """The evaluation settings, for the JSON."""
+    return {
+        "episodes": EVAL_EPISODES,
+        "deterministic": True,
+        "seed_offset": EVAL_SEED_OFFSET,
+        "during_training": not args.no_eval,
+        "every": eval_every_of(args),
+        "threshold": args.threshold,
+        "time_excluded_from_training": True,
+    }
+
+
+def backend_info(args: argparse.Namespace, runs: list[RunResult]) -> dict[str, Any]:
+    """rlkit's requested compute setting and what its first run reported, for the JSON."""
+    run = next((r for r in runs if r.library == "rlkit"), None)
+    return {
+        "compute": args.compute,
+        "compiler": args.compiler,
+        "name": None if run is None else run.backend,
+        "report": None if run is None else run.backend_report,
+    }
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -446,12 +878,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--rollout-rounds", type=int, default=3, help="rollout timing rounds")
     parser.add_argument("--json", type=Path, default=None, help="write all figures here")
-    parser.add_argument(
-        "--rlkit-autograd",
-        action="store_true",
-        help="run rlkit on its general autograd path instead of its fused CPU kernels",
-    )
+    add_common_options(parser, THRESHOLD, EVAL_EVERY)
     args = parser.parse_args(argv)
+    check_common_options(parser, args)
     for name in ("steps", "repeats", "threads", "rollout_calls", "rollout_rounds"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
@@ -464,6 +893,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the paired training benchmark, the rollout benchmark, print and optionally save."""
     args = parse_args(argv)
     machine = machine_info(args.threads)
+    every = eval_every_of(args)
     runs: list[RunResult] = []
     order = 0
     pair_index = 0
@@ -474,10 +904,20 @@ def main(argv: list[str] | None = None) -> int:
             for lib in libs:
                 if lib == "rlkit":
                     run = train_rlkit(
-                        seed, args.steps, args.threads, repeat, order, not args.rlkit_autograd
+                        seed,
+                        args.steps,
+                        args.threads,
+                        repeat,
+                        order,
+                        args.compute,
+                        args.compiler,
+                        every,
+                        args.threshold,
                     )
                 else:
-                    run = train_sb3(seed, args.steps, args.threads, repeat, order)
+                    run = train_sb3(
+                        seed, args.steps, args.threads, repeat, order, every, args.threshold
+                    )
                 order += 1
                 runs.append(run)
             pair_index += 1
@@ -487,9 +927,9 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     rollout = rollout_throughput(
-        args.threads, args.rollout_calls, args.rollout_rounds, not args.rlkit_autograd
+        args.threads, args.rollout_calls, args.rollout_rounds, args.compute, args.compiler
     )
-    summary = summarize(runs)
+    summary = summarize(runs, args.threshold, every)
     print_report(machine, args, runs, summary, rollout)
     if args.json is not None:
         payload = {
@@ -498,11 +938,8 @@ def main(argv: list[str] | None = None) -> int:
             "machine": machine,
             "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
             "hyperparameters": HYPERPARAMETERS,
-            "eval": {
-                "episodes": EVAL_EPISODES,
-                "deterministic": True,
-                "seed_offset": EVAL_SEED_OFFSET,
-            },
+            "eval": eval_info(args),
+            "rlkit_backend": backend_info(args, runs),
             "runs": [dataclasses.asdict(r) for r in runs],
             "summary": summary,
             "rollout": rollout,

@@ -3,10 +3,12 @@
 Both libraries train in the same process with the same hyperparameters, network sizes, thread
 count and device; runs alternate (rlkit, sb3, sb3, rlkit, ...) so machine noise hits both alike.
 Each run reports training steps/s (evaluation excluded), the time spent collecting and in
-gradient updates, and the mean return of 20 deterministic evaluation episodes.
+gradient updates, the mean return of 20 deterministic evaluation episodes, and the training
+time to a score threshold (evaluations every ``--eval-every`` env steps, their time excluded).
 
     python benchmarks/sac_pendulum_vs_sb3.py                    # ~5 minutes on 2 cores
     python benchmarks/sac_pendulum_vs_sb3.py --seeds 0 1 --repeats 2 --json sac.json
+    python benchmarks/sac_pendulum_vs_sb3.py --compute reference   # rlkit on plain autograd
 
 The pairing, reporting and JSON machinery is shared with benchmarks/dqn_cartpole_vs_sb3.py
 (:func:`run_main`). Stable-Baselines3 is the optional ``bench`` extra:
@@ -20,29 +22,37 @@ import dataclasses
 import json
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from ppo_cartpole_vs_sb3 import (  # shared helpers of the PPO benchmark (same directory)
     EVAL_EPISODES,
     EVAL_SEED_OFFSET,
+    EvalLog,
     RunResult,
     _import_sb3,
     _range,
     _score,
-    _time_method,
+    add_common_options,
+    backend_info,
+    backend_line,
+    check_common_options,
+    eval_every_of,
+    eval_info,
     machine_info,
+    print_backend,
+    print_threshold,
+    rlkit_run,
     runs_std,
+    sb3_run,
     summarize,
 )
 
 from rlkit.agents import SAC
 from rlkit.envs import make_vec_env
-from rlkit.prototypes.off_policy import retain_freed_memory
+from rlkit.prototypes.off_policy import OffPolicyConfig, retain_freed_memory
 
 ENV_ID = "Pendulum-v1"
 
@@ -73,6 +83,9 @@ class BenchmarkSpec:
     name: str
     env_id: str
     default_steps: int
+    #: default --threshold (score for the time to threshold) and --eval-every (env steps).
+    threshold: float
+    eval_every: int
     hyperparameters: dict[str, Any]
     setup_lines: list[str]
     train_rlkit: Callable[[int, int, int, int, int], RunResult]
@@ -84,83 +97,59 @@ def _rlkit_hyper(hp: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in hp.items() if k not in ("num_envs", "network")}
 
 
-#: ``--rlkit-autograd``: run rlkit's general autograd path (set by :func:`run_main`).
-OPTIONS: dict[str, bool] = {"rlkit_autograd": False}
+@dataclasses.dataclass
+class Options:
+    """The command line's rlkit backend and evaluation settings (set by :func:`run_main`)."""
+
+    compute: str = "fast"
+    compiler: str = "inductor"
+    #: env steps between intermediate evaluations; None: none (--no-eval).
+    eval_every: int | None = None
+    threshold: float = 0.0
+
+
+OPTIONS = Options()
+
+
+def rlkit_backend_options() -> dict[str, Any]:
+    """``compute=`` and ``compiler=`` for rlkit agent constructors (``--compute``)."""
+    return {"compute": OPTIONS.compute, "compiler": OPTIONS.compiler}
 
 
 def timed_rlkit_run(agent: Any, seed: int, steps: int, repeat: int, order: int) -> RunResult:
-    """Train an rlkit off-policy agent (timed, split into collection and updates), evaluate."""
-    agent.use_fused_kernels = not OPTIONS["rlkit_autograd"]
-    phases: dict[str, float] = {}
-    _time_method(agent, "collect", phases)
-    _time_method(agent, "train_step", phases)
-    start = time.perf_counter()
-    agent.train(steps, progress_bar=False)
-    train_s = time.perf_counter() - start
-    threads = torch.get_num_threads()
-    result = agent.evaluate(episodes=EVAL_EPISODES)  # fresh env, seed + EVAL_SEED_OFFSET
-    agent.env.close()
-    return RunResult(
-        "rlkit",
-        seed,
-        repeat,
-        order,
-        agent.global_step,
-        train_s,
-        agent.global_step / train_s,
-        result["return_mean"],
-        result["return_std"],
-        threads,
-        phases["collect"],
-        phases["train_step"],
-    )
+    """Train an rlkit off-policy agent (timed, split into collection and updates, intermediate
+    evaluations taken out), evaluate."""
+    log = EvalLog(OPTIONS.eval_every, OPTIONS.threshold)
+    return rlkit_run(agent, seed, steps, repeat, order, log, ("collect", "train_step"))
 
 
 def timed_sb3_run(
     model: Any, env_id: str, seed: int, steps: int, repeat: int, order: int
 ) -> RunResult:
-    """Train a Stable-Baselines3 off-policy model (timed, split likewise), evaluate."""
+    """Train a Stable-Baselines3 off-policy model (timed, split likewise, evaluated at the
+    steps where rlkit's iterations end: every ``OffPolicyConfig.log_interval`` env steps),
+    evaluate."""
     from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
-    from stable_baselines3.common.evaluation import evaluate_policy
 
-    phases: dict[str, float] = {}
-    _time_method(model, "collect_rollouts", phases)
-    _time_method(model, "train", phases)
-    start = time.perf_counter()
-    model.learn(total_timesteps=steps, progress_bar=False)
-    train_s = time.perf_counter() - start
-    threads = torch.get_num_threads()
-    eval_env = sb3_make_vec_env(env_id, n_envs=1, seed=seed + EVAL_SEED_OFFSET)
-    returns, _ = evaluate_policy(
-        model,
-        eval_env,
-        n_eval_episodes=EVAL_EPISODES,
-        deterministic=True,
-        return_episode_rewards=True,
-    )
-    eval_env.close()
-    model.get_env().close()
-    return RunResult(
-        "sb3",
-        seed,
-        repeat,
-        order,
-        int(model.num_timesteps),
-        train_s,
-        model.num_timesteps / train_s,
-        float(np.mean(returns)),
-        float(np.std(returns)),
-        threads,
-        phases["collect_rollouts"],
-        phases["train"],
-    )
+    def make_eval_env() -> Any:
+        return sb3_make_vec_env(env_id, n_envs=1, seed=seed + EVAL_SEED_OFFSET)
+
+    log = EvalLog(OPTIONS.eval_every, OPTIONS.threshold)
+    iteration = OffPolicyConfig.log_interval  # rlkit's default: env steps per iteration
+    return sb3_run(model, make_eval_env, seed, steps, repeat, order, log, iteration)
 
 
 def train_rlkit(seed: int, steps: int, threads: int, repeat: int, order: int) -> RunResult:
     """Build, train (timed) and evaluate rlkit SAC."""
     torch.set_num_threads(threads)
     env = make_vec_env(ENV_ID, num_envs=1, seed=seed)
-    agent = SAC(env, seed=seed, num_threads=threads, **_rlkit_hyper(HYPERPARAMETERS))
+    agent = SAC(
+        env,
+        seed=seed,
+        num_threads=threads,
+        **rlkit_backend_options(),
+        **_rlkit_hyper(HYPERPARAMETERS),
+    )
     return timed_rlkit_run(agent, seed, steps, repeat, order)
 
 
@@ -197,6 +186,8 @@ SPEC = BenchmarkSpec(
     name="SAC",
     env_id=ENV_ID,
     default_steps=10_000,
+    threshold=-200.0,
+    eval_every=1_000,
     hyperparameters=HYPERPARAMETERS,
     setup_lines=[
         "1 env, lr 1e-3, buffer 100k, 100 warm-up steps, batch 256, tau 0.005, gamma 0.99,",
@@ -228,14 +219,14 @@ def print_report(
         f"python {machine['python']}"
     )
     print("setup: " + "\n".join(spec.setup_lines))
-    path = "general autograd path" if args.rlkit_autograd else "hand-written updates"
-    print(f"       rlkit on its {path}")
+    print(f"       rlkit path: {backend_line(args)}")
     if machine.get("malloc_retains_freed_memory"):
         print("       glibc malloc keeps freed memory (mallopt) for both libraries")
     print(
         f"       {args.steps:,} steps/run; eval {EVAL_EPISODES} deterministic episodes on a "
         f"fresh env seeded train seed + {EVAL_SEED_OFFSET}"
     )
+    print_backend(runs)
     print()
     header = (
         f"{'seed':>4} {'rep':>3} | {'rlkit steps/s':>13} {'sb3 steps/s':>12} "
@@ -286,6 +277,7 @@ def print_report(
     print("  (rlkit's collection includes storage writes; its updates include batch sampling,")
     print("   SB3's updates include sampling too)")
     print()
+    print_threshold(args, runs, summary)
 
 
 # --------------------------------------------------------------------------- main
@@ -297,12 +289,9 @@ def parse_args(spec: BenchmarkSpec, argv: list[str] | None = None) -> argparse.N
     parser.add_argument("--repeats", type=int, default=1, help="repeats per seed (noise)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for both")
     parser.add_argument("--json", type=Path, default=None, help="write all figures here")
-    parser.add_argument(
-        "--rlkit-autograd",
-        action="store_true",
-        help="run rlkit on its general autograd path instead of its hand-written updates",
-    )
+    add_common_options(parser, spec.threshold, spec.eval_every)
     args = parser.parse_args(argv)
+    check_common_options(parser, args)
     for name in ("steps", "repeats", "threads"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1")
@@ -314,7 +303,8 @@ def parse_args(spec: BenchmarkSpec, argv: list[str] | None = None) -> argparse.N
 def run_main(spec: BenchmarkSpec, argv: list[str] | None = None) -> int:
     """Run the paired benchmark of ``spec``, print the report and optionally save JSON."""
     args = parse_args(spec, argv)
-    OPTIONS["rlkit_autograd"] = args.rlkit_autograd
+    OPTIONS.compute, OPTIONS.compiler = args.compute, args.compiler
+    OPTIONS.eval_every, OPTIONS.threshold = eval_every_of(args), args.threshold
     machine = machine_info(args.threads)
     # rlkit's off-policy agents ask glibc to keep freed memory (fewer page faults per update);
     # the setting is process-wide, so turn it on before the first run: both libraries then
@@ -340,7 +330,7 @@ def run_main(spec: BenchmarkSpec, argv: list[str] | None = None) -> int:
                 )
             pair_index += 1
             print(f"[{pair_index}/{total}] pairs trained", file=sys.stderr, flush=True)
-    summary = summarize(runs)
+    summary = summarize(runs, args.threshold, OPTIONS.eval_every)
     print_report(spec, machine, args, runs, summary)
     if args.json is not None:
         payload = {
@@ -349,11 +339,8 @@ def run_main(spec: BenchmarkSpec, argv: list[str] | None = None) -> int:
             "machine": machine,
             "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
             "hyperparameters": spec.hyperparameters,
-            "eval": {
-                "episodes": EVAL_EPISODES,
-                "deterministic": True,
-                "seed_offset": EVAL_SEED_OFFSET,
-            },
+            "eval": eval_info(args),
+            "rlkit_backend": backend_info(args, runs),
             "runs": [dataclasses.asdict(r) for r in runs],
             "summary": summary,
         }
