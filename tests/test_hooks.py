@@ -10,6 +10,7 @@ alone, or the optimizer that stepped.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -38,6 +39,7 @@ from rlkit.envs import make_vec_env
 from rlkit.envs.pixel_control import ENV_ID as PIXEL_ENV
 from rlkit.losses import Inputs, LossTerm
 from rlkit.prototypes import DistributedAgent, OffPolicyAgent, OnPolicyAgent
+from rlkit.storages import STORAGES, ReplayStorage, RolloutStorage
 
 BACKENDS = {
     "reference": {"compute": "reference"},
@@ -286,3 +288,76 @@ def test_hook_is_called_and_takes_effect(base: type, hook: str, backend: str) ->
         assert all(torch.equal(a, b) for a, b in zip(targets, now, strict=True))
         assert agent.num_updates > 0
     assert iterations > 0
+
+
+# --------------------------------------------------------------------------- storages
+STORAGE_CALLS: Counter[str] = Counter()
+
+
+class CountingRollout(RolloutStorage):
+    """A rollout storage that counts its calls and stores every reward as 0."""
+
+    def add(self, obs: Any, actions: Tensor, rewards: Tensor, *args: Any, **kwargs: Any) -> None:
+        STORAGE_CALLS["add"] += 1
+        super().add(obs, actions, torch.zeros_like(rewards), *args, **kwargs)
+
+    def compute_returns_and_advantages(self, *args: Any, **kwargs: Any) -> None:
+        STORAGE_CALLS["returns"] += 1
+        super().compute_returns_and_advantages(*args, **kwargs)
+
+    def minibatches(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        STORAGE_CALLS["minibatches"] += 1
+        yield from super().minibatches(*args, **kwargs)
+
+
+class CountingReplay(ReplayStorage):
+    """A replay storage that counts its calls and stores every reward as 0."""
+
+    def add(self, obs: Any, actions: Any, rewards: Any, *args: Any) -> None:
+        STORAGE_CALLS["add"] += 1
+        super().add(obs, actions, np.zeros_like(rewards), *args)
+
+    def sample(self, *args: Any, **kwargs: Any) -> Any:
+        STORAGE_CALLS["sample"] += 1
+        return super().sample(*args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def counting_storages() -> Iterator[None]:
+    STORAGES.register("test_counting_rollout")(CountingRollout)
+    STORAGES.register("test_counting_replay")(CountingReplay)
+    yield
+    STORAGES.unregister("test_counting_rollout")
+    STORAGES.unregister("test_counting_replay")
+
+
+STORAGE_CASES = [
+    pytest.param(cls, backend, id=f"{cls.__name__}-{backend}")
+    for cls in AGENTS
+    if not issubclass(cls, DistributedAgent)  # (actors own their trajectory buffers)
+    for backend in BACKENDS
+]
+
+
+@pytest.mark.usefixtures("counting_storages")
+@pytest.mark.parametrize(("cls", "backend"), STORAGE_CASES)
+def test_a_custom_storage_is_called_and_takes_effect(cls: type, backend: str) -> None:
+    """The storage is a documented extension point: a subclass given as ``storage=`` is what
+    collection writes to and what updates read from, on every backend."""
+    env_id, num_envs, hyper, steps = AGENTS[cls]
+    on_policy = issubclass(cls, OnPolicyAgent)
+    spec: Any = "test_counting_rollout" if on_policy else "test_counting_replay"
+    if cls is DrQv2:  # (its default storage keeps stacked frames in a pixel store)
+        spec = {"id": spec, "store": {"id": "pixel", "stack_size": hyper["frame_stack"]}}
+    STORAGE_CALLS.clear()
+    agent = cls(_env(env_id, num_envs), seed=0, storage=spec, **hyper, **BACKENDS[backend])
+    assert type(agent.storage) is (CountingRollout if on_policy else CountingReplay)
+    agent.train(steps, progress_bar=False)
+    assert STORAGE_CALLS["add"] * num_envs == agent.global_step
+    if on_policy:
+        assert STORAGE_CALLS["returns"] == agent.num_updates > 0
+        assert STORAGE_CALLS["minibatches"] >= agent.num_updates
+        assert torch.count_nonzero(agent.storage.rewards) == 0
+    else:
+        assert STORAGE_CALLS["sample"] > 0 and agent.num_updates > 0
+        assert not np.any(agent.storage.rewards[: len(agent.storage)])
