@@ -103,6 +103,8 @@ class Options:
 
     compute: str = "fast"
     compiler: str = "inductor"
+    #: rlkit's flush_denormals (--no-flush-denormals: off, to measure what it is worth).
+    flush_denormals: bool = True
     #: env steps between intermediate evaluations; None: none (--no-eval).
     eval_every: int | None = None
     threshold: float = 0.0
@@ -112,8 +114,12 @@ OPTIONS = Options()
 
 
 def rlkit_backend_options() -> dict[str, Any]:
-    """``compute=`` and ``compiler=`` for rlkit agent constructors (``--compute``)."""
-    return {"compute": OPTIONS.compute, "compiler": OPTIONS.compiler}
+    """``compute=``, ``compiler=`` and ``flush_denormals=`` for rlkit agent constructors."""
+    return {
+        "compute": OPTIONS.compute,
+        "compiler": OPTIONS.compiler,
+        "flush_denormals": OPTIONS.flush_denormals,
+    }
 
 
 def timed_rlkit_run(agent: Any, seed: int, steps: int, repeat: int, order: int) -> RunResult:
@@ -290,6 +296,11 @@ def parse_args(spec: BenchmarkSpec, argv: list[str] | None = None) -> argparse.N
     parser.add_argument("--threads", type=int, default=1, help="torch threads for both")
     parser.add_argument("--json", type=Path, default=None, help="write all figures here")
     add_common_options(parser, spec.threshold, spec.eval_every)
+    parser.add_argument(
+        "--no-flush-denormals",
+        action="store_true",
+        help="train rlkit with flush_denormals=False (its default flushes them while training)",
+    )
     args = parser.parse_args(argv)
     check_common_options(parser, args)
     for name in ("steps", "repeats", "threads"):
@@ -304,6 +315,7 @@ def run_main(spec: BenchmarkSpec, argv: list[str] | None = None) -> int:
     """Run the paired benchmark of ``spec``, print the report and optionally save JSON."""
     args = parse_args(spec, argv)
     OPTIONS.compute, OPTIONS.compiler = args.compute, args.compiler
+    OPTIONS.flush_denormals = not args.no_flush_denormals
     OPTIONS.eval_every, OPTIONS.threshold = eval_every_of(args), args.threshold
     machine = machine_info(args.threads)
     # rlkit's off-policy agents ask glibc to keep freed memory (fewer page faults per update);

@@ -2,9 +2,9 @@
 the process. Call these from a script, or use the CLI flags (``rlkit train --num-threads N
 --retain-freed-memory``).
 
-- :func:`set_num_threads` / :func:`num_threads` (scoped): torch's intra-op threads. Small RL
-  networks run fastest on one thread per process; :func:`default_num_threads` is the measured
-  policy (``docs/performance.md``: one thread for vector and for image observations on CPU).
+- :func:`set_num_threads` / :func:`num_threads` (scoped): torch's intra-op threads.
+  :func:`default_num_threads` is the measured policy (``docs/performance.md``, "Threads": one
+  thread on a CPU, for vector and for image observations).
 - :func:`retain_freed_memory`: let glibc keep freed memory for reuse, so the same activation
   tensors allocated every gradient step do not fault their pages in again.
 - :func:`flush_denormals` (scoped, on by default inside ``Agent.train``): treat denormal
@@ -30,10 +30,10 @@ _MALLOC_TUNED = False
 def default_num_threads(device: str | torch.device = "cpu") -> int | None:
     """The thread count rlkit's CLI uses: 1 on the CPU (None elsewhere: leave torch's).
 
-    Measured on 2-core machines for vector (PPO CartPole, SAC Pendulum) and image
-    observations (PPO on 84x84 pixels): one thread was fastest for both, and several threads
-    slowed image PPO by 6-7x when another process used the second core
-    (``docs/performance.md``, "Threads")."""
+    Measured on a 2-core machine (``benchmarks/threads.py``; ``docs/performance.md``,
+    "Threads"): one thread was as fast as two for vector observations and up to 1.75x slower
+    for 84x84 images on an idle machine, while two threads were 3-7x slower than one for both
+    as soon as another process used the second core. One thread has the mild worst case."""
     return 1 if torch.device(device).type == "cpu" else None
 
 

@@ -120,5 +120,6 @@ def test_off_policy_knobs_table_matches_the_dataclass() -> None:
         "clip_obs",
         "compute",
         "compiler",
+        "flush_denormals",
     }
     assert count == len(own), "every OffPolicyConfig field is in the knobs table"

@@ -1,7 +1,8 @@
 """Compute backends: ``reference``, ``fast`` and ``compile`` (see :mod:`rlkit.backends.setting`),
 the capability checks that decide where a kernel applies, and the kernels themselves
 (:mod:`~rlkit.backends.actor_critic_kernel`, :mod:`~rlkit.backends.mlp_kernel`,
-:mod:`~rlkit.backends.squash_kernel`)."""
+:mod:`~rlkit.backends.squash_kernel`, :mod:`~rlkit.backends.optim_kernel`); every private torch
+API rlkit uses lives in :mod:`~rlkit.backends.torch_private`, each behind a probe."""
 
 from rlkit.backends.capability import overridden, plain_cpu_float32
 from rlkit.backends.report import BackendReport, Choice
