@@ -41,6 +41,8 @@ RUNS: dict[str, tuple[str, str]] = {
     "drqv2_point_mass": ("test_drqv2_learning", "return_mean >= -25"),
     "impala_cartpole": ("test_distributed", "return_mean >= 400"),
     "appo_cartpole": ("test_distributed", "best >= 475 (reached_at > 0)"),
+    "tune_search": ("test_tune_learning", "best >= start + 200, best lr >= 1e-4"),
+    "tune_pruning": ("test_tune_learning", "complete, complete, pruned, pruned"),
 }
 
 

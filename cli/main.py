@@ -1,6 +1,6 @@
-"""The ``rlkit`` command: train, eval, list, export, plot, compare.
+"""The ``rlkit`` command: train, tune, eval, list, export, plot, compare.
 
-The CLI is the top layer (``cli -> agents -> prototypes -> core``): it imports the reference
+The CLI is the top layer (``cli -> tune -> agents -> prototypes -> core``): it imports the reference
 agents, which fills the agent registry the commands look ids up in.
 """
 
@@ -19,29 +19,20 @@ from typing import Any
 import rlkit.agents  # noqa: F401  (registers the reference agents)
 from rlkit import runtime
 from rlkit.checkpoint import find_checkpoint, read_config
-from rlkit.config import field_names, parse_value
+from rlkit.config import parse_value
 from rlkit.config.hyperparameters import UnknownHyperparameterError
-from rlkit.config.presets import load_config_file, load_preset
 from rlkit.configurable import from_json
 from rlkit.device import resolve_device
 from rlkit.evaluation import cli as evaluation_cli
 from rlkit.export.parity import ParityError
 from rlkit.prototypes import AGENTS, load_agent
-from rlkit.utils.files import write_bytes_atomic
-
-#: run settings (not agent hyperparameters) accepted by ``rlkit train``.
-RUN_KEYS = (
-    "env",
-    "num_envs",
-    "total_steps",
-    "seed",
-    "out",
-    "asynchronous",
-    "env_kwargs",
-    "checkpoint_every",
-    "eval_episodes",
+from rlkit.prototypes.settings import (  # noqa: F401  (re-exported for callers of rlkit.cli)
+    PRIMITIVE_KEYS,
+    RUN_KEYS,
+    make_run_env,
+    resolve_train_settings,
 )
-PRIMITIVE_KEYS = ("policy", "encoder", "distribution", "augmentation", "intrinsic_reward")
+from rlkit.utils.files import write_bytes_atomic
 
 
 def _agents() -> Any:
@@ -72,33 +63,6 @@ def parse_overrides(tokens: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def resolve_train_settings(
-    algo: str, cli: dict[str, Any], config_file: str | None, use_preset: bool = True
-) -> tuple[Any, dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """Merge built-in preset < config file < flags; split into run settings, hyperparameters
-    and primitives; reject unknown names with the list of valid ones. ``use_preset=False``
-    (resuming) leaves out the preset so the checkpoint's own settings stand."""
-    agent_cls: Any = _agents().get(algo)
-    from_file = load_config_file(config_file) if config_file else {}
-    env_id = cli.get("env", from_file.get("env"))
-    preset = load_preset(algo, env_id if isinstance(env_id, str) else None) if use_preset else {}
-    merged = {**preset, **from_file, **cli}
-    valid_hyper = field_names(agent_cls.Config)
-    unknown = sorted(set(merged) - set(valid_hyper) - set(RUN_KEYS) - set(PRIMITIVE_KEYS))
-    if unknown:
-        raise UnknownHyperparameterError(
-            f"rlkit train {algo}: unknown option(s) {', '.join(unknown)}; valid hyperparameters: "
-            f"{', '.join(valid_hyper)}; run settings: {', '.join(RUN_KEYS)}; primitives: "
-            f"{', '.join(PRIMITIVE_KEYS)}"
-        )
-    run = {k: merged[k] for k in RUN_KEYS if k in merged}
-    hyper = {k: merged[k] for k in valid_hyper if k in merged}
-    prims = {k: merged[k] for k in PRIMITIVE_KEYS if k in merged}
-    if "seed" in run:
-        hyper["seed"] = run["seed"]
-    return agent_cls, run, hyper, prims
-
-
 def _default_out(algo: str, env_id: str) -> Path:
     base = Path("runs") / f"{algo}-{env_id.replace('/', '_')}"
     out, n = base, 1
@@ -109,8 +73,6 @@ def _default_out(algo: str, env_id: str) -> Path:
 
 
 def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
-    from rlkit.envs import make_vec_env
-
     cli = parse_overrides(extra)
     for key in ("env", "num_envs", "total_steps", "seed", "out"):
         value = getattr(args, key)
@@ -144,13 +106,7 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
                 "--overwrite to replace it"
             )
         shutil.rmtree(out)
-    env = make_vec_env(
-        str(run["env"]),
-        num_envs=int(run.get("num_envs", 8)),
-        seed=run.get("seed"),
-        asynchronous=bool(run.get("asynchronous", False)),
-        env_kwargs=run.get("env_kwargs"),
-    )
+    env = make_run_env(run)
     if "num_threads" not in hyper:  # the CLI's measured thread policy (rlkit.runtime)
         hyper["num_threads"] = runtime.default_num_threads(
             resolve_device(hyper.get("device", "auto"))
@@ -176,6 +132,48 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
     print(json.dumps({"eval": result}))
     env.close()
     return 0
+
+
+def cmd_tune(args: argparse.Namespace, extra: list[str]) -> int:
+    from rlkit.tune import tune
+
+    overrides = parse_overrides(extra)
+    try:
+        _run_tune(tune, args, overrides)
+    except KeyboardInterrupt:
+        out = args.out or f"runs/tune-{args.algo}-{str(args.env).replace('/', '_')}"
+        print(
+            f"rlkit tune: interrupted; the study is kept in {out}: run the same command again "
+            "to resume it",
+            file=sys.stderr,
+        )
+        return 130
+    return 0
+
+
+def _run_tune(tune: Any, args: argparse.Namespace, overrides: dict[str, Any]) -> None:
+    tune(
+        args.algo,
+        args.env,
+        space=args.space,
+        trials=args.trials,
+        budget=args.budget,
+        seeds=args.seeds,
+        out=args.out,
+        config=args.config,
+        overrides=overrides,
+        backend=args.backend,
+        address=args.address,
+        jobs=args.jobs,
+        pruner=args.pruner,
+        evals=args.evals,
+        eval_episodes=args.eval_episodes,
+        seed=args.seed,
+        top=args.top,
+        eval_seeds=args.eval_seeds,
+        start=args.start,
+        plots=not args.no_plots,
+    )
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -288,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="let glibc keep freed memory for reuse (fewer page faults per update; "
         "process-wide, see rlkit.runtime)",
     )
+    _add_tune_parser(sub)
     ev = sub.add_parser("eval", help="evaluate a saved agent")
     ev.add_argument("path", help="checkpoint or run directory")
     ev.add_argument("--episodes", type=int, default=20)
@@ -343,6 +342,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_tune_parser(sub: Any) -> None:
+    tune = sub.add_parser(
+        "tune",
+        help="search hyperparameters (Optuna, or Ray Tune with --backend ray)",
+        description="Search ALGO's hyperparameters on ENV. Each trial trains --budget env steps "
+        "on each of --seeds seeds and scores the mean final evaluation return. The study lives "
+        "in --out (study.db): run the same command again to resume it. Other --name VALUE "
+        "flags set base hyperparameters, as with `rlkit train`. See docs/tuning.md.",
+    )
+    tune.add_argument("algo", help="agent id (see `rlkit list`)")
+    tune.add_argument("--env", help="gymnasium env id")
+    tune.add_argument("--space", help="search space YAML (default: the agent's built-in space)")
+    tune.add_argument("--trials", type=int, default=20, help="trials in the study (default 20)")
+    tune.add_argument(
+        "--budget", type=int, help="env steps per trial and seed (default: the preset's)"
+    )
+    tune.add_argument("--seeds", type=int, default=1, help="training seeds per trial (default 1)")
+    tune.add_argument("--out", help="study directory (default runs/tune-ALGO-ENV)")
+    tune.add_argument("--config", help="YAML file of base settings and hyperparameters")
+    tune.add_argument("--backend", choices=("optuna", "ray"), default="optuna")
+    tune.add_argument("--address", help="Ray cluster address to join (with --backend ray)")
+    tune.add_argument("--jobs", type=int, default=1, help="trials run side by side (default 1)")
+    tune.add_argument("--pruner", choices=("median", "halving", "none"), default="median")
+    tune.add_argument(
+        "--evals", type=int, default=5, help="evaluations per seed reported to the pruner"
+    )
+    tune.add_argument("--eval-episodes", type=int, default=10, dest="eval_episodes")
+    tune.add_argument(
+        "--seed", type=int, default=0, help="first training seed and the sampler's seed"
+    )
+    tune.add_argument(
+        "--top", type=int, default=3, help="best trials re-evaluated on fresh seeds (0: none)"
+    )
+    tune.add_argument(
+        "--eval-seeds", type=int, default=5, dest="eval_seeds", help="fresh seeds per re-evaluation"
+    )
+    tune.add_argument(
+        "--start",
+        help="YAML: parameter values (or a list of them) to try first, e.g. today's setting",
+    )
+    tune.add_argument("--no-plots", action="store_true", help="skip history.png/importance.png")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -350,11 +392,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    if args.command != "train" and extra:
+    if args.command not in ("train", "tune") and extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.command == "train":
             return cmd_train(args, extra)
+        if args.command == "tune":
+            return cmd_tune(args, extra)
         if args.command == "eval":
             return cmd_eval(args)
         if args.command == "export":

@@ -1,5 +1,5 @@
-"""Dependencies point one way: cli -> agents -> prototypes -> core. Core (``rlkit/``) never
-imports the layers above it, statically, under TYPE_CHECKING, or through importlib."""
+"""Dependencies point one way: cli -> tune -> agents -> prototypes -> core. Core (``rlkit/``)
+never imports the layers above it, statically, under TYPE_CHECKING, or through importlib."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-UPPER = ("rlkit.prototypes", "rlkit.agents", "rlkit.cli")
+UPPER = ("rlkit.prototypes", "rlkit.agents", "rlkit.tune", "rlkit.cli")
 #: the package's ``python -m rlkit`` entry point belongs to the CLI layer.
 ENTRY_POINTS = {ROOT / "rlkit" / "__main__.py"}
 
@@ -50,19 +50,29 @@ def test_core_never_imports_upward() -> None:
     assert _violations(ROOT / "rlkit", UPPER) == []
 
 
-def test_prototypes_never_import_agents_or_cli() -> None:
-    assert _violations(ROOT / "prototypes", ("rlkit.agents", "rlkit.cli")) == []
+def test_prototypes_never_import_agents_tune_or_cli() -> None:
+    assert _violations(ROOT / "prototypes", ("rlkit.agents", "rlkit.tune", "rlkit.cli")) == []
 
 
-def test_agents_never_import_the_cli() -> None:
-    assert _violations(ROOT / "agents", ("rlkit.cli",)) == []
+def test_agents_never_import_tune_or_the_cli() -> None:
+    assert _violations(ROOT / "agents", ("rlkit.tune", "rlkit.cli")) == []
+
+
+def test_tune_never_imports_the_cli_and_loads_optuna_only_when_searching() -> None:
+    assert _violations(ROOT / "tune", ("rlkit.cli",)) == []
+    code = (
+        "import sys, rlkit.tune\n"
+        "print([m for m in ('optuna', 'ray', 'matplotlib') if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_importing_core_loads_no_upper_layer_and_stays_fast() -> None:
     code = (
         "import sys, rlkit, rlkit.losses, rlkit.backends, rlkit.policies, rlkit.storages\n"
         "upper = [m for m in sys.modules if m.startswith(('rlkit.prototypes', 'rlkit.agents',"
-        " 'rlkit.cli'))]\n"
+        " 'rlkit.tune', 'rlkit.cli'))]\n"
         "heavy = [m for m in ('ray', 'onnxruntime', 'wandb', 'tensorrt') if m in sys.modules]\n"
         "print(upper, heavy)\n"
     )
