@@ -263,6 +263,61 @@ def test_a_failed_trial_is_recorded_with_its_error_and_the_search_goes_on(
         )
 
 
+def test_primitives_and_their_arguments_are_searched(tmp_path: Path) -> None:
+    space = {
+        "encoder.id": ["mlp"],
+        "encoder.feature_dim": [16, 32],
+        "intrinsic_reward.id": [None, "rnd"],
+        "intrinsic_reward.coef": {
+            "type": "loguniform",
+            "low": 1e-3,
+            "high": 0.1,
+            "when": {"intrinsic_reward.id": "rnd"},
+        },
+    }
+    with_rnd = {
+        "encoder.id": "mlp",
+        "encoder.feature_dim": 16,
+        "intrinsic_reward.id": "rnd",
+        "intrinsic_reward.coef": 0.01,
+    }
+    without = {"encoder.id": "mlp", "encoder.feature_dim": 32, "intrinsic_reward.id": None}
+    result = tune(
+        "ppo",
+        "CartPole-v1",
+        space=space,
+        start=[with_rnd, without],
+        out=tmp_path / "s",
+        **{**QUICK, "trials": 2, "pruner": "none"},
+    )
+    assert [r.params for r in result.trials] == [with_rnd, without]
+    assert all(r.state == "complete" for r in result.trials), result.trials
+    from rlkit.tune.outputs import best_config
+    from rlkit.tune.trial import TrialPlan
+
+    plan = TrialPlan("ppo", {"env": "CartPole-v1"}, {}, {}, 1024, (0,))
+    assert best_config(plan, with_rnd)["intrinsic_reward"] == {"id": "rnd", "coef": 0.01}
+    assert best_config(plan, with_rnd)["encoder"] == {"id": "mlp", "feature_dim": 16}
+    assert "intrinsic_reward" not in best_config(plan, without)
+
+
+@pytest.mark.parametrize("pruner", ["median", "halving", "none"])
+def test_each_pruner_has_an_optuna_pruner_and_a_ray_scheduler(pruner: str) -> None:
+    from rlkit.tune.optuna_backend import SearchSettings, make_pruner
+    from rlkit.tune.trial import TrialPlan
+
+    settings = SearchSettings(trials=9, pruner=pruner)
+    plan = TrialPlan("ppo", {"env": "CartPole-v1"}, {}, {}, 3000, (0, 1), evals=3)
+    expected = {"median": "MedianPruner", "halving": "SuccessiveHalvingPruner", "none": "NopPruner"}
+    assert type(make_pruner(settings, plan)).__name__ == expected[pruner]
+    pytest.importorskip("ray.tune")
+    from rlkit.tune.ray_backend import _scheduler
+
+    scheduler = _scheduler(settings, plan)
+    names = {"median": "MedianStoppingRule", "halving": "AsyncHyperBandScheduler"}
+    assert type(scheduler).__name__ == names.get(pruner, "FIFOScheduler")
+
+
 def test_a_study_refuses_other_settings_another_directory_and_a_live_lock(
     tmp_path: Path,
 ) -> None:
