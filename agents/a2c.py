@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import torch
 
+from rlkit.config.rules import Range, Rule, positive
 from rlkit.losses import EntropyBonus, LossTerm, PolicyGradient, ValueLoss
 from rlkit.prototypes import AGENTS, OnPolicyAgent, OnPolicyConfig
 
@@ -23,6 +25,11 @@ class A2CConfig(OnPolicyConfig):
     #: RMSprop smoothing constant and epsilon (TF-style A2C settings).
     rms_alpha: float = 0.99
     rms_eps: float = 1e-5
+
+    rules: ClassVar[dict[str, Rule]] = {
+        "rms_alpha": Range(0, 1, high_open=True),
+        "rms_eps": positive(),
+    }
 
 
 @AGENTS.register("a2c")

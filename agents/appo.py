@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import torch
 
+from rlkit.config.rules import Rule, positive
 from rlkit.distributed.trajectory import TrajectoryBatch
 from rlkit.losses import ClippedSurrogate, EntropyBonus, LossTerm, ValueLoss
 from rlkit.prototypes import AGENTS, DistributedAgent, DistributedConfig
@@ -26,10 +28,7 @@ class APPOConfig(DistributedConfig):
     clip_range: float = 0.2
     normalize_advantages: bool = True
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.clip_range <= 0:
-            raise ValueError(f"invalid hyperparameter: clip_range={self.clip_range!r} (> 0)")
+    rules: ClassVar[dict[str, Rule]] = {"clip_range": positive()}
 
 
 @AGENTS.register("appo")

@@ -5,12 +5,13 @@ for Generalization in Reinforcement Learning"). Defaults follow the authors' cod
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from gymnasium.vector import VectorEnv
 from torch import nn
 
+from rlkit.config.rules import Rule, count, non_negative, positive
 from rlkit.losses import ClippedSurrogate, EntropyBonus, LossPlan, LossTerm, ValueLoss
 from rlkit.policies.base import ActorCriticPolicy
 from rlkit.policies.decoupled import DecoupledActorCritic, SeparateActorCritic
@@ -45,13 +46,14 @@ class DAACConfig(OnPolicyConfig):
     value_freq: int = 1
     adam_eps: float = 1e-5
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.value_epochs < 0 or self.value_freq < 1:
-            raise ValueError(
-                f"invalid value_epochs={self.value_epochs} or value_freq={self.value_freq} "
-                "(value_epochs >= 0, value_freq >= 1)"
-            )
+    rules: ClassVar[dict[str, Rule]] = {
+        "clip_range": positive(),
+        "clip_range_vf": positive(none=True),
+        "adv_coef": non_negative(),
+        "value_epochs": count(0),
+        "value_freq": count(),
+        "adam_eps": positive(),
+    }
 
 
 def two_network_policy(

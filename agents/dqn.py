@@ -4,12 +4,13 @@ prioritized replay as options."""
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import torch
 from gymnasium import spaces
 from torch import Tensor
 
-from rlkit.config import require
+from rlkit.config.rules import Rule, unit
 from rlkit.encoders.base import Encoder
 from rlkit.losses import LossTerm, TDLoss, greedy_value, td_target
 from rlkit.policies.q_network import QNetwork, QPolicy
@@ -39,10 +40,11 @@ class DQNConfig(OffPolicyConfig):
     #: dueling head (Wang et al. 2016) in the default Q-network.
     dueling: bool = False
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        names = ("exploration_fraction", "exploration_initial_eps", "exploration_final_eps")
-        require(self, {k: 0.0 <= getattr(self, k) <= 1.0 for k in names}, "in [0, 1]")
+    rules: ClassVar[dict[str, Rule]] = {
+        "exploration_fraction": unit(),
+        "exploration_initial_eps": unit(),
+        "exploration_final_eps": unit(),
+    }
 
 
 @AGENTS.register("dqn")

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from gymnasium.vector import VectorEnv
 
 from rlkit.augmentations.base import Augmentation
 from rlkit.augmentations.basic import RandomShift
+from rlkit.config.rules import Rule, non_negative
 from rlkit.losses import PolicyKL, ValueLoss
 from rlkit.prototypes import AGENTS
 from rlkit.prototypes.base import _has_image
@@ -27,6 +28,8 @@ class DrACConfig(PPOConfig):
 
     #: weight of the augmentation regulariser (the paper's alpha_r).
     aug_coef: float = 0.1
+
+    rules: ClassVar[dict[str, Rule]] = {"aug_coef": non_negative()}
 
 
 @AGENTS.register("drac")

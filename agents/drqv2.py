@@ -5,7 +5,7 @@ Reinforcement Learning"). Losses, update order and defaults follow the authors' 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from gymnasium import spaces
@@ -14,6 +14,7 @@ from torch import Tensor
 
 from rlkit.augmentations.base import Augmentation
 from rlkit.augmentations.basic import RandomShift
+from rlkit.config.rules import Rule, Satisfies, count, positive
 from rlkit.encoders.base import Encoder
 from rlkit.losses import DeterministicActorLoss, LossTerm, TDLoss, clipped_double_q, td_target
 from rlkit.policies.drqv2 import DrQv2ActorCritic
@@ -53,27 +54,13 @@ class DrQv2Config(OffPolicyConfig):
     #: pad of the default RandomShift augmentation.
     shift_pad: int = 4
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        checks = {
-            "feature_dim": self.feature_dim >= 1,
-            "std_clip": self.std_clip > 0,
-            "frame_stack": self.frame_stack >= 1,
-            "shift_pad": self.shift_pad >= 0,
-        }
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError(
-                "invalid hyperparameter(s): "
-                + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad)
-                + " (feature_dim, frame_stack >= 1; std_clip > 0; shift_pad >= 0)"
-            )
-        try:
-            parse_schedule(self.std_schedule)
-        except ValueError as err:
-            raise ValueError(
-                f"invalid hyperparameter std_schedule={self.std_schedule!r}: {err}"
-            ) from None
+    rules: ClassVar[dict[str, Rule]] = {
+        "feature_dim": count(),
+        "std_schedule": Satisfies(parse_schedule, "a schedule ('0.2', 'linear(1.0,0.1,500000)')"),
+        "std_clip": positive(),
+        "frame_stack": count(),
+        "shift_pad": count(0),
+    }
 
 
 @AGENTS.register("drqv2")

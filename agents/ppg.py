@@ -4,13 +4,14 @@ code (github.com/openai/phasic-policy-gradient, ``ppg.py``/``train.py``)."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from gymnasium.vector import VectorEnv
 from torch import nn
 from torch.func import functional_call
 
+from rlkit.config.rules import Rule, count, non_negative, positive
 from rlkit.losses import LossPlan, PolicyKL, ValueLoss
 from rlkit.policies.auxiliary import AuxiliaryActorCritic
 from rlkit.prototypes import AGENTS, FlatOptimizer
@@ -41,13 +42,14 @@ class PPGConfig(PPOConfig):
     aux_lr: float | None = None
     aux_batch_size: int | None = None
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.n_pi < 1 or self.aux_epochs < 0 or (self.aux_batch_size or 1) < 1:
-            raise ValueError(
-                f"invalid n_pi={self.n_pi}, aux_epochs={self.aux_epochs} or aux_batch_size="
-                f"{self.aux_batch_size} (n_pi >= 1, aux_epochs >= 0, aux_batch_size >= 1)"
-            )
+    rules: ClassVar[dict[str, Rule]] = {
+        "n_pi": count(),
+        "aux_epochs": count(0),
+        "beta_clone": non_negative(),
+        "vf_true_coef": non_negative(),
+        "aux_lr": positive(none=True),
+        "aux_batch_size": count(none=True),
+    }
 
 
 @AGENTS.register("ppg")
@@ -102,6 +104,41 @@ class PPG(PPO):
         self.add_module("aux_terms", self.aux_terms)
         self._aux_obs: list[Obs] = []
         self._aux_targets: list[torch.Tensor] = []
+        # the stored rollouts go into checkpoints, so a resumed run continues the same phase
+        self.add_state("aux_targets", self._stacked_targets, self._set_targets)
+        keys = list(self.observation_space.spaces) if isinstance(self._aux_space(), dict) else []
+        for index, key in enumerate(keys or [None]):  # state names are plain: keys by position
+            name = "aux_obs" if key is None else f"aux_obs_{index}"
+            self.add_state(name, self._stacked_obs(key), self._set_obs(key))
+
+    def _aux_space(self) -> Any:
+        return getattr(self.observation_space, "spaces", None)
+
+    def _stacked_targets(self) -> torch.Tensor:
+        return torch.stack(self._aux_targets) if self._aux_targets else torch.empty(0)
+
+    def _set_targets(self, value: torch.Tensor) -> None:
+        self._aux_targets = [t.to(self.device) for t in value.unbind(0)] if value.numel() else []
+
+    def _stacked_obs(self, key: str | None) -> Any:
+        def get() -> torch.Tensor:
+            parts = [o if key is None else o[key] for o in self._aux_obs]  # type: ignore[index]
+            return torch.stack(parts) if parts else torch.empty(0)  # type: ignore[arg-type]
+
+        return get
+
+    def _set_obs(self, key: str | None) -> Any:
+        def set_(value: torch.Tensor) -> None:
+            rows = [t.to(self.device) for t in value.unbind(0)] if value.numel() else []
+            if key is None:
+                self._aux_obs = rows  # type: ignore[assignment]
+                return
+            if len(self._aux_obs) != len(rows):
+                self._aux_obs = [{} for _ in rows]
+            for entry, row in zip(self._aux_obs, rows, strict=True):
+                entry[key] = row  # type: ignore[index]
+
+        return set_
 
     def update(self) -> dict[str, float]:
         metrics = super().update()

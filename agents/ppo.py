@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import torch
 
+from rlkit.config.rules import Rule, positive
 from rlkit.losses import ClippedSurrogate, EntropyBonus, Loss, LossTerm, ValueLoss
 from rlkit.prototypes import AGENTS, OnPolicyAgent, OnPolicyConfig
 
@@ -23,18 +25,12 @@ class PPOConfig(OnPolicyConfig):
     #: Adam's epsilon (CleanRL and the PPO paper's code use 1e-5; Stable-Baselines3 1e-8).
     adam_eps: float = 1e-5
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        positive = {"clip_range": self.clip_range, "adam_eps": self.adam_eps}
-        optional = {"clip_range_vf": self.clip_range_vf, "target_kl": self.target_kl}
-        bad = [k for k, v in positive.items() if not v > 0]
-        bad += [k for k, v in optional.items() if v is not None and not v > 0]
-        if bad:
-            raise ValueError(
-                "invalid hyperparameter(s): "
-                + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad)
-                + " (clip_range, adam_eps > 0; clip_range_vf, target_kl > 0 or None)"
-            )
+    rules: ClassVar[dict[str, Rule]] = {
+        "clip_range": positive(),
+        "clip_range_vf": positive(none=True),
+        "target_kl": positive(none=True),
+        "adam_eps": positive(),
+    }
 
 
 @AGENTS.register("ppo")

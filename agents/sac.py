@@ -10,7 +10,7 @@ from torch import Tensor
 
 from rlkit.encoders.base import Encoder
 from rlkit.losses import LossTerm, SACActorLoss, TDLoss, TemperatureLoss, soft_value, td_target
-from rlkit.losses.temperature import EntropyCoefficient, parse_target_entropy
+from rlkit.losses.temperature import ENTROPY_RULES, EntropyCoefficient, parse_target_entropy
 from rlkit.policies.twin_q import SquashedGaussianActorCritic
 from rlkit.prototypes import AGENTS, OffPolicyAgent, OffPolicyConfig
 from rlkit.storages.replay import ReplayBatch
@@ -24,6 +24,8 @@ class SACConfig(OffPolicyConfig):
     ent_coef: float | str = "auto"
     #: target entropy of the learned coefficient; "auto" is -dim(A).
     target_entropy: float | str = "auto"
+
+    rules = ENTROPY_RULES  # a class attribute (no annotation), not a field
 
 
 @AGENTS.register("sac")

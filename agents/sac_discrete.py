@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import ClassVar
 
 import torch
 from gymnasium import spaces
 from torch import Tensor
 
+from rlkit.config.rules import Rule, unit
 from rlkit.encoders.base import Encoder
 from rlkit.losses import DiscreteSACActorLoss, LossTerm, TDLoss, TemperatureLoss, td_target
 from rlkit.losses.targets import expected_soft_value
-from rlkit.losses.temperature import EntropyCoefficient
+from rlkit.losses.temperature import ENT_COEF, EntropyCoefficient
 from rlkit.policies.twin_q import CategoricalActorCritic
 from rlkit.prototypes import AGENTS, OffPolicyAgent, OffPolicyConfig
 from rlkit.storages.replay import ReplayBatch
@@ -26,13 +28,7 @@ class SACDiscreteConfig(OffPolicyConfig):
     ent_coef: float | str = "auto"
     target_entropy_ratio: float = 0.98
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not 0.0 <= self.target_entropy_ratio <= 1.0:
-            raise ValueError(
-                f"invalid hyperparameter target_entropy_ratio={self.target_entropy_ratio!r}: "
-                "in [0, 1]"
-            )
+    rules: ClassVar[dict[str, Rule]] = {"ent_coef": ENT_COEF, "target_entropy_ratio": unit()}
 
 
 @AGENTS.register("sac_discrete")

@@ -4,12 +4,13 @@ updates, target policy smoothing."""
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import torch
 from gymnasium import spaces
 from torch import Tensor
 
-from rlkit.config import require
+from rlkit.config.rules import OneOf, Rule, count, non_negative
 from rlkit.distributions.noise import NormalNoise
 from rlkit.encoders.base import Encoder
 from rlkit.losses import DeterministicActorLoss, LossTerm, TDLoss, clipped_double_q, td_target
@@ -36,14 +37,13 @@ class TD3Config(OffPolicyConfig):
     target_policy_noise: float = 0.2
     target_noise_clip: float = 0.5
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        noises = ("action_noise", "target_policy_noise", "target_noise_clip")
-        checks = {k: getattr(self, k) >= 0 for k in noises}
-        checks.update(policy_delay=self.policy_delay >= 1)
-        checks.update(target_update_interval=self.target_update_interval == 1)
-        rule = "policy_delay >= 1; noise scales >= 0; target_update_interval must be 1 (the "
-        require(self, checks, rule + "targets move with the actor every policy_delay updates)")
+    rules: ClassVar[dict[str, Rule]] = {
+        "policy_delay": count(),
+        "action_noise": non_negative(),
+        "target_policy_noise": non_negative(),
+        "target_noise_clip": non_negative(),
+        "target_update_interval": OneOf((1,), note="the targets move with the actor"),
+    }
 
 
 @AGENTS.register("td3")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 
@@ -62,7 +63,7 @@ def _summary(cls: type) -> str:
 def _arguments(cls: type, kind: str) -> str:
     if kind == "agent":
         config = getattr(cls, "Config", None)
-        own = getattr(config, "__dataclass_fields__", {})
+        own = [f.name for f in dataclasses.fields(config)] if config is not None else []
         names = [n for n in own if n not in ("seed", "device", "num_threads")]
         return f"{len(names)} hyperparameters (`{cls.__name__}Config`)" if names else ""
     params = inspect.signature(cls).parameters.values()  # the (captured) constructor

@@ -7,31 +7,39 @@ agents, which fills the agent registry the commands look ids up in.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 import logging
 import shutil
 import sys
-from collections.abc import Sequence
+import typing
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import gymnasium
+import yaml
 
 import rlkit.agents  # noqa: F401  (registers the reference agents)
 from rlkit import runtime
 from rlkit.checkpoint import find_checkpoint, read_config
-from rlkit.config import parse_value
+from rlkit.config import coerce, parse_value
 from rlkit.config.hyperparameters import UnknownHyperparameterError
+from rlkit.config.rules import SEED, Rule, Satisfies, count, violations
 from rlkit.configurable import from_json
 from rlkit.device import resolve_device
+from rlkit.envs.make import check_env_id
 from rlkit.evaluation import cli as evaluation_cli
 from rlkit.export.parity import ParityError
 from rlkit.prototypes import AGENTS, load_agent
-from rlkit.prototypes.settings import (  # noqa: F401  (re-exported for callers of rlkit.cli)
+from rlkit.prototypes.settings import (  # also re-exported for callers of rlkit.cli
     PRIMITIVE_KEYS,
     RUN_KEYS,
     make_run_env,
     resolve_train_settings,
 )
+from rlkit.trust import reading
 from rlkit.utils.files import write_bytes_atomic
 
 
@@ -40,14 +48,43 @@ def _agents() -> Any:
     return AGENTS
 
 
-def parse_overrides(tokens: Sequence[str]) -> dict[str, Any]:
-    """``--key value`` / ``--key=value`` / ``--flag`` / ``--no-flag`` -> ``{key: value}``."""
+class UsageError(Exception):
+    """A command line that cannot be run as given (reported as one line, exit status 2)."""
+
+
+#: what the commands report as one line ``rlkit: error: ...`` with exit status 2 (``-v``
+#: re-raises them with the traceback): bad names, values, files and environments.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    UsageError,
+    UnknownHyperparameterError,
+    ValueError,
+    TypeError,
+    KeyError,
+    OSError,
+    RuntimeError,
+    ImportError,
+    ParityError,
+    yaml.YAMLError,
+    gymnasium.error.Error,
+)
+
+
+def one_line(error: BaseException) -> str:
+    """An exception's message on one line (multi-line messages joined with spaces)."""
+    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    return text or type(error).__name__
+
+
+def parse_overrides(tokens: Sequence[str], needs_value: Collection[str] = ()) -> dict[str, Any]:
+    """``--key value`` / ``--key=value`` / ``--flag`` / ``--no-flag`` -> ``{key: value}``.
+    A name in ``needs_value`` (a setting that is not true/false) given as a bare ``--flag``
+    or ``--no-flag`` is a :class:`UsageError`."""
     out: dict[str, Any] = {}
     i = 0
     while i < len(tokens):
         tok = tokens[i]
         if not tok.startswith("--") or len(tok) == 2:
-            raise SystemExit(f"rlkit: unexpected argument {tok!r}; options look like --name VALUE")
+            raise UsageError(f"unexpected argument {tok!r}; options look like --name VALUE")
         name, eq, value = tok[2:].partition("=")
         key = name.replace("-", "_")
         if eq:
@@ -55,12 +92,70 @@ def parse_overrides(tokens: Sequence[str]) -> dict[str, Any]:
         elif i + 1 < len(tokens) and not tokens[i + 1].startswith("--"):
             out[key] = parse_value(tokens[i + 1])
             i += 1
+        elif key in needs_value:
+            raise UsageError(f"--{name} needs a value: --{name} VALUE (or --{name}=VALUE)")
         elif key.startswith("no_"):
+            if key[3:] in needs_value:
+                raise UsageError(
+                    f"--{name}: {key[3:]} is not a true/false setting; give it a value with "
+                    f"--{name[3:]} VALUE"
+                )
             out[key[3:]] = False
         else:
             out[key] = True
         i += 1
     return out
+
+
+def _valued_names(agent_cls: Any) -> set[str]:
+    """The option names of ``agent_cls`` that need a value (all but the true/false ones)."""
+    config = agent_cls.Config
+    hints = typing.get_type_hints(config)
+    names = {f.name for f in dataclasses.fields(config) if hints[f.name] is not bool}
+    return names | set(PRIMITIVE_KEYS) | (set(RUN_KEYS) - {"asynchronous"})
+
+
+#: the run settings' types and rules (hyperparameters are checked by the agent's config).
+RUN_TYPES: dict[str, Any] = {
+    "env": str,
+    "num_envs": int,
+    "total_steps": int,
+    "seed": int | None,
+    "out": str,
+    "asynchronous": bool,
+    "checkpoint_every": int | None,
+    "eval_episodes": int,
+}
+RUN_RULES: dict[str, Rule] = {
+    "env": Satisfies(bool, "a gymnasium env id ('CartPole-v1')"),
+    "num_envs": count(),
+    "total_steps": count(),
+    "seed": SEED,
+    "env_kwargs": Satisfies(
+        lambda v: isinstance(v, Mapping), "a mapping ('{max_episode_steps: 200}')", none=True
+    ),
+    "checkpoint_every": count(none=True),
+    "eval_episodes": count(),
+}
+
+
+def check_options(values: Mapping[str, Any], rules: Mapping[str, Rule], what: str) -> None:
+    """One ``UsageError`` naming each of ``values`` its rule refuses (``what``: "run setting",
+    "option"), its value and what is allowed."""
+    bad = violations(values, rules)
+    if bad:
+        shown = ", ".join(f"{name}={values[name]!r}" for name, _ in bad)
+        allowed = "; ".join(f"{name} must be {text}" for name, text in bad)
+        raise UsageError(f"invalid {what}(s): {shown} ({allowed})")
+
+
+def check_run_settings(run: dict[str, Any]) -> None:
+    """Convert the run settings to their types and check them (in place), naming the bad ones;
+    before anything is built or any file is touched."""
+    for key, annotation in RUN_TYPES.items():
+        if key in run:
+            run[key] = coerce(run[key], annotation, f"run setting {key}")
+    check_options(run, RUN_RULES, "run setting")
 
 
 def _default_out(algo: str, env_id: str) -> Path:
@@ -73,7 +168,7 @@ def _default_out(algo: str, env_id: str) -> Path:
 
 
 def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
-    cli = parse_overrides(extra)
+    cli = parse_overrides(extra, _valued_names(AGENTS.get(args.algo)))
     for key in ("env", "num_envs", "total_steps", "seed", "out"):
         value = getattr(args, key)
         if value is not None:
@@ -83,40 +178,52 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
     if args.resume:
         # The checkpoint's env and settings stand unless a file or flag says otherwise.
         saved_env = read_config(find_checkpoint(args.resume)).get("env") or {}
-        for key, saved_key in (
-            ("env", "id"),
-            ("num_envs", "num_envs"),
-            ("seed", "seed"),
-            ("env_kwargs", "kwargs"),
-        ):
-            if key not in cli and saved_env.get(saved_key) not in (None, {}):
-                cli[key] = from_json(saved_env[saved_key])
+        # what the checkpoint names may import code only with --trust-code (rlkit.trust)
+        with reading(f"checkpoint {find_checkpoint(args.resume)}", args.trust_code):
+            if "env" not in cli and isinstance(saved_env.get("id"), str):
+                check_env_id(saved_env["id"])
+            for key, saved_key in (
+                ("env", "id"),
+                ("num_envs", "num_envs"),
+                ("seed", "seed"),
+                ("env_kwargs", "kwargs"),
+            ):
+                if key not in cli and saved_env.get(saved_key) not in (None, {}):
+                    cli[key] = from_json(saved_env[saved_key])
     agent_cls, run, hyper, prims = resolve_train_settings(
         args.algo, cli, args.config, use_preset=not args.resume
     )
     if "env" not in run:
-        raise SystemExit("rlkit train: --env ENV_ID is required (or `env:` in the config file)")
+        raise UsageError("--env ENV_ID is required (or `env:` in the config file)")
+    check_run_settings(run)
     out = Path(run["out"]) if "out" in run else _default_out(args.algo, str(run["env"]))
     resume_dir = find_checkpoint(args.resume).resolve() if args.resume else None
     in_place = resume_dir is not None and out.resolve() in (resume_dir, *resume_dir.parents)
-    if out.exists() and any(out.iterdir()) and not in_place:
-        if not args.overwrite:
-            raise SystemExit(
-                f"rlkit train: run directory {out} already exists; choose another --out or pass "
-                "--overwrite to replace it"
-            )
-        shutil.rmtree(out)
-    env = make_run_env(run)
-    if "num_threads" not in hyper:  # the CLI's measured thread policy (rlkit.runtime)
-        hyper["num_threads"] = runtime.default_num_threads(
-            resolve_device(hyper.get("device", "auto"))
+    replace = out.exists() and any(out.iterdir()) and not in_place
+    if replace and not args.overwrite:
+        raise UsageError(
+            f"run directory {out} already exists; choose another --out or pass --overwrite to "
+            "replace it"
         )
-    if args.retain_freed_memory:
-        runtime.retain_freed_memory()
-    if args.resume:
-        agent = agent_cls.load(args.resume, env=env, **hyper, **prims)
-    else:
-        agent = agent_cls(env, **hyper, **prims)
+    env = make_run_env(run)
+    try:
+        if "num_threads" not in hyper:  # the CLI's measured thread policy (rlkit.runtime)
+            hyper["num_threads"] = runtime.default_num_threads(
+                resolve_device(hyper.get("device", "auto"))
+            )
+        if args.retain_freed_memory:
+            runtime.retain_freed_memory()
+        if args.resume:
+            agent = agent_cls.load(
+                args.resume, env=env, trust_code=args.trust_code, **hyper, **prims
+            )
+        else:
+            agent = agent_cls(env, **hyper, **prims)
+    except BaseException:
+        env.close()
+        raise
+    if replace:  # only now: a run that cannot start leaves the old one as it was
+        shutil.rmtree(out)
     total = int(run.get("total_steps", 1_000_000))
     agent.train(
         total,
@@ -137,7 +244,7 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
 def cmd_tune(args: argparse.Namespace, extra: list[str]) -> int:
     from rlkit.tune import tune
 
-    overrides = parse_overrides(extra)
+    overrides = parse_overrides(extra, _valued_names(AGENTS.get(args.algo)))
     try:
         _run_tune(tune, args, overrides)
     except KeyboardInterrupt:
@@ -177,8 +284,17 @@ def _run_tune(tune: Any, args: argparse.Namespace, overrides: dict[str, Any]) ->
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    check_options(  # before the agent is loaded
+        {
+            "--episodes": args.episodes,
+            "--seed": args.seed,
+            "--record-episodes": args.record_episodes,
+        },
+        {"--episodes": count(), "--seed": SEED, "--record-episodes": count()},
+        "option",
+    )
     overrides = {"device": args.device} if args.device else {}
-    agent = load_agent(args.path, **overrides)
+    agent = load_agent(args.path, trust_code=args.trust_code, **overrides)
     result = agent.evaluate(
         episodes=args.episodes, deterministic=not args.stochastic, seed=args.seed
     )
@@ -253,10 +369,17 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line ``rlkit: error: ...`` (exit status 2)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"rlkit: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rlkit", description="Train, evaluate and list agents.")
+    parser = _Parser(prog="rlkit", description="Train, evaluate and list agents.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub: Any = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser(
         "train",
         help="train an agent and save it",
@@ -286,6 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="let glibc keep freed memory for reuse (fewer page faults per update; "
         "process-wide, see rlkit.runtime)",
     )
+    _add_trust_flag(train)
     _add_tune_parser(sub)
     ev = sub.add_parser("eval", help="evaluate a saved agent")
     ev.add_argument("path", help="checkpoint or run directory")
@@ -302,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="episodes to record (parallel envs are tiled into one view)",
     )
+    _add_trust_flag(ev)
     export = sub.add_parser(
         "export",
         help="export a saved agent's acting path (onnx, torch, om)",
@@ -309,6 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Every export is checked against PyTorch on random observations unless --no-check.",
     )
     export.add_argument("path", help="checkpoint or run directory")
+    _add_trust_flag(export)
     export.add_argument("--format", choices=("onnx", "torch", "om"), default="onnx")
     export.add_argument("-o", "--output", help="output file (default PATH/policy.<ext>)")
     export.add_argument(
@@ -340,6 +466,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--markdown", action="store_true", help="the full catalogue (docs/catalogue.md)"
     )
     return parser
+
+
+def _add_trust_flag(parser: argparse.ArgumentParser) -> None:
+    """``--trust-code``: let the checkpoint name code to import (see rlkit.trust)."""
+    parser.add_argument(
+        "--trust-code",
+        dest="trust_code",
+        action="store_true",
+        help="allow the checkpoint to import code it names (an env id 'module:Env', a HER "
+        "function 'module:function'); only for checkpoints you trust",
+    )
 
 
 def _add_tune_parser(sub: Any) -> None:
@@ -406,24 +543,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("plot", "compare"):
             return evaluation_cli.run(args)
         return cmd_list(args)
-    except (
-        UnknownHyperparameterError,
-        ValueError,
-        TypeError,
-        KeyError,
-        FileNotFoundError,
-        FileExistsError,
-        RuntimeError,
-        ImportError,
-        ParityError,
-    ) as e:
-        if args.verbose:
-            raise
-        print(f"rlkit: error: {e}", file=sys.stderr)
-        return 2
     except BrokenPipeError:  # e.g. `rlkit list | head -1`
         sys.stderr.close()
         return 0
+    except USER_ERRORS as e:
+        if args.verbose:
+            raise
+        print(f"rlkit: error: {one_line(e)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM; training saved a checkpoint first
+        if args.verbose:
+            raise
+        print(f"rlkit: {e or 'interrupted'}", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug, not a usage error: still one line; -v shows where
+        if args.verbose:
+            raise
+        print(
+            f"rlkit: error: unexpected {type(e).__name__}: {one_line(e)} (run with -v for the "
+            "traceback)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

@@ -34,12 +34,22 @@ from gymnasium import spaces
 from gymnasium.vector import VectorEnv
 from torch import Tensor, nn
 
-from rlkit import runtime
+from rlkit import guard, runtime
 from rlkit.augmentations.base import Augmentation
-from rlkit.backends import BackendReport, resolve, use
+from rlkit.backends import BACKENDS, BackendReport, resolve, use
 from rlkit.backends.setting import Backend
-from rlkit.checkpoint import CheckpointError
+from rlkit.checkpoint import CheckpointError, FileWriter
 from rlkit.config import make_config
+from rlkit.config.rules import (
+    DEVICE,
+    SEED,
+    OneOf,
+    Rule,
+    check_arguments,
+    check_config,
+    count,
+    positive,
+)
 from rlkit.configurable import Configurable, build_primitive
 from rlkit.device import resolve_device
 from rlkit.envs import EpisodeTracker
@@ -49,7 +59,8 @@ from rlkit.normalization import ObsNormalizer
 from rlkit.policies.base import ActorCriticPolicy, Policy
 from rlkit.registry import Registry
 from rlkit.rewards.base import IntrinsicReward
-from rlkit.spaces import check_space
+from rlkit.spaces import check_observation, check_space, describe_space, spaces_equal
+from rlkit.trust import reading
 from rlkit.types import Obs
 from rlkit.utils.optim import FlatAdam, optimizer_step, set_fused
 from rlkit.utils.seeding import seed_everything
@@ -66,6 +77,10 @@ P = TypeVar("P", bound=Configurable)
 F = TypeVar("F", bound=Callable[..., Any])
 
 MODEL_FILE = checkpointing.MODEL_FILE
+#: what :meth:`Agent.add_generator` accepts.
+RandomGenerator = torch.Generator | np.random.Generator
+#: names of the global generators a checkpoint always holds (``rng.<name>``).
+GLOBAL_GENERATORS = checkpointing.GLOBAL_GENERATORS
 TRAINING_STATE_FILE = checkpointing.TRAINING_STATE_FILE
 
 #: torch.compile backends accepted by ``compiler`` (``inductor`` generates kernels; the others
@@ -96,21 +111,24 @@ class AgentConfig:
     compute: str = "fast"
     #: torch.compile backend for compute="compile": "inductor", "aot_eager" or "eager".
     compiler: str = "inductor"
+    #: a NaN/inf gradient while training: "raise" (stop, naming the loss terms), "skip" (drop
+    #: that update with a warning) or "off" (no checks); see rlkit.guard. Non-finite env
+    #: output always stops training.
+    on_nonfinite: str = "raise"
+
+    #: what each field allows (:mod:`rlkit.config.rules`); a subclass's ``rules`` add to these.
+    rules: ClassVar[dict[str, Rule]] = {
+        "seed": SEED,
+        "device": DEVICE,
+        "num_threads": count(none=True),
+        "clip_obs": positive(),
+        "compute": OneOf(tuple(BACKENDS)),
+        "compiler": OneOf(COMPILERS),
+        "on_nonfinite": OneOf(guard.POLICIES),
+    }
 
     def __post_init__(self) -> None:
-        resolve(self.compute)
-        checks = {
-            "num_threads": self.num_threads is None or self.num_threads >= 1,
-            "clip_obs": self.clip_obs > 0,
-            "compiler": self.compiler in COMPILERS,
-        }
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError(
-                "invalid hyperparameter(s): "
-                + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad)
-                + f" (num_threads >= 1 or None; clip_obs > 0; compiler one of {COMPILERS})"
-            )
+        check_config(self)
 
 
 def on_backend(method: F) -> F:
@@ -203,6 +221,7 @@ class Agent(ABC):
         if self.config.seed is not None:
             seed_everything(self.config.seed)
         self.registry = StateRegistry()
+        self._generators: dict[str, RandomGenerator] = {}
         self.obs_normalizer: ObsNormalizer | None = None
         if self.config.normalize_obs:
             self.obs_normalizer = ObsNormalizer(self.observation_space, self.config.clip_obs)
@@ -216,7 +235,7 @@ class Agent(ABC):
         self._generator = torch.Generator()
         if self.config.seed is not None:
             self._generator.manual_seed(self.config.seed)
-        self.add_state("generator", lambda: self._generator.get_state(), self._generator.set_state)
+        self.add_generator("generator", self._generator)
         self._compiled: dict[str, Callable[..., Any]] = {}
         self._groups: dict[str, FlatOptimizer] = {}
         self._recorded_terms: list[tuple[Sequence[LossTerm], str]] = []
@@ -238,6 +257,7 @@ class Agent(ABC):
         """Register an optimizer for checkpointing as ``name``."""
         self.registry._check_new(name, self.registry.optimizers, "optimizer")
         self.registry.optimizers[name] = optimizer
+        guard.label(optimizer, f"{type(self).__name__} optimizer {name!r}")
         self.backend_report.record(
             f"optimizer {name}", _describe_optimizer(optimizer), self._optimizer_fallback(optimizer)
         )
@@ -289,6 +309,48 @@ class Agent(ABC):
         setter = set if set is not None else (lambda value: setattr(self, name, value))
         self.registry.values[name] = (getter, setter)
 
+    def add_generator(self, name: str, generator: RandomGenerator) -> None:
+        """Checkpoint the state of a random generator the agent draws from, so a resumed run
+        draws the same numbers: a ``torch.Generator`` goes into ``training_state.safetensors``
+        as ``rng.<name>``, a ``numpy.random.Generator`` into ``config.json`` (``resume.rng``).
+        Register every generator a subclass keeps (the state is restored in place, so keep the
+        object). Torch's, NumPy's and Python's global generators are saved without this."""
+        if not isinstance(generator, torch.Generator | np.random.Generator):
+            raise TypeError(
+                f"{type(self).__name__}.add_generator: generator must be a torch.Generator or a "
+                f"numpy.random.Generator, got {type(generator).__name__}"
+            )
+        if name in GLOBAL_GENERATORS:
+            raise ValueError(
+                f"{type(self).__name__}.add_generator: name {name!r} is reserved for a global "
+                f"generator ({', '.join(GLOBAL_GENERATORS)}); pick another"
+            )
+        self.registry._check_new(name, self._generators, "generator")
+        self._generators[name] = generator
+
+    def generators(self) -> dict[str, RandomGenerator]:
+        """The agent's own random generators (name -> generator), as saved in checkpoints."""
+        return dict(self._generators)
+
+    def has_env_position(self) -> bool:
+        """Whether the training loop is inside the training env's episodes (it reset the env
+        and holds its current observation), so exact resume must put the env back (hook; the
+        default reads the observation the on-policy loop keeps)."""
+        return self._obs is not None
+
+    def continue_from(self, obs: Any | None) -> None:
+        """Continue the loop at the restored training env's raw observation ``obs`` (exact
+        resume) or, with None, from a new reset because the env could not be put back (hook;
+        the loop-carried state of an unfinished episode is then dropped)."""
+        if obs is None:
+            self._obs = None
+            self.episodes.reset_running()
+            if self.intrinsic_reward is not None:  # episodic memories start over too
+                everyone = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
+                self.intrinsic_reward.reset_episodes(everyone)
+        else:
+            self._obs = self.preprocess(self.obs_to_tensor(obs))
+
     def modules(self) -> dict[str, nn.Module]:
         """Modules whose state goes into ``model.safetensors`` (name -> module): everything
         registered, target networks included, and the intrinsic reward."""
@@ -308,6 +370,15 @@ class Agent(ABC):
     def extra_state(self) -> dict[str, StateValue]:
         """Registered extra values (name -> number or tensor), as saved in checkpoints."""
         return {name: get() for name, (get, _) in self.registry.values.items()}
+
+    def checkpoint_files(self) -> dict[str, FileWriter]:
+        """Extra files a checkpoint holds beside weights and state, as ``{file name:
+        writer(path)}`` (off-policy agents: the replay storage). They are written inside the new
+        checkpoint before it replaces the old one, so a checkpoint is always complete."""
+        return {}
+
+    def restore_checkpoint_files(self, directory: Path) -> None:  # noqa: B027 (optional hook)
+        """Read back what :meth:`checkpoint_files` wrote (called by every load path)."""
 
     def set_extra_state(self, name: str, value: Any) -> None:
         """Restore the extra value ``name`` (from a checkpoint)."""
@@ -504,6 +575,14 @@ class Agent(ABC):
         run after every iteration; e.g. ``Evaluate(every=10_000, stop_at=475)`` evaluates on a
         copy of the env and stops at a score.
         """
+        check_arguments(
+            f"{type(self).__name__}.train",
+            {"total_steps": total_steps, "checkpoint_every": checkpoint_every},
+            {
+                "total_steps": count(integer=True),
+                "checkpoint_every": count(integer=True, none=True),
+            },
+        )
         if total_steps <= self.global_step:
             log.warning(
                 "train(total_steps=%d): already at step %d, nothing to do",
@@ -511,14 +590,13 @@ class Agent(ABC):
                 self.global_step,
             )
             return self
-        if checkpoint_every is not None and checkpoint_every <= 0:
-            raise ValueError(f"train: checkpoint_every must be > 0 or None, got {checkpoint_every}")
         hooks = as_callbacks(callbacks)
         self._target_steps = int(total_steps)
         cfg = self.config
         with (
             runtime.num_threads(cfg.num_threads),
             runtime.flush_denormals(cfg.flush_denormals),
+            guard.policy(cfg.on_nonfinite),
             use(self.backend),
         ):
             trainer.run_training(
@@ -543,8 +621,10 @@ class Agent(ABC):
     @torch.inference_mode()
     @on_backend
     def act(self, obs: Any, deterministic: bool = False) -> np.ndarray:
-        """Env-ready actions for a batch of observations (or for a single one)."""
-        single = _is_single(obs, self.observation_space)
+        """Env-ready actions for a batch of observations (or for a single one); an observation
+        that fits neither is an error naming the observation space."""
+        owner = f"{type(self).__name__}.act"
+        single = check_observation(obs, self.observation_space, owner) is None
         tensor = self.obs_to_tensor(obs)
         if single:
             tensor = (
@@ -572,8 +652,27 @@ class Agent(ABC):
         + 10_000) so evaluation never disturbs training episodes. Episodes are spread evenly
         over sub-envs so short episodes are not over-counted.
         """
-        if episodes < 1:
-            raise ValueError(f"evaluate: episodes must be >= 1, got {episodes}")
+        owner = f"{type(self).__name__}.evaluate"
+        check_arguments(
+            owner,
+            {"episodes": episodes, "seed": seed},
+            {"episodes": count(integer=True), "seed": SEED},
+        )
+        if env is not None:
+            if not isinstance(env, VectorEnv):
+                raise TypeError(
+                    f"{owner}: env must be a gymnasium VectorEnv (rlkit.envs.make_vec_env), got "
+                    f"{type(env).__name__}"
+                )
+            for which, mine, theirs in (
+                ("observation", self.observation_space, env.single_observation_space),
+                ("action", self.action_space, env.single_action_space),
+            ):
+                if not spaces_equal(mine, theirs):
+                    raise ValueError(
+                        f"{owner}: the env's {which} space {describe_space(theirs)} is not the "
+                        f"agent's {describe_space(mine)}"
+                    )
         own_env = env is None
         if env is None:
             env, seed = evaluation.evaluation_env(self, episodes, seed)
@@ -589,10 +688,21 @@ class Agent(ABC):
         return checkpointing.save_agent(self, path, overwrite)
 
     @classmethod
-    def load(cls: type[A], path: str | Path, env: VectorEnv | None = None, **overrides: Any) -> A:
+    def load(
+        cls: type[A],
+        path: str | Path,
+        env: VectorEnv | None = None,
+        trust_code: bool = False,
+        **overrides: Any,
+    ) -> A:
         """Rebuild an agent from a checkpoint directory and restore weights, optimizer state,
         extra state and counters. ``env`` defaults to a new env made from the recorded env id;
         keyword overrides replace hyperparameters (e.g. ``device="cpu"``) or primitives.
+
+        Nothing in the checkpoint is imported or unpickled: it may name registered agents,
+        primitives, goal functions and gymnasium env ids only. An env id ``"module:Env"`` or a
+        HER function given as an import path is refused unless ``trust_code=True`` (only for
+        checkpoints you trust: importing runs the module's code).
 
         Loading through a prototype or :class:`Agent` dispatches on the recorded agent id, so
         the module that registers that agent must be imported (``import rlkit.agents`` for
@@ -619,12 +729,21 @@ class Agent(ABC):
                     f"{cls.registry_id or cls.__name__!r}; use {saved.__name__}.load or "
                     "rlkit.prototypes.load_agent"
                 )
+        own_env = env is None
         if env is None:
-            env = checkpointing.checkpoint_env(directory, config)
-        checkpointing.check_spaces(directory, config, env)
-        arguments = checkpointing.constructor_arguments(directory, config, target, overrides)
-        agent = target(env, **arguments)
-        checkpointing.restore_state(agent, directory, config, overrides)
+            env = checkpointing.checkpoint_env(directory, config, trust_code)
+        try:
+            checkpointing.check_spaces(directory, config, env)
+            arguments = checkpointing.constructor_arguments(
+                directory, config, target, overrides, trust_code
+            )
+            agent = target(env, **arguments)
+            with reading(f"checkpoint {directory}", trust_code):  # files inside, e.g. replay.h5
+                checkpointing.restore_state(agent, directory, config, overrides)
+        except BaseException:
+            if own_env:
+                env.close()
+            raise
         return agent  # type: ignore[return-value]
 
     def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:
@@ -666,10 +785,13 @@ def _registered(agent_id: Any, directory: Path, config: Mapping[str, Any]) -> ty
     )
 
 
-def load_agent(path: str | Path, env: VectorEnv | None = None, **overrides: Any) -> Agent:
+def load_agent(
+    path: str | Path, env: VectorEnv | None = None, trust_code: bool = False, **overrides: Any
+) -> Agent:
     """Load any registered agent from its checkpoint (the class is read from ``config.json``;
-    import ``rlkit.agents`` first for the reference agents)."""
-    return Agent.load(path, env=env, **overrides)
+    import ``rlkit.agents`` first for the reference agents). ``trust_code`` as in
+    :meth:`Agent.load`: without it nothing the checkpoint names is imported."""
+    return Agent.load(path, env=env, trust_code=trust_code, **overrides)
 
 
 def _describe_optimizer(optimizer: torch.optim.Optimizer) -> str:
@@ -684,13 +806,6 @@ def _describe_optimizer(optimizer: torch.optim.Optimizer) -> str:
 
 def _has_image(space: spaces.Space[Any]) -> bool:
     return building.has_image(space)
-
-
-def _is_single(obs: Any, space: spaces.Space[Any]) -> bool:
-    if isinstance(space, spaces.Dict):
-        key = next(iter(space.spaces))
-        return bool(np.ndim(obs[key]) == len(space.spaces[key].shape or ()))
-    return bool(np.ndim(obs) == len(space.shape or ()))
 
 
 __all__ = ["AGENTS", "Agent", "AgentConfig", "load_agent", "on_backend"]

@@ -18,6 +18,7 @@ whatever has finished. Failed actors are restarted or dropped by the
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import pickle
 import time
@@ -30,15 +31,35 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import torch
 from gymnasium.vector import VectorEnv
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from rlkit.augmentations.base import Augmentation
 from rlkit.backends import kernels_active
 from rlkit.backends.actor_critic_kernel import FusedActorCritic, fused_kernel, unsupported_reason
+from rlkit.checkpoint import CheckpointError, FileWriter, split_prefix
+from rlkit.config.rules import (
+    DEVICE,
+    OneOf,
+    Rule,
+    Satisfies,
+    count,
+    non_negative,
+    optional,
+    positive,
+    unit,
+)
 from rlkit.configurable import NotSerializableError, from_json, to_json
 from rlkit.device import resolve_device
 from rlkit.distributed.actor import ActorSpec, PolicyWeights
-from rlkit.distributed.backends import BACKENDS, Backend, make_backend
+from rlkit.distributed.backends import (
+    BACKENDS,
+    ActorError,
+    Backend,
+    LocalBackend,
+    make_backend,
+)
 from rlkit.distributed.pool import MODES, ActorPool
 from rlkit.distributed.trajectory import Trajectory, TrajectoryBatch, cat_obs, stack_trajectories
 from rlkit.distributed.vtrace import VTraceReturns, vtrace
@@ -110,40 +131,35 @@ class DistributedConfig(AgentConfig):
     #: V-trace lambda (c_t = lambda min(c_bar, rho_t)).
     vtrace_lambda: float = 1.0
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.backend not in BACKENDS:
-            raise ValueError(
-                f"backend={self.backend!r}: expected 'local' (actors in this process), "
-                "'process' (local subprocesses) or 'ray'"
-            )
-        if self.mode not in MODES:
-            raise ValueError(f"mode={self.mode!r}: expected 'sync' or 'async'")
-        checks = {
-            "num_actors": self.num_actors >= 1,
-            "envs_per_actor": self.envs_per_actor is None or self.envs_per_actor >= 1,
-            "num_steps": self.num_steps >= 1,
-            "max_restarts": self.max_restarts >= 0,
-            "actor_timeout_s": self.actor_timeout_s is None or self.actor_timeout_s > 0,
-            "actor_num_cpus": self.actor_num_cpus >= 0,
-            "actor_num_gpus": self.actor_num_gpus >= 0,
-            "lr": self.lr > 0,
-            "gamma": 0.0 <= self.gamma <= 1.0,
-            "num_epochs": self.num_epochs >= 1,
-            "num_minibatches": self.num_minibatches >= 1,
-            "rho_bar": self.rho_bar is None or self.rho_bar > 0,
-            "c_bar": self.c_bar is None or self.c_bar > 0,
-            "vtrace_lambda": 0.0 <= self.vtrace_lambda <= 1.0,
-        }
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError(
-                "invalid hyperparameter(s): "
-                + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad)
-                + " (num_actors, envs_per_actor, num_steps, num_epochs, num_minibatches >= 1; "
-                "max_restarts >= 0; actor_timeout_s, lr, rho_bar, c_bar > 0; gamma and "
-                "vtrace_lambda in [0, 1])"
-            )
+    rules: ClassVar[dict[str, Rule]] = {
+        "backend": OneOf(
+            tuple(BACKENDS), note="actors in this process, in local subprocesses, or on Ray"
+        ),
+        "mode": OneOf(tuple(MODES)),
+        "num_actors": count(),
+        "envs_per_actor": count(none=True),
+        "num_steps": count(),
+        "actor_device": DEVICE,
+        "learner_device": optional(DEVICE),
+        "max_restarts": count(0),
+        "actor_timeout_s": positive(none=True),
+        "ray_address": Satisfies(
+            bool, "a non-empty address ('auto', 'ray://head:10001')", none=True
+        ),
+        "actor_num_cpus": non_negative(),
+        "actor_num_gpus": non_negative(),
+        "lr": positive(),
+        "adam_eps": positive(),
+        "gamma": unit(),
+        "ent_coef": non_negative(),
+        "vf_coef": non_negative(),
+        "max_grad_norm": positive(none=True),
+        "num_epochs": count(),
+        "num_minibatches": count(),
+        "rho_bar": positive(none=True),
+        "c_bar": positive(none=True),
+        "vtrace_lambda": unit(),
+    }
 
 
 @dataclasses.dataclass
@@ -240,6 +256,8 @@ class DistributedAgent(Agent):
         self._weights: PolicyWeights | None = None
         self._launch = 0
         self._columns: list[tuple[int, int]] | None = None
+        #: the actors' positions when they were last stopped (exact resume, sync mode).
+        self._actor_positions: ActorPositions | None = None
 
     # ----------------------------------------------------------------- agent hooks
     def make_optimizer(self) -> torch.optim.Optimizer:
@@ -370,10 +388,19 @@ class DistributedAgent(Agent):
         self._finalizer = weakref.finalize(self, pool.close)
         pool.start()
         self.pool = pool
+        self._restore_actor_positions(pool)
         return pool
 
     def close(self) -> None:
-        """Stop the actors (and a Ray instance the backend started); idempotent."""
+        """Stop the actors (and a Ray instance the backend started); idempotent. In ``sync``
+        mode the actors (on any backend) leave their positions behind, so the next
+        :meth:`train` (or a checkpoint) continues their episodes."""
+        if self.pool is not None:
+            try:
+                self._actor_positions = self._take_actor_positions()
+            except Exception:  # a broken actor env: the next run starts new episodes
+                log.debug("could not record the actors' positions", exc_info=True)
+                self._actor_positions = None
         if self._finalizer is not None:
             self._finalizer()  # runs pool.close once
             self._finalizer = None
@@ -568,6 +595,107 @@ class DistributedAgent(Agent):
             norm = torch.linalg.vector_norm(grad)
         optimizer_step(group.optimizer)
         return norm
+
+    # ----------------------------------------------------------------- exact resume
+    def _take_actor_positions(self) -> ActorPositions | None:
+        """Where the actors are between unrolls, asked of the backend (in-process workers,
+        subprocesses or Ray actors): only in ``sync`` mode, between iterations (nothing in
+        flight), can they be read (and put back) exactly; otherwise None."""
+        pool = self.pool
+        if pool is None:
+            return self._actor_positions
+        backend = pool.backend
+        if self.config.mode != "sync" or backend.in_flight:
+            return None
+        if isinstance(backend, LocalBackend):  # only the actors built so far
+            ids = sorted(set(backend.workers) & set(pool.alive))
+        else:
+            ids = list(pool.alive)
+        positions = {i: backend.position(i) for i in ids}
+        return positions or None
+
+    def _restore_actor_positions(self, pool: ActorPool) -> None:
+        """Put freshly started actors where :meth:`_take_actor_positions` found them; one
+        warning when that is not possible (the actors then start new episodes)."""
+        positions, self._actor_positions = self._actor_positions, None
+        if not positions:
+            return
+        cfg, backend = self.config, pool.backend
+        problem = None
+        if cfg.mode != "sync":
+            problem = f"actors are put back only with mode='sync', this run has mode={cfg.mode!r}"
+        elif not set(positions) <= set(pool.alive):
+            problem = f"the checkpoint has actors {sorted(positions)}, this run {pool.alive}"
+        else:
+            for actor_id, (state, arrays) in sorted(positions.items()):
+                try:
+                    failed = backend.restore_position(actor_id, state, arrays)
+                except Exception as e:
+                    failed = f"{type(e).__name__}: {e}"
+                if failed is not None:
+                    problem = f"actor {actor_id}: {failed}"
+                    break
+        if problem is not None:
+            log.warning(
+                "%s: the actors cannot be put back where they were (%s); they start new "
+                "episodes, so the run is not identical to an uninterrupted one",
+                type(self).__name__,
+                problem,
+            )
+
+    def checkpoint_files(self) -> dict[str, FileWriter]:
+        """Adds ``actors.safetensors``, the actors' positions (``sync`` mode; see
+        :meth:`close`), when there are any."""
+        files = super().checkpoint_files()
+        try:
+            positions = self._take_actor_positions()
+        except ActorError as e:  # an actor that died or hangs: the checkpoint goes on without
+            log.warning(
+                "%s: the checkpoint holds no actor positions (%s); a run resumed from it "
+                "starts new episodes",
+                type(self).__name__,
+                e,
+            )
+            positions = None
+        if positions:
+            files[ACTORS_FILE] = lambda path: _write_positions(path, positions)
+        return files
+
+    def restore_checkpoint_files(self, directory: Path) -> None:
+        super().restore_checkpoint_files(directory)
+        file = directory / ACTORS_FILE
+        self._actor_positions = _read_positions(file) if file.is_file() else None
+
+
+#: actor id -> (JSON state, arrays) of :meth:`rlkit.distributed.ActorWorker.position`.
+ActorPositions = dict[int, tuple[dict[str, Any], dict[str, np.ndarray]]]
+#: file name of the actors' positions inside a checkpoint directory.
+ACTORS_FILE = "actors.safetensors"
+
+
+def _write_positions(path: Path, positions: ActorPositions) -> None:
+    """Arrays as ``<actor>.<name>`` tensors, the JSON parts in the file's metadata."""
+    tensors = {
+        f"{actor_id}.{name}": torch.from_numpy(np.array(array, order="C"))  # writable copy
+        for actor_id, (_, arrays) in positions.items()
+        for name, array in arrays.items()
+    }
+    meta = {str(actor_id): state for actor_id, (state, _) in positions.items()}
+    save_file(tensors, str(path), metadata={"actors": json.dumps(meta)})
+
+
+def _read_positions(path: Path) -> ActorPositions:
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {})["actors"])
+            tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError, KeyError) as e:
+        raise CheckpointError(f"checkpoint file {path} is corrupt or truncated: {e}") from None
+    positions: ActorPositions = {}
+    for key, state in meta.items():
+        arrays = {k: v.numpy() for k, v in split_prefix(tensors, key).items()}
+        positions[int(key)] = (state, arrays)
+    return positions
 
 
 def _identity(obs: Obs) -> Obs:

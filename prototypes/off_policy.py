@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import os
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -25,9 +24,11 @@ import torch
 from gymnasium.vector import VectorEnv
 from torch import Tensor, nn
 
+from rlkit import guard
 from rlkit.augmentations.base import Augmentation
 from rlkit.backends import closed_form_active
-from rlkit.checkpoint import CheckpointError, find_checkpoint
+from rlkit.checkpoint import CheckpointError, FileWriter
+from rlkit.config.rules import Range, Rule, Sizes, count, non_negative, positive, unit
 from rlkit.configurable import Configurable
 from rlkit.encoders.base import Encoder
 from rlkit.envs import check_same_step_autoreset
@@ -91,36 +92,25 @@ class OffPolicyConfig(AgentConfig):
     #: env steps per training iteration (one progress/log row each).
     log_interval: int = 1000
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        checks = {
-            "buffer_size": self.buffer_size >= 1,
-            "learning_starts": self.learning_starts >= 0,
-            "batch_size": self.batch_size >= 1,
-            "train_freq": self.train_freq >= 1,
-            "gradient_steps": self.gradient_steps >= 1 or self.gradient_steps == -1,
-            "gamma": 0.0 <= self.gamma <= 1.0,
-            "tau": 0.0 < self.tau <= 1.0,
-            "target_update_interval": self.target_update_interval >= 1,
-            "n_step": self.n_step >= 1,
-            "lr": self.lr > 0,
-            "max_grad_norm": self.max_grad_norm is None or self.max_grad_norm > 0,
-            "per_alpha": self.per_alpha >= 0,
-            "per_beta": 0.0 <= self.per_beta <= 1.0,
-            "per_beta_final": 0.0 <= self.per_beta_final <= 1.0,
-            "per_beta_steps": self.per_beta_steps is None or self.per_beta_steps >= 1,
-            "log_interval": self.log_interval >= 1,
-            "hidden_sizes": self.hidden_sizes is None or all(h >= 1 for h in self.hidden_sizes),
-        }
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError(
-                "invalid hyperparameter(s): "
-                + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad)
-                + " (buffer_size, batch_size, train_freq, target_update_interval, n_step, "
-                "log_interval >= 1; learning_starts >= 0; gradient_steps >= 1 or -1; gamma, "
-                "per_beta, per_beta_final in [0, 1]; tau in (0, 1]; lr, max_grad_norm > 0)"
-            )
+    rules: ClassVar[dict[str, Rule]] = {
+        "buffer_size": count(),
+        "learning_starts": count(0),
+        "batch_size": count(),
+        "train_freq": count(),
+        "gradient_steps": Range(1, also=(-1,)),
+        "gamma": unit(),
+        "tau": Range(0, 1, low_open=True),
+        "target_update_interval": count(),
+        "n_step": count(),
+        "per_alpha": non_negative(),
+        "per_beta": unit(),
+        "per_beta_final": unit(),
+        "per_beta_steps": count(none=True),
+        "lr": positive(),
+        "hidden_sizes": Sizes(none=True),
+        "max_grad_norm": positive(none=True),
+        "log_interval": count(),
+    }
 
 
 class OffPolicyAgent(Agent):
@@ -192,8 +182,13 @@ class OffPolicyAgent(Agent):
         self.storage = self._build_storage(storage)
         self._custom_storage = storage is not None
         self.np_random = np.random.default_rng(self.config.seed)
+        self.add_generator("np_random", self.np_random)  # epsilon-greedy draws
         self._obs_np: Any = None  # the training env's current raw observation
         self._round_steps = 0  # vector steps collected in the current train_freq round
+        self.add_state("round_steps", lambda: self._round_steps, self._set_round_steps)
+        noise: Any = getattr(self.policy, "noise", None)
+        if isinstance(getattr(noise, "state", None), Tensor):  # a stateful process (OU)
+            self.add_state("exploration_noise", lambda: noise.state, lambda v: noise.state.copy_(v))
         self.setup()
         #: the algorithm's loss terms by loss name (built once: stateful terms are saved).
         self._term_lists = self.loss_terms()
@@ -412,6 +407,20 @@ class OffPolicyAgent(Agent):
         out["replay/size"] = float(len(self.storage))
         return out
 
+    def _set_round_steps(self, value: Any) -> None:
+        self._round_steps = max(0, min(int(value), self.config.train_freq - 1))
+
+    def has_env_position(self) -> bool:
+        return self._obs_np is not None
+
+    def continue_from(self, obs: Any | None) -> None:
+        self._obs_np = obs
+        if obs is None:  # every env starts a new episode
+            super().continue_from(None)
+            noise = getattr(self.policy, "noise", None)
+            if callable(getattr(noise, "reset", None)):
+                noise.reset()  # type: ignore[union-attr]
+
     def _current_obs(self) -> Any:
         if self._obs_np is None:
             seed = self.config.seed
@@ -444,6 +453,7 @@ class OffPolicyAgent(Agent):
                 with torch.inference_mode():
                     actions = self.explore(self.preprocess(self.obs_to_tensor(obs)))
             next_obs, rewards, terminated, truncated, info = env.step(actions)
+            guard.check_env(next_obs, rewards, self.global_step)
             dones = np.logical_or(terminated, truncated)
             self.episodes.step(rewards, dones, info)
             if dones.any():
@@ -547,30 +557,17 @@ class OffPolicyAgent(Agent):
         return batch, transitions, metrics
 
     # ----------------------------------------------------------------- checkpoints
-    def save(self, path: str | Path, overwrite: bool = False) -> Path:
-        """Write the checkpoint; with ``save_replay`` the replay storage goes into it as
-        ``replay.h5`` (written beside it first, moved in after the checkpoint's rename)."""
-        if not self.config.save_replay:
-            return super().save(path, overwrite)
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staged = target.parent / f".{target.name}.{REPLAY_FILE}.{os.getpid()}"
-        self.storage.save(staged)
-        try:
-            out = super().save(target, overwrite)
-            os.replace(staged, out / REPLAY_FILE)
-        finally:
-            staged.unlink(missing_ok=True)
-        return out
+    def checkpoint_files(self) -> dict[str, FileWriter]:
+        """With ``save_replay`` the replay storage goes into checkpoints as ``replay.h5``,
+        written inside the new checkpoint before it becomes visible."""
+        files = super().checkpoint_files()
+        if self.config.save_replay:
+            files[REPLAY_FILE] = self.storage.save
+        return files
 
-    @classmethod
-    def load(cls: type[A], path: str | Path, env: VectorEnv | None = None, **overrides: Any) -> A:
-        """:meth:`Agent.load`, plus the replay storage when the checkpoint has one and
-        ``save_replay`` is on."""
-        agent = super().load(path, env=env, **overrides)
-        if isinstance(agent, OffPolicyAgent):
-            agent._restore_replay(find_checkpoint(path))
-        return agent
+    def restore_checkpoint_files(self, directory: Path) -> None:
+        super().restore_checkpoint_files(directory)
+        self._restore_replay(directory)
 
     def _restore_replay(self, directory: Path) -> None:
         file = directory / REPLAY_FILE

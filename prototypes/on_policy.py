@@ -13,8 +13,10 @@ import torch
 from gymnasium.vector import VectorEnv
 from torch import Tensor, nn
 
+from rlkit import guard
 from rlkit.augmentations.base import Augmentation
 from rlkit.backends.actor_critic_kernel import FusedActorCritic, fused_kernel, unsupported_reason
+from rlkit.config.rules import Rule, count, non_negative, positive, unit
 from rlkit.configurable import Configurable
 from rlkit.distributions.base import Distribution
 from rlkit.encoders.base import Encoder
@@ -59,29 +61,18 @@ class OnPolicyConfig(AgentConfig):
     normalize_reward: bool = False
     clip_reward: float = 10.0
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        checks = {
-            "num_steps": self.num_steps >= 1,
-            "batch_size": self.batch_size >= 1,
-            "num_epochs": self.num_epochs >= 1,
-            "lr": self.lr > 0,
-            "gamma": 0.0 <= self.gamma <= 1.0,
-            "gae_lambda": 0.0 <= self.gae_lambda <= 1.0,
-            "max_grad_norm": self.max_grad_norm is None or self.max_grad_norm > 0,
-            "vf_coef": self.vf_coef >= 0,
-            "ent_coef": np.isfinite(self.ent_coef),
-            "clip_reward": self.clip_reward > 0,
-        }
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError(
-                "invalid hyperparameter(s): "
-                + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad)
-                + " (num_steps/batch_size/num_epochs >= 1, lr > 0, gamma and gae_lambda in "
-                "[0, 1], max_grad_norm > 0 or None, vf_coef >= 0, ent_coef finite, "
-                "clip_reward > 0)"
-            )
+    rules: ClassVar[dict[str, Rule]] = {
+        "num_steps": count(),
+        "batch_size": count(),
+        "num_epochs": count(),
+        "lr": positive(),
+        "gamma": unit(),
+        "gae_lambda": unit(),
+        "ent_coef": non_negative(),
+        "vf_coef": non_negative(),
+        "max_grad_norm": positive(none=True),
+        "clip_reward": positive(),
+    }
 
 
 class OnPolicyAgent(Agent):
@@ -152,6 +143,8 @@ class OnPolicyAgent(Agent):
         self.add_module("loss_terms", self.terms)
         self.record_loss_terms(list(self.terms))  # type: ignore[arg-type]
         self._episode_starts = torch.ones(self.num_envs, device=self.device)
+        # loop-carried between rollouts (exact resume): which envs start an episode next step
+        self.add_state("episode_starts", lambda: self._episode_starts, self._set_episode_starts)
         self._kernel: FusedActorCritic | None = None
         self._plan: LossPlan | None = None
 
@@ -394,6 +387,15 @@ class OnPolicyAgent(Agent):
             "storage": self.storage if self._custom_storage else None,
         }
 
+    def _set_episode_starts(self, value: Tensor) -> None:
+        if value.shape == self._episode_starts.shape:
+            self._episode_starts = value.to(self.device, self._episode_starts.dtype)
+
+    def continue_from(self, obs: Any | None) -> None:
+        super().continue_from(obs)
+        if obs is None:  # every env starts a new episode
+            self._episode_starts = torch.ones(self.num_envs, device=self.device)
+
     def _current_obs(self) -> Obs:
         if self._obs is None:
             raw = self._reset_env()
@@ -432,6 +434,7 @@ class OnPolicyAgent(Agent):
                     actions, log_probs, step_values = self.explore(obs)
                     env_actions = self.to_env_actions(dist_family.postprocess(actions))
                 next_obs_np, rewards_np, terminated, truncated, info = env.step(env_actions)
+                guard.check_env(next_obs_np, rewards_np, self.global_step)
                 dones_np = np.logical_or(terminated, truncated)
                 self.episodes.step(rewards_np, dones_np, info)
                 rewards, dones = self._float_tensor(rewards_np), self._float_tensor(dones_np)

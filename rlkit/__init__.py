@@ -27,6 +27,7 @@ _SUBMODULES = {
     "envs",
     "evaluation",
     "export",
+    "guard",
     "hub",
     "logging",
     "losses",
@@ -38,6 +39,7 @@ _SUBMODULES = {
     "schedules",
     "spaces",
     "storages",
+    "trust",
     "types",
     "utils",
 }

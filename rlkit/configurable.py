@@ -17,7 +17,8 @@ from typing import Any, ClassVar, TypeVar
 import torch
 from gymnasium import spaces
 
-from rlkit.registry import REGISTRIES
+from rlkit.config.rules import ARGUMENT_RULES, Rule, check_arguments, rules_of
+from rlkit.registry import REGISTRIES, Registry
 from rlkit.spaces import space_from_dict, space_to_dict
 
 #: the package that defines each primitive kind's registry (imported on first use).
@@ -49,6 +50,9 @@ class Configurable:
     kind: ClassVar[str] = ""
     #: the id this exact class is registered under (set by :meth:`Registry.register`).
     registry_id: ClassVar[str | None] = None
+    #: what each constructor argument allows (:mod:`rlkit.config.rules`), checked before
+    #: ``__init__`` runs; a subclass's table adds to its bases'.
+    argument_rules: ClassVar[dict[str, Rule]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -62,7 +66,13 @@ class Configurable:
         @functools.wraps(init)
         def wrapped(self: Any, *args: Any, **kw: Any) -> None:
             if "_init_args" not in self.__dict__:
-                bound = signature.bind(self, *args, **kw)
+                try:
+                    bound = signature.bind(self, *args, **kw)
+                except TypeError as e:
+                    names = ", ".join(list(signature.parameters)[1:])
+                    raise TypeError(
+                        f"{type(self).__qualname__}: {e}; its arguments: {names}"
+                    ) from None
                 bound.apply_defaults()
                 captured: dict[str, Any] = {}
                 for name, value in list(bound.arguments.items())[1:]:
@@ -72,6 +82,8 @@ class Configurable:
                     elif param.kind is not inspect.Parameter.VAR_POSITIONAL:
                         captured[name] = value
                 object.__setattr__(self, "_init_args", captured)
+                rules = rules_of(type(self), ARGUMENT_RULES)
+                check_arguments(type(self).__name__, captured, rules)
             init(self, *args, **kw)
 
         wrapped._rlkit_captures = True  # type: ignore[attr-defined]
@@ -132,13 +144,19 @@ def from_json(value: Any) -> Any:
     return value
 
 
-def build_from_spec(kind: str, spec: Mapping[str, Any], **overrides: Any) -> Any:
-    """Build a primitive of ``kind`` from a :meth:`Configurable.spec` dictionary."""
+def registry_of(kind: str) -> Registry[Any]:
+    """The registry of primitive ``kind`` (importing the package that defines it)."""
     if kind not in REGISTRIES and kind in _KIND_MODULES:
         importlib.import_module(_KIND_MODULES[kind][0])
     registry = REGISTRIES.get(kind)
     if registry is None:
         raise ValueError(f"unknown primitive kind {kind!r}; known: {sorted(REGISTRIES)}")
+    return registry
+
+
+def build_from_spec(kind: str, spec: Mapping[str, Any], **overrides: Any) -> Any:
+    """Build a primitive of ``kind`` from a :meth:`Configurable.spec` dictionary."""
+    registry = registry_of(kind)
     if spec.get("id") is None:
         module, registry_name = _KIND_MODULES.get(kind, ("rlkit", "<registry>"))
         raise ValueError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -14,6 +15,27 @@ class UnknownIdError(KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0])
+
+
+class UnknownArgumentError(TypeError):
+    """A spec names an argument the class does not take."""
+
+
+def arguments_of(cls: type) -> dict[str, bool] | None:
+    """``{argument: required}`` of the keyword arguments ``cls(...)`` takes, or None when it
+    takes any (``**kwargs``)."""
+    try:
+        signature = inspect.signature(cls)
+    except (TypeError, ValueError):
+        return None
+    out: dict[str, bool] = {}
+    for name, param in signature.parameters.items():
+        if param.kind is inspect.Parameter.VAR_KEYWORD:
+            return None
+        if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.POSITIONAL_ONLY):
+            continue
+        out[name] = param.default is inspect.Parameter.empty
+    return out
 
 
 #: kind -> registry; every Registry adds itself so JSON specs can name nested primitives.
@@ -81,13 +103,36 @@ class Registry(Generic[T]):
         return None
 
     def build(self, spec: str | Mapping[str, Any], **defaults: Any) -> T:
-        """Instantiate from ``"id"`` or ``{"id": ..., **kwargs}``; ``defaults`` fill gaps."""
+        """Instantiate from ``"id"`` or ``{"id": ..., **kwargs}``; ``defaults`` fill gaps. A key
+        the class does not take, or a required argument left out, is an error naming the id,
+        the class and its arguments."""
         if isinstance(spec, str):
             spec = {"id": spec}
+        if not isinstance(spec, Mapping):
+            raise TypeError(
+                f"{self.kind} spec must be an id or a mapping with an 'id' key, got {spec!r}"
+            )
         if "id" not in spec:
             raise ValueError(f"{self.kind} spec {dict(spec)!r} needs an 'id' key")
-        kwargs = {**defaults, **{k: v for k, v in spec.items() if k != "id"}}
+        given = {str(k): v for k, v in spec.items() if k != "id"}
         cls = self.get(str(spec["id"]))
+        kwargs = {**defaults, **given}
+        signature = arguments_of(cls)
+        if signature is not None:
+            what = f"{self.kind} {spec['id']!r} ({cls.__qualname__})"
+            names = list(signature)
+            unknown = [k for k in given if k not in signature]
+            if unknown:
+                raise UnknownArgumentError(
+                    f"{what} has no argument(s) {', '.join(unknown)}; its arguments: "
+                    f"{', '.join(names) or '(none)'}"
+                )
+            missing = [k for k, required in signature.items() if required and k not in kwargs]
+            if missing:
+                raise TypeError(
+                    f"{what} needs the argument(s) {', '.join(missing)}; its arguments: "
+                    f"{', '.join(names)}"
+                )
         return cls(**kwargs)
 
     def __contains__(self, id: object) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -117,6 +118,83 @@ def spaces_equal(a: spaces.Space[Any], b: spaces.Space[Any]) -> bool:
             spaces_equal(a[k], b[k]) for k in a.spaces
         )
     return bool(a == b)
+
+
+def describe_space(space: spaces.Space[Any]) -> str:
+    """``repr(space)`` on one line with single spaces (NumPy pads Box bounds with runs of them)."""
+    return " ".join(repr(space).split())
+
+
+#: what a NumPy dtype kind holds, for messages.
+_KINDS = {"U": "text", "S": "bytes", "O": "Python objects", "c": "complex numbers", "M": "dates"}
+
+
+def _dims(shape: tuple[int, ...]) -> str:
+    return f"({', '.join(map(str, shape))}{',' if len(shape) == 1 else ''})"
+
+
+def _shape_and_kind(obs: Any, owner: str, space: spaces.Space[Any]) -> tuple[tuple[int, ...], str]:
+    """The shape of an array-like observation and its dtype's kind ("f", "i", "b", ...)."""
+    shape, dtype = getattr(obs, "shape", None), getattr(obs, "dtype", None)
+    if shape is not None and dtype is not None:
+        if isinstance(dtype, np.dtype):
+            return tuple(shape), dtype.kind
+        if getattr(dtype, "is_complex", False):  # a torch dtype
+            return tuple(shape), "c"
+        return tuple(shape), "b" if str(dtype) == "torch.bool" else "f"
+    try:
+        array = np.asarray(obs)
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"{owner}: expected an observation of {describe_space(space)}, got a "
+            f"{type(obs).__name__} that "
+            "does not form an array (items of different shapes?)"
+        ) from None
+    return array.shape, array.dtype.kind
+
+
+def check_observation(obs: Any, space: spaces.Space[Any], owner: str) -> int | None:
+    """Check ``obs`` against ``space``: None for one observation, the batch size for a batch
+    (a leading axis). Anything else is an error naming ``owner``, the space and what was given
+    (shape, dtype, dict keys), instead of a failure deep inside the network."""
+    if isinstance(space, spaces.Dict):
+        if not isinstance(obs, Mapping):
+            raise TypeError(
+                f"{owner}: expected a dict observation of {describe_space(space)}, got "
+                f"{type(obs).__name__}"
+            )
+        missing = [k for k in space.spaces if k not in obs]
+        unexpected = [str(k) for k in obs if k not in space.spaces]
+        if missing or unexpected:
+            raise ValueError(
+                f"{owner}: expected an observation with the keys {list(space.spaces)} of "
+                f"{describe_space(space)}; missing {missing}, unexpected {unexpected}"
+            )
+        sizes = {k: check_observation(obs[k], s, f"{owner}: key {k!r}") for k, s in space.items()}
+        if len(set(sizes.values())) > 1:
+            shown = ", ".join(f"{k}: {'one' if n is None else n}" for k, n in sizes.items())
+            raise ValueError(
+                f"{owner}: the keys of a dict observation must all be one observation or all a "
+                f"batch of the same size, got {shown}"
+            )
+        return next(iter(sizes.values()), None)
+    expected = tuple(space.shape or ())
+    shape, kind = _shape_and_kind(obs, owner, space)
+    if kind not in "biuf":
+        what = _KINDS.get(kind, f"values of dtype kind {kind!r}")
+        raise TypeError(
+            f"{owner}: expected numbers for an observation of {describe_space(space)}, got "
+            f"{what} ({type(obs).__name__})"
+        )
+    if shape == expected:
+        return None
+    if len(shape) == len(expected) + 1 and shape[1:] == expected:
+        return int(shape[0])
+    raise ValueError(
+        f"{owner}: expected an observation of {describe_space(space)}: shape "
+        f"{_dims(expected)} (one) or (N, {', '.join(map(str, expected))}) (a batch of N), got "
+        f"shape {_dims(shape)}"
+    )
 
 
 def check_space(space: spaces.Space[Any], allowed: tuple[type, ...], what: str, owner: str) -> None:

@@ -270,7 +270,7 @@ def test_evaluate_returns_documented_keys(cartpole: Any) -> None:
 
 def test_evaluate_on_given_env_and_bad_arguments(pendulum: Any) -> None:
     agent = PPO(pendulum, seed=0)
-    with pytest.raises(ValueError, match="episodes must be >= 1"):
+    with pytest.raises(ValueError, match="episodes must be an integer >= 1"):
         agent.evaluate(episodes=0)
     eval_env = make_vec_env("Pendulum-v1", num_envs=2, seed=3)
     result = agent.evaluate(episodes=2, env=eval_env)

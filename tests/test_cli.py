@@ -213,17 +213,18 @@ def test_missing_env(tmp_path: Path) -> None:
     assert _cli(["train", "ppo", "--out", str(tmp_path / "run")]) != 0
 
 
-def test_existing_out_without_overwrite_untouched(tmp_path: Path) -> None:
+def test_existing_out_without_overwrite_untouched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "run"
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
     (out / "final").mkdir()
     (out / "final" / "config.json").write_text("{}")
     before = _snapshot(out)
-    with pytest.raises(SystemExit) as info:
-        main(["train", "ppo", *BASE, *TINY, "--total-steps", "32", "--out", str(out)])
-    assert info.value.code not in (0, None)
-    assert "--overwrite" in str(info.value.code)
+    assert main(["train", "ppo", *BASE, *TINY, "--total-steps", "32", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rlkit: error: run directory") and "--overwrite" in err
     assert _snapshot(out) == before
 
     args = ["train", "ppo", *BASE, *TINY, "--total-steps", "32", "--overwrite"]

@@ -486,8 +486,8 @@ def test_act_and_evaluate_after_training() -> None:
         ({"num_steps": 0}, "num_steps=0"),
         ({"max_restarts": -1}, "max_restarts=-1"),
         ({"rho_bar": 0.0}, "rho_bar=0.0"),
-        ({"backend": "mpi"}, "backend='mpi': expected 'local'"),
-        ({"mode": "semi"}, "mode='semi': expected 'sync' or 'async'"),
+        ({"backend": "mpi"}, "backend='mpi' (backend must be one of 'local', 'process', 'ray'"),
+        ({"mode": "semi"}, "mode='semi' (mode must be one of 'sync', 'async')"),
         ({"clip_range": 0.0}, "clip_range=0.0"),
     ],
 )

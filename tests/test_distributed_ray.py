@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -90,6 +91,22 @@ def test_sync_run_on_ray_matches_the_local_backend(local_ray: None) -> None:
     for key in wa:
         torch.testing.assert_close(wa[key], wb[key], rtol=0, atol=0, msg=key)
     assert list(agents[0].episodes.returns) == list(agents[1].episodes.returns)
+
+
+def test_sync_resume_on_ray_is_bit_identical(local_ray: None, tmp_path: Path) -> None:
+    """The Ray actors' positions go into the checkpoint (asked of the actors) and back into
+    the resumed run's new actors: N + M at once equals N, save, load, M (N mid-episode)."""
+    whole = IMPALA(_env(), seed=0, backend="ray", **TINY).train(160, progress_bar=False)
+    first = IMPALA(_env(), seed=0, backend="ray", **TINY).train(96, progress_bar=False)
+    first.save(tmp_path / "ckpt")
+    assert (tmp_path / "ckpt" / "actors.safetensors").is_file()
+    resumed = IMPALA.load(tmp_path / "ckpt")
+    resumed.train(160, progress_bar=False)
+    assert (whole.global_step, whole.num_updates) == (resumed.global_step, resumed.num_updates)
+    wa, wb = whole.policy.state_dict(), resumed.policy.state_dict()
+    for key in wa:
+        torch.testing.assert_close(wa[key], wb[key], rtol=0, atol=0, msg=key)
+    assert list(whole.episodes.returns) == list(resumed.episodes.returns)
 
 
 class KillRayActor(IMPALA):

@@ -121,5 +121,6 @@ def test_off_policy_knobs_table_matches_the_dataclass() -> None:
         "compute",
         "compiler",
         "flush_denormals",
+        "on_nonfinite",
     }
     assert count == len(own), "every OffPolicyConfig field is in the knobs table"

@@ -67,7 +67,7 @@ def test_mlp_tanh_default_and_bounded():
 
 
 def test_mlp_errors():
-    with pytest.raises(ValueError, match="unknown activation"):
+    with pytest.raises(ValueError, match="MLP: activation must be one of 'tanh'"):
         MLP(VEC, activation="nope")
     with pytest.raises(TypeError, match="MLP encoder"):
         MLP(spaces.Discrete(4))

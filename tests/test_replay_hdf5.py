@@ -112,7 +112,8 @@ def test_her_storage_round_trip(tmp_path):
         ReplayStorage.load(path)
     loaded = ReplayStorage.load(path, her=HindsightRelabeler(reward_fn, strategy="final", k=3))
     assert_same_storage(storage, loaded)
-    # an import-path reward function is part of the config: no override needed
+    # an import-path reward function is part of the config: no override needed, but the
+    # file names code to import, so loading it needs trust_code=True (see tests/test_trust.py)
     named = ReplayStorage(
         GOAL_SPACE,
         spaces.Discrete(2),
@@ -121,7 +122,9 @@ def test_her_storage_round_trip(tmp_path):
         her=HindsightRelabeler("numpy:isclose", strategy="episode"),
     )
     named.save(tmp_path / "named.h5")
-    assert ReplayStorage.load(tmp_path / "named.h5").her.strategy == "episode"
+    with pytest.raises(ValueError, match="trust_code=True"):
+        ReplayStorage.load(tmp_path / "named.h5")
+    assert ReplayStorage.load(tmp_path / "named.h5", trust_code=True).her.strategy == "episode"
 
 
 def test_file_layout_and_compression(tmp_path):

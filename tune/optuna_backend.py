@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rlkit.utils.processes import pid_alive
+
 from .records import TrialRecord
 from .space import SearchSpace
 from .trial import Pruned, TrialPlan, run_trial
@@ -113,7 +115,7 @@ class StudyLock:
                 pid = int(self.path.read_text().strip() or 0)
             except ValueError:
                 pid = 0
-            if pid and pid != os.getpid() and _alive(pid):
+            if pid and pid != os.getpid() and pid_alive(pid):
                 raise RuntimeError(
                     f"rlkit tune: {self.path.parent} is in use by process {pid}; wait for it or "
                     "choose another --out"
@@ -123,16 +125,6 @@ class StudyLock:
 
     def __exit__(self, *exc: object) -> None:
         self.path.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def open_study(

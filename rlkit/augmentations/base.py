@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
+from rlkit.config.rules import ListOf, OneOf, Range, Rule, count, finite, non_negative, unit
 from rlkit.configurable import Configurable
 from rlkit.registry import Registry
 
@@ -20,6 +22,23 @@ class Augmentation(Configurable, nn.Module, ABC):
     """
 
     kind = "augmentation"
+    #: arguments shared by the augmentations (each applies where the class takes it).
+    argument_rules: ClassVar[dict[str, Rule]] = {
+        "p": unit(),
+        "channels_per_frame": OneOf((1, 3), none=True),
+        "pad": count(0, integer=True),
+        "std": non_negative(),
+        "min_size": count(integer=True),
+        "max_size": count(integer=True),
+        "kernel_size": count(integer=True),
+        "brightness": non_negative(),
+        "contrast": non_negative(),
+        "saturation": non_negative(),
+        "hue": Range(0, 0.5),
+        "low": finite(),
+        "high": finite(),
+        "angles": ListOf(finite(), nonempty=True),
+    }
 
     @abstractmethod
     def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:

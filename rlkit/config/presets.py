@@ -26,10 +26,25 @@ def load_config_file(path: str) -> dict[str, Any]:
             data = yaml.safe_load(f)
     except FileNotFoundError:
         raise FileNotFoundError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) else "it is not UTF-8 text"
+        raise ValueError(f"config file {path} cannot be read: {reason}") from None
     except yaml.YAMLError as e:
-        raise ValueError(f"config file {path} is not valid YAML: {e}") from None
+        raise ValueError(f"config file {path} is not valid YAML: {yaml_problem(e)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ValueError(f"config file {path} must hold a mapping of keys to values")
+        raise ValueError(
+            f"config file {path} must hold a mapping of keys to values (key: value lines), got "
+            f"a {type(data).__name__}"
+        )
     return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def yaml_problem(error: yaml.YAMLError) -> str:
+    """A YAML parse error in one line: what is wrong and where (line and column, from 1)."""
+    problem = getattr(error, "problem", None)
+    mark = getattr(error, "problem_mark", None)
+    if problem and mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(str(error).split())

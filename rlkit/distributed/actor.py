@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,14 +19,20 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from rlkit import guard
 from rlkit.configurable import from_json
 from rlkit.device import resolve_device
 from rlkit.envs.make import make_vec_env
+from rlkit.envs.resume import restore_vector_env, vector_env_state
 from rlkit.normalization import ObsNormalizer
 from rlkit.policies.base import ActorCriticPolicy
 from rlkit.utils.tensors import obs_map, obs_to_tensor, stack_obs
 
 from .trajectory import Trajectory, TrajectoryBatch
+
+#: where an actor is between unrolls, :meth:`ActorWorker.position`: (JSON state, arrays);
+#: picklable, so backends pass it between processes.
+ActorPosition = tuple[dict[str, Any], dict[str, np.ndarray]]
 
 
 @dataclass
@@ -107,6 +113,8 @@ class ActorWorker:
         else:
             self.generator.seed()
         self.version = -1
+        #: env steps this actor has taken (all its sub-envs), for messages.
+        self.env_steps = 0
         obs, _ = self.env.reset(seed=spec.seed)
         if spec.seed is not None:
             self.env.action_space.seed(spec.seed)
@@ -168,6 +176,8 @@ class ActorWorker:
             if action_dtype is not None:
                 env_actions = env_actions.astype(action_dtype)
             next_obs, reward, term, trunc, info = self.env.step(env_actions)
+            guard.check_env(next_obs, reward, self.env_steps)
+            self.env_steps += envs
             rewards[t] = reward
             terminated[t] = term
             truncated[t] = np.logical_and(trunc, np.logical_not(term))
@@ -217,6 +227,37 @@ class ActorWorker:
             collect_s=time.perf_counter() - start,
         )
 
+    def position(self) -> ActorPosition:
+        """Where this actor is between unrolls, for exact resume: JSON (its env's reset
+        records, :func:`rlkit.envs.resume.vector_env_state`, and its step count) and arrays
+        (the env's ``env.*``, the sampling generator's state and the unfinished episodes'
+        sums)."""
+        env_state, env_arrays = vector_env_state(self.env)
+        arrays = {f"env.{k}": v for k, v in env_arrays.items()}
+        arrays["generator"] = self.generator.get_state().numpy()
+        arrays["returns"] = self._returns.copy()
+        arrays["lengths"] = self._lengths.copy()
+        return {"env": env_state, "env_steps": self.env_steps}, arrays
+
+    def restore_position(
+        self, state: Mapping[str, Any], arrays: Mapping[str, np.ndarray]
+    ) -> str | None:
+        """Put this actor where :meth:`position` was taken (its env replayed, see
+        :mod:`rlkit.envs.resume`). Returns None, or why it could not (the actor then goes on
+        from its own reset)."""
+        env_arrays = {k[4:]: v for k, v in arrays.items() if k.startswith("env.")}
+        obs, problem = restore_vector_env(self.env, state["env"], env_arrays)
+        if obs is None:
+            obs, _ = self.env.reset(seed=self.spec.seed)
+            self._obs = self._to_tensor(obs)
+            return problem
+        self.generator.set_state(torch.from_numpy(np.array(arrays["generator"])))
+        self._obs = self._to_tensor(obs)
+        self._returns = np.array(arrays["returns"], dtype=np.float64)
+        self._lengths = np.array(arrays["lengths"], dtype=np.int64)
+        self.env_steps = int(state["env_steps"])
+        return None
+
     def close(self) -> None:
         """Close the env (idempotent)."""
         self.env.close()
@@ -230,4 +271,4 @@ def _assign(buffer: Any, t: int, value: Any) -> None:
         buffer[t] = value
 
 
-__all__ = ["ActorSpec", "ActorWorker", "PolicyWeights"]
+__all__ = ["ActorPosition", "ActorSpec", "ActorWorker", "PolicyWeights"]

@@ -34,7 +34,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .actor import ActorSpec, ActorWorker, PolicyWeights
+import numpy as np
+
+from rlkit.distributed.reaper import Reaper
+
+from .actor import ActorPosition, ActorSpec, ActorWorker, PolicyWeights
 from .trajectory import Trajectory
 
 log = logging.getLogger("rlkit")
@@ -110,6 +114,19 @@ class Backend(ABC):
     def in_flight(self) -> set[int]:
         """Actors with a submission not yet returned by :meth:`wait`."""
 
+    def position(self, actor_id: int) -> ActorPosition:
+        """Where an idle actor is between unrolls (:meth:`ActorWorker.position`), for exact
+        resume; raises :class:`ActorError` when it cannot be asked (gone, busy, hung, or a
+        backend that does not implement it)."""
+        raise ActorError(f"the {self.name!r} backend cannot read an actor's position")
+
+    def restore_position(
+        self, actor_id: int, state: dict[str, Any], arrays: dict[str, np.ndarray]
+    ) -> str | None:
+        """Put a freshly started actor where :meth:`position` was taken, before its first
+        unroll (:meth:`ActorWorker.restore_position`): None, or why it could not."""
+        return f"the {self.name!r} backend cannot put an actor back"
+
 
 # --------------------------------------------------------------------------- local
 
@@ -138,11 +155,32 @@ class LocalBackend(Backend):
         ids = list(self._pending) if wait_all else list(self._pending)[:1]
         return [self._run(i, self._pending.pop(i)) for i in ids]
 
+    def worker(self, actor_id: int) -> ActorWorker:
+        """The in-process actor ``actor_id`` (started with :meth:`start_actor`), built now if
+        it has not run yet (exact resume puts it back before its first unroll)."""
+        actor = self._actors.get(actor_id)
+        if actor is None:
+            actor = self._actors[actor_id] = ActorWorker(self._specs[actor_id])
+        return actor
+
+    @property
+    def workers(self) -> dict[int, ActorWorker]:
+        """The actors built so far (actor id -> worker)."""
+        return dict(self._actors)
+
+    def position(self, actor_id: int) -> ActorPosition:
+        if actor_id in self._pending:
+            raise ActorError(f"actor {actor_id} has a submission in flight")
+        return self.worker(actor_id).position()
+
+    def restore_position(
+        self, actor_id: int, state: dict[str, Any], arrays: dict[str, np.ndarray]
+    ) -> str | None:
+        return self.worker(actor_id).restore_position(state, arrays)
+
     def _run(self, actor_id: int, weights: PolicyWeights) -> ActorResult:
         try:
-            actor = self._actors.get(actor_id)
-            if actor is None:
-                actor = self._actors[actor_id] = ActorWorker(self._specs[actor_id])
+            actor = self.worker(actor_id)
             send = weights if actor.version != weights.version else None
             return ActorResult(actor_id, trajectory=actor.collect(send, weights.version))
         except Exception as e:
@@ -176,7 +214,11 @@ def _send(conn: multiprocessing.connection.Connection, message: Any) -> None:
 
 
 def _process_main(conn: multiprocessing.connection.Connection, spec: ActorSpec) -> None:
-    """Body of an actor subprocess: build the actor, then answer ``collect`` messages."""
+    """Body of an actor subprocess: build the actor, then answer messages: ``("collect",
+    version, weights or None)`` -> ``("ok", trajectory)``; ``("position",)`` -> ``("ok",
+    (state, arrays))``; ``("restore", state, arrays)`` -> ``("ok", None or why not)``;
+    ``("close",)`` ends it. A failed ``collect`` answers ``("error", traceback)`` and ends
+    the process; a failed ``position`` answers ``("raised", traceback)`` and goes on."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the learner's to handle
     try:
         worker = ActorWorker(spec)
@@ -191,6 +233,20 @@ def _process_main(conn: multiprocessing.connection.Connection, spec: ActorSpec) 
                 return
             if message[0] == "close":
                 return
+            if message[0] == "position":
+                try:
+                    reply: tuple[str, Any] = ("ok", worker.position())
+                except Exception:
+                    reply = ("raised", traceback.format_exc())
+                _send(conn, reply)
+                continue
+            if message[0] == "restore":
+                try:
+                    problem = worker.restore_position(message[1], message[2])
+                except Exception as e:
+                    problem = f"{type(e).__name__}: {e}"
+                _send(conn, ("ok", problem))
+                continue
             _, version, weights = message
             try:
                 trajectory = worker.collect(weights, version)
@@ -227,7 +283,10 @@ class ProcessBackend(Backend):
     name = "process"
     remote = True
 
-    def __init__(self, start_method: str | None = None) -> None:
+    def __init__(self, start_method: str | None = None, request_timeout_s: float = 300.0) -> None:
+        #: seconds to wait for the answer to a ``position`` or ``restore`` request (the
+        #: first may wait for the actor's process to start).
+        self.request_timeout_s = request_timeout_s
         if start_method is None:
             methods = multiprocessing.get_all_start_methods()
             start_method = "forkserver" if "forkserver" in methods else "spawn"
@@ -287,6 +346,35 @@ class ProcessBackend(Backend):
                     results.append(self._finish(i, error=self._death(i, p)))
             if deadline is not None and time.monotonic() >= deadline:
                 return results
+
+    def position(self, actor_id: int) -> ActorPosition:
+        return self._request(actor_id, ("position",))
+
+    def restore_position(
+        self, actor_id: int, state: dict[str, Any], arrays: dict[str, np.ndarray]
+    ) -> str | None:
+        return self._request(actor_id, ("restore", state, arrays))
+
+    def _request(self, actor_id: int, message: tuple[Any, ...]) -> Any:
+        """Send a request to an idle actor and wait for its answer (``request_timeout_s``)."""
+        proc = self._procs.get(actor_id)
+        if proc is None:
+            raise ActorError(f"actor {actor_id} is not running")
+        if proc.busy:
+            raise ActorError(f"actor {actor_id} has a submission in flight")
+        try:
+            _send(proc.conn, message)
+            if not proc.conn.poll(self.request_timeout_s):
+                raise ActorError(
+                    f"actor {actor_id} did not answer {message[0]!r} within "
+                    f"{self.request_timeout_s:.0f} s"
+                )
+            status, payload = pickle.loads(proc.conn.recv_bytes())
+        except (EOFError, OSError):
+            raise self._death(actor_id, proc) from None
+        if status != "ok":
+            raise ActorError(f"actor {actor_id} raised:\n{payload}")
+        return payload
 
     def _receive(self, actor_id: int, proc: _Proc) -> ActorResult:
         try:
@@ -358,7 +446,8 @@ class ProcessBackend(Backend):
 
 
 class RayActorWorker(ActorWorker):
-    """The actor as a Ray actor: fetches the broadcast weights only when it is behind."""
+    """The actor as a Ray actor: fetches the broadcast weights only when it is behind. Its
+    :meth:`position` and :meth:`restore_position` (inherited) are remote methods too."""
 
     def collect_from(self, version: int, weights_refs: list[Any]) -> Trajectory:
         """``weights_refs`` holds one ObjectRef (wrapped in a list so Ray does not fetch it
@@ -387,6 +476,7 @@ class RayBackend(Backend):
         ray = import_ray()
         self._ray = ray
         self.started_ray = False
+        self._reaper: Reaper | None = None
         if not ray.is_initialized():
             init_kwargs: dict[str, Any] = {
                 "address": address,
@@ -408,13 +498,23 @@ class RayBackend(Backend):
                         needed,
                     )
                 init_kwargs["num_cpus"] = max(cpus, needed)
-            ray.init(**init_kwargs)
+            if address is None:  # kill this local instance's processes if the learner dies
+                self._reaper = Reaper()
+            try:
+                ray.init(**init_kwargs)
+            except BaseException:
+                if self._reaper is not None:
+                    self._reaper.done()
+                    self._reaper = None
+                raise
             self.started_ray = True
         elif address is not None:
             log.info("ray backend: Ray is already initialised; ignoring address=%r", address)
         self._remote_cls = ray.remote(RayActorWorker).options(
             num_cpus=num_cpus_per_actor, num_gpus=num_gpus_per_actor, max_restarts=0
         )
+        #: seconds to wait for an actor's ``position`` / ``restore_position`` answer.
+        self.request_timeout_s = 300.0
         self._handles: dict[int, Any] = {}
         self._refs: dict[Any, int] = {}  # in-flight ObjectRef -> actor id
         self._weights_version = -1
@@ -436,6 +536,27 @@ class RayBackend(Backend):
             self._weights_version = weights.version
         ref = self._handles[actor_id].collect_from.remote(weights.version, [self._weights_ref])
         self._refs[ref] = actor_id
+
+    def position(self, actor_id: int) -> ActorPosition:
+        return self._call(actor_id, "position")
+
+    def restore_position(
+        self, actor_id: int, state: dict[str, Any], arrays: dict[str, np.ndarray]
+    ) -> str | None:
+        return self._call(actor_id, "restore_position", state, arrays)
+
+    def _call(self, actor_id: int, method: str, *args: Any) -> Any:
+        """Call a method of an idle actor and wait for the answer (``request_timeout_s``)."""
+        handle = self._handles.get(actor_id)
+        if handle is None:
+            raise ActorError(f"actor {actor_id} is not running")
+        if actor_id in self._refs.values():
+            raise ActorError(f"actor {actor_id} has a submission in flight")
+        ref = getattr(handle, method).remote(*args)
+        try:
+            return self._ray.get(ref, timeout=self.request_timeout_s)
+        except (self._ray.exceptions.RayError, TimeoutError) as e:
+            raise ActorError(f"actor {actor_id}: {method} failed: {e}") from e
 
     def wait(self, wait_all: bool, timeout: float | None = None) -> list[ActorResult]:
         if not self._refs:
@@ -474,6 +595,9 @@ class RayBackend(Backend):
         if self.started_ray and self._ray.is_initialized():
             self._ray.shutdown()
         self.started_ray = False
+        if self._reaper is not None:
+            self._reaper.done()
+            self._reaper = None
 
     @property
     def in_flight(self) -> set[int]:

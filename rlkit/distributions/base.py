@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
+from rlkit.config.rules import PAIR, Range, Rule, count, finite, non_negative, positive
 from rlkit.configurable import Configurable
 from rlkit.registry import Registry
 
@@ -53,6 +54,20 @@ class Distribution(Configurable, nn.Module, ABC):
     """
 
     kind = "distribution"
+    #: arguments shared by the families (each applies where the class takes it).
+    argument_rules: ClassVar[dict[str, Rule]] = {
+        "log_std_init": finite(),
+        "log_std_bounds": PAIR,
+        "sigma": non_negative(),
+        "noise_clip": non_negative(none=True),
+        "num_envs": count(integer=True),
+        "theta": non_negative(),
+        "dt": positive(),
+        "mu": finite(),
+        "eps": Range(0, 1, low_open=True, high_open=True),
+        "std": positive(none=True),
+        "clip": positive(none=True),
+    }
 
     def __init__(self, action_space: spaces.Space[Any]) -> None:
         super().__init__()

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
 from gymnasium import spaces
 from torch import Tensor, nn
 
+from rlkit.config.rules import Rule, Sizes, count
 from rlkit.configurable import Configurable
 from rlkit.registry import Registry
 from rlkit.types import Obs
+from rlkit.utils.nn import ACTIVATION
 
 
 class Encoder(Configurable, nn.Module, ABC):
@@ -22,6 +24,14 @@ class Encoder(Configurable, nn.Module, ABC):
     """
 
     kind = "encoder"
+    #: arguments shared by the encoders (each applies where the class takes it).
+    argument_rules: ClassVar[dict[str, Rule]] = {
+        "feature_dim": count(integer=True, none=True),
+        "hidden_sizes": Sizes(),
+        "channels": Sizes(nonempty=True),
+        "cnn_feature_dim": count(integer=True),
+        "activation": ACTIVATION,
+    }
 
     def __init__(self, observation_space: spaces.Space[Any], feature_dim: int | None) -> None:
         super().__init__()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
+from rlkit.config.rules import Rule, count
 from rlkit.encoders.base import ENCODERS, Encoder
 from rlkit.spaces import check_space, flat_dim
 from rlkit.utils.nn import activation_class, orthogonal_init
@@ -42,6 +43,8 @@ class Identity(Encoder):
 class MLP(Encoder):
     """Flatten, then ``Linear -> activation`` per hidden size, then a final ``Linear`` to
     ``feature_dim`` followed by the activation."""
+
+    argument_rules: ClassVar[dict[str, Rule]] = {"feature_dim": count(integer=True)}
 
     def __init__(
         self,

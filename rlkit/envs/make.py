@@ -9,6 +9,9 @@ from typing import Any
 import gymnasium as gym
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 
+from rlkit.envs.resume import RECORDER_KEY, ActionRecorder
+from rlkit.trust import check_import
+
 EnvFactory = Callable[[], gym.Env[Any, Any]]
 
 #: key under ``VectorEnv.metadata`` where :func:`make_vec_env` records how to rebuild the env.
@@ -32,6 +35,14 @@ class VecEnvSpec:
         return self.env if isinstance(self.env, str) else None
 
 
+def check_env_id(env_id: str) -> None:
+    """Refuse an env id read from an untrusted file (see :mod:`rlkit.trust`) when making it
+    would import a module: gymnasium's ``"module:Env"`` form imports ``module`` first. Ids
+    given directly (``make_vec_env("my_pkg:MyEnv-v0")``, ``rlkit train --env``) are allowed."""
+    if ":" in env_id:
+        check_import(env_id, "the env id", "pass your own env instead (env=..., rlkit train --env)")
+
+
 def _single_factory(
     env: str | EnvFactory,
     env_kwargs: Mapping[str, Any],
@@ -51,7 +62,7 @@ def _single_factory(
                 )
         for wrapper in wrappers:
             e = wrapper(e)
-        return e
+        return ActionRecorder(e)  # outermost: sees the vector env's resets and actions
 
     return make
 
@@ -68,6 +79,8 @@ def make_vec_env(
     """Build a gymnasium vector env the way rlkit's prototypes expect.
 
     - ``env``: a registered id (``"CartPole-v1"``) or a zero-argument callable returning an env.
+      gymnasium's ``"module:Env-v0"`` form imports ``module`` first; it is refused for ids
+      read from an untrusted checkpoint (:func:`check_env_id`).
     - Sub-env ``i`` is seeded with ``seed + i`` (and the action space with ``seed``), so serial
       (``asynchronous=False``) and subprocess (``True``) modes produce identical trajectories.
     - Autoreset happens in the same step (``AutoresetMode.SAME_STEP``): the returned observation
@@ -75,6 +88,9 @@ def make_vec_env(
       ``info["final_obs"]``, which on-policy bootstrapping on truncation needs.
     - Episode returns/lengths are recorded (``info["episode"]``, and the wrapper's
       ``return_queue``/``length_queue`` of the last ``stats_window`` episodes).
+    - Each sub-env is wrapped (outermost) in an :class:`~rlkit.envs.resume.ActionRecorder`,
+      which keeps its last reset and the actions since, so a checkpoint can put a new env back
+      in the same episodes (exact resume, see :mod:`rlkit.envs.resume`).
     """
     if num_envs < 1:
         raise ValueError(f"make_vec_env: num_envs must be >= 1, got {num_envs}")
@@ -82,6 +98,8 @@ def make_vec_env(
         raise TypeError(
             f"make_vec_env: env must be an env id string or a callable, got {type(env).__name__}"
         )
+    if isinstance(env, str):
+        check_env_id(env)
     kwargs = dict(env_kwargs or {})
     fns = [_single_factory(env, kwargs, tuple(wrappers)) for _ in range(num_envs)]
     vec: VectorEnv
@@ -92,6 +110,7 @@ def make_vec_env(
     vec = gym.wrappers.vector.RecordEpisodeStatistics(vec, buffer_length=stats_window)
     vec.metadata = dict(vec.metadata)
     vec.metadata[SPEC_KEY] = VecEnvSpec(env, num_envs, seed, asynchronous, kwargs, tuple(wrappers))
+    vec.metadata[RECORDER_KEY] = True
     if seed is not None:
         vec.reset(seed=seed)
         vec.action_space.seed(seed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,35 @@ class EpisodeTracker:
         self.episodes += int(dones.sum())
         self._running_return[dones] = 0.0
         self._running_length[dones] = 0
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The recent episodes, the episode count and the running sums of the unfinished
+        episodes, as arrays (checkpointed for exact resume)."""
+        return {
+            "returns": np.asarray(self.returns, dtype=np.float64),
+            "lengths": np.asarray(self.lengths, dtype=np.int64),
+            "episodes": np.asarray(self.episodes, dtype=np.int64),
+            "running_return": self._running_return.copy(),
+            "running_length": self._running_length.copy(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any], running: bool = True) -> None:
+        """Restore what :meth:`state_dict` returned; with ``running=False`` the unfinished
+        episodes start from zero (their env was reset rather than restored)."""
+        window = self.returns.maxlen
+        self.returns = deque((float(x) for x in np.asarray(state["returns"])), maxlen=window)
+        self.lengths = deque((int(x) for x in np.asarray(state["lengths"])), maxlen=window)
+        self.episodes = int(np.asarray(state["episodes"]).reshape(-1)[0])
+        if running and np.shape(state["running_return"]) == self._running_return.shape:
+            self._running_return = np.array(state["running_return"], dtype=np.float64)
+            self._running_length = np.array(state["running_length"], dtype=np.int64)
+        else:
+            self.reset_running()
+
+    def reset_running(self) -> None:
+        """Forget the unfinished episodes' sums (every env starts a new episode)."""
+        self._running_return[:] = 0.0
+        self._running_length[:] = 0
 
     @property
     def return_mean(self) -> float | None:

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from rlkit.checkpoint import load_registered_agent
 from rlkit.export.onnx import ExportResult, to_onnx
 from rlkit.export.torch_export import to_torch_export
 
@@ -13,17 +14,22 @@ _EXTENSIONS = {"onnx": "onnx", "torch": "pt2", "om": "onnx"}
 
 
 def run_export(args: argparse.Namespace) -> int:
-    """Export ``args.path`` in ``args.format``; print where it went and the parity report."""
+    """Export ``args.path`` in ``args.format``; print where it went and the parity report.
+    ``args.trust_code`` (``--trust-code``) lets the checkpoint name code to import."""
     source = Path(args.path)
     output = Path(args.output) if args.output else source / f"policy.{_EXTENSIONS[args.format]}"
     om_path = None
     if args.format == "om" and output.suffix == ".om":  # -o names the OM model
         om_path, output = output, output.with_suffix(".onnx")
+    # loaded here so --trust-code reaches the checkpoint (see rlkit.trust)
+    agent = load_registered_agent(
+        source, device="cpu", trust_code=bool(getattr(args, "trust_code", False))
+    )
     result: ExportResult
     if args.format == "torch":
-        result = to_torch_export(source, output, check=args.check)
+        result = to_torch_export(agent, output, check=args.check)
     else:
-        result = to_onnx(source, output, opset=args.opset, fp16=args.fp16, check=args.check)
+        result = to_onnx(agent, output, opset=args.opset, fp16=args.fp16, check=args.check)
     print(f"exported {result.path}")
     if result.parity is not None:
         print(result.parity)

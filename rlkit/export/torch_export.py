@@ -15,6 +15,7 @@ from rlkit.export.onnx import ExportResult
 from rlkit.export.parity import CHECK_BATCH_SIZES, ParityError, check_parity
 from rlkit.export.runner import ExportedPolicy
 from rlkit.export.source import cpu_acting_path, resolve_agent
+from rlkit.trust import UntrustedCodeError
 from rlkit.utils.files import atomic_path
 
 _META_FILE = "rlkit_metadata.json"
@@ -45,19 +46,33 @@ def to_torch_export(
         )
     parity = None
     if check:
-        parity = check_parity(acting, TorchExportPolicy(target).run, "torch.export", batch_sizes)
+        reloaded = TorchExportPolicy(target, trust_code=True)  # the file just written
+        parity = check_parity(acting, reloaded.run, "torch.export", batch_sizes)
         if not parity.ok:
             raise ParityError(str(parity))
     return ExportResult(target, parity)
 
 
 class TorchExportPolicy(ExportedPolicy):
-    """Runs a ``.pt2`` acting path written by :func:`to_torch_export` with ``act()``."""
+    """Runs a ``.pt2`` acting path written by :func:`to_torch_export` with ``act()``.
 
-    def __init__(self, path: str | Path) -> None:
+    ``torch.export.load`` unpickles parts of the archive, which can run arbitrary code, so the
+    file is only opened with ``trust_code=True``: pass it for files you made or trust. ONNX
+    (:func:`~rlkit.export.to_onnx`, :class:`~rlkit.export.OnnxPolicy`) is the format that runs
+    no code from the file."""
+
+    def __init__(self, path: str | Path, trust_code: bool = False) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"no torch.export archive at {self.path}")
+        if not trust_code:
+            raise UntrustedCodeError(
+                f"TorchExportPolicy: {self.path} is a torch.export archive, and "
+                "torch.export.load unpickles it, which can run arbitrary code; pass "
+                "trust_code=True only for files you made or trust, or export to ONNX (to_onnx / "
+                "rlkit export --format onnx) and run it with OnnxPolicy, which runs no code "
+                "from the file"
+            )
         extra = {_META_FILE: ""}
         program = torch.export.load(str(self.path), extra_files=extra)
         super().__init__(

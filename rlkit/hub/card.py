@@ -192,7 +192,8 @@ def model_card(
         "",
         f"A {cls_name} agent (`{agent_id}`) trained on {env_text} for {agent.global_step:,} "
         f"environment steps ({agent.num_updates:,} updates) with rlkit {__version__}. The "
-        "weights are safetensors and the settings JSON: loading it never unpickles anything.",
+        "weights are safetensors and the settings JSON: loading it unpickles nothing and "
+        "imports no code unless you pass `trust_code=True`.",
         "",
         "## Evaluation",
         "",
@@ -208,6 +209,7 @@ def model_card(
             + (f"; mean episode length {length:.1f}." if length is not None else ".")
         )
     module, name = _class_import(agent)
+    env_module = env_id.partition(":")[0] if env_id is not None and ":" in env_id else None
     lines += [
         "",
         "## Usage",
@@ -227,6 +229,15 @@ def model_card(
         "huggingface_hub; with `HF_HUB_OFFLINE=1` the agent loads from that cache "
         "without network access. Keyword arguments override hyperparameters "
         '(`device="cpu"`).',
+    ]
+    if env_module is not None:
+        lines += [
+            "",
+            f"The env id `{env_id}` imports the module `{env_module}` to make "
+            "the env, so loading needs `trust_code=True`: pass it only if you trust this "
+            "repo, or pass `env=` an env you made yourself.",
+        ]
+    lines += [
         "",
         "## Reproduce",
         "",

@@ -1,7 +1,8 @@
 """Push an agent to the Hugging Face Hub and load one back (from the Hub, its cache or a dir).
 
 A Hub repo holds exactly a checkpoint directory (``config.json`` + safetensors, no pickle) plus
-a ``README.md`` model card. ``huggingface_hub`` is imported only when a function needs it.
+a ``README.md`` model card. Loading one imports nothing it names unless ``trust_code=True`` (see
+:mod:`rlkit.trust`). ``huggingface_hub`` is imported only when a function needs it.
 """
 
 from __future__ import annotations
@@ -129,6 +130,7 @@ def from_pretrained(
     token: str | None = None,
     cache_dir: str | Path | None = None,
     cls: Any = None,
+    trust_code: bool = False,
     **overrides: Any,
 ) -> AgentLike:
     """Load an agent from a Hub repo id (``"user/name"``) or a local directory (a checkpoint,
@@ -138,7 +140,12 @@ def from_pretrained(
     card only) into its cache (``cache_dir``, default ``HF_HUB_CACHE``); with
     ``HF_HUB_OFFLINE=1`` it is read from that cache without network access. ``cls`` (an agent
     class) checks the recorded agent id; without it the id picks the class. ``env`` and
-    ``overrides`` go to :meth:`Agent.load`."""
+    ``overrides`` go to :meth:`Agent.load`.
+
+    Only JSON and safetensors are downloaded and nothing is unpickled; the repo may name
+    registered agents, primitives, goal functions and gymnasium env ids only. An env id
+    ``"module:Env"`` or a HER function given as an import path is refused unless
+    ``trust_code=True`` (importing runs that module's code; see :mod:`rlkit.trust`)."""
     directory = _local_directory(repo_id_or_dir)
     if directory is None:
         repo_id = str(repo_id_or_dir)
@@ -177,7 +184,7 @@ def from_pretrained(
         )
     if cls is None or (cls.registry_id is None and inspect.isabstract(cls)):
         cls = agent_class(agent_id, where)
-    agent: AgentLike = cls.load(checkpoint, env=env, **overrides)
+    agent: AgentLike = cls.load(checkpoint, env=env, trust_code=trust_code, **overrides)
     return agent
 
 

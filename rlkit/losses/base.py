@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from rlkit import guard
 from rlkit.backends.setting import closed_form_active
 from rlkit.backends.torch_private import own_hooks_present
 from rlkit.configurable import Configurable
@@ -224,6 +225,7 @@ class Loss:
         if self._done:
             raise RuntimeError("Loss.backward: this loss was already backpropagated")
         self._done = True
+        guard.note_loss(self._values)
         self._backward()
 
     def __float__(self) -> float:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from rlkit.config.rules import Rule, Satisfies
 from rlkit.losses.base import LOSS_TERMS, Inputs, LossTerm
 
 
@@ -48,16 +51,14 @@ def parse_ent_coef(value: float | str, owner: str) -> tuple[bool, float]:
                 initial = float(value[5:])
             except ValueError:
                 initial = float("nan")
-            if initial > 0:
+            if math.isfinite(initial) and initial > 0:
                 return True, initial
         try:
             value = float(value)
         except ValueError:
-            raise ValueError(
-                f"{owner}: ent_coef must be a number > 0, 'auto' or 'auto_<initial>', got {value!r}"
-            ) from None
-    if not value > 0:
-        raise ValueError(f"{owner}: ent_coef must be > 0, got {value!r}")
+            raise ValueError(f"{owner}: ent_coef must be {ENT_COEF.text}, got {value!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{owner}: ent_coef must be {ENT_COEF.text}, got {value!r}")
     return False, float(value)
 
 
@@ -66,11 +67,38 @@ def parse_target_entropy(value: float | str, action_dim: int, owner: str) -> flo
     if value == "auto":
         return -float(action_dim)
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
-        raise ValueError(
-            f"{owner}: target_entropy must be a number or 'auto', got {value!r}"
-        ) from None
+        number = math.nan
+    if not math.isfinite(number):
+        raise ValueError(f"{owner}: target_entropy must be {TARGET_ENTROPY.text}, got {value!r}")
+    return number
+
+
+def _checks(parse: Callable[[Any], object]) -> Callable[[Any], bool]:
+    def test(value: Any) -> bool:
+        if isinstance(value, bool):
+            return False
+        try:
+            parse(value)
+        except (TypeError, ValueError):
+            return False
+        return True
+
+    return test
+
+
+#: the rule of SAC's ``ent_coef`` hyperparameter (:func:`parse_ent_coef`).
+ENT_COEF = Satisfies(
+    _checks(lambda v: parse_ent_coef(v, "")),
+    "a finite number > 0, 'auto' or 'auto_<initial>' (initial > 0)",
+)
+#: the rule of SAC's ``target_entropy`` hyperparameter (:func:`parse_target_entropy`).
+TARGET_ENTROPY = Satisfies(
+    _checks(lambda v: parse_target_entropy(v, 1, "")), "a finite number or 'auto'"
+)
+#: the rules of SAC's temperature settings, as a config's ``rules`` table.
+ENTROPY_RULES: dict[str, Rule] = {"ent_coef": ENT_COEF, "target_entropy": TARGET_ENTROPY}
 
 
 @LOSS_TERMS.register("temperature")

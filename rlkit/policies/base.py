@@ -9,10 +9,12 @@ from typing import Any, ClassVar
 from gymnasium import spaces
 from torch import Tensor, nn
 
+from rlkit.config.rules import PAIR, Rule, Sizes, count, positive
 from rlkit.configurable import Configurable
 from rlkit.distributions.base import ActionDistribution, Distribution
 from rlkit.registry import Registry
 from rlkit.types import Obs, PolicyState
+from rlkit.utils.nn import ACTIVATION
 
 
 class Policy(Configurable, nn.Module, ABC):
@@ -25,6 +27,16 @@ class Policy(Configurable, nn.Module, ABC):
     """
 
     kind = "policy"
+    #: arguments shared by the policies (each applies where the class takes it).
+    argument_rules: ClassVar[dict[str, Rule]] = {
+        "hidden_sizes": Sizes(none=True),
+        "critic_hidden_sizes": Sizes(none=True),
+        "num_critics": count(integer=True),
+        "feature_dim": count(integer=True),
+        "std": positive(),
+        "log_std_bounds": PAIR,
+        "activation": ACTIVATION,
+    }
     #: True for policies that carry state between steps (LSTM/GRU/Transformer).
     recurrent: ClassVar[bool] = False
 

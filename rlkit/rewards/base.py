@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
+from rlkit.config.rules import OneOf, Range, Rule, check_arguments, count, non_negative, positive
 from rlkit.configurable import Configurable
 from rlkit.registry import Registry
 from rlkit.types import Obs
@@ -42,6 +43,20 @@ class IntrinsicReward(Configurable, nn.Module, ABC):
     """
 
     kind = "intrinsic_reward"
+    #: arguments shared by the bonuses (each applies where the class takes it); a module adds
+    #: its own.
+    argument_rules: ClassVar[dict[str, Rule]] = {
+        "coef": non_negative(),
+        "coef_decay": Range(0, 1, high_open=True),
+        "reward_norm": OneOf(("rms", "minmax", "none")),
+        "lr": positive(),
+        "batch_size": count(integer=True),
+        "feature_dim": count(integer=True),
+        "hidden_dim": count(integer=True),
+        "latent_dim": count(integer=True),
+        "embedding_dim": count(integer=True),
+        "k": count(integer=True),
+    }
 
     def __init__(
         self,
@@ -52,10 +67,8 @@ class IntrinsicReward(Configurable, nn.Module, ABC):
         reward_norm: RewardNorm = "rms",
     ) -> None:
         super().__init__()
-        if reward_norm not in ("rms", "minmax", "none"):
-            raise ValueError(f"reward_norm must be 'rms', 'minmax' or 'none', got {reward_norm!r}")
-        if not 0.0 <= coef_decay < 1.0:
-            raise ValueError(f"coef_decay must be in [0, 1), got {coef_decay}")
+        # Also checked here for subclasses that pass their own values (not their arguments).
+        check_arguments(type(self).__name__, locals(), IntrinsicReward.argument_rules)
         self.observation_space = observation_space
         self.action_space = action_space
         self.coef = float(coef)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
+from rlkit.config.rules import ListOf, Rule, non_negative
 from rlkit.configurable import build_primitive
 from rlkit.rewards.base import INTRINSIC_REWARDS, IntrinsicReward, RewardNorm, TransitionBatch
 
@@ -28,6 +29,10 @@ class Combined(IntrinsicReward):
     (metric and optimizer names are prefixed with ``"<index>_<id>"``), and the sub-modules'
     weights, statistics and optimizers are saved with the agent.
     """
+
+    argument_rules: ClassVar[dict[str, Rule]] = {
+        "weights": ListOf(non_negative(), none=True),
+    }
 
     def __init__(
         self,

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
+from rlkit.config.rules import Range, Rule, count
 from rlkit.rewards.base import INTRINSIC_REWARDS, IntrinsicReward, RewardNorm, TransitionBatch
 from rlkit.rewards.common import (
     ActionCoder,
@@ -38,6 +39,12 @@ class Disagreement(IntrinsicReward):
     the members differ. The bonus ``mean_d Var_m f_m(phi(s), a)_d`` is non-negative and does
     not need the next observation, so it is immune to stochastic ("noisy TV") transitions.
     """
+
+    argument_rules: ClassVar[dict[str, Rule]] = {
+        "ensemble_size": count(2, integer=True),
+        "num_blocks": count(integer=True),
+        "keep_prob": Range(0, 1, low_open=True),
+    }
 
     def __init__(
         self,

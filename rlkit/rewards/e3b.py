@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import torch
 from gymnasium import spaces
 from torch import Tensor
 
+from rlkit.config.rules import Rule, positive
 from rlkit.rewards.base import INTRINSIC_REWARDS, RewardNorm, TransitionBatch
 from rlkit.rewards.common import (
     ActionCoder,
@@ -41,6 +43,10 @@ class E3B(EpisodicIntrinsicReward):
     non-negative. In a ``[B]`` replay batch each row is scored against the other rows
     (leave-one-out: ``l / (1 - l)`` with ``l = phi^T (ridge I + Phi^T Phi)^-1 phi``).
     """
+
+    argument_rules: ClassVar[dict[str, Rule]] = {
+        "ridge": positive(),
+    }
 
     def __init__(
         self,
@@ -92,6 +98,13 @@ class E3B(EpisodicIntrinsicReward):
 
     def memory_sizes(self) -> Tensor:
         return self._seen.cpu()
+
+    def memory_state(self) -> dict[str, Tensor]:
+        return {"cov_inv": self._cov_inv, "seen": self._seen}
+
+    def load_memory_state(self, state: Mapping[str, Tensor]) -> None:
+        self._cov_inv = state["cov_inv"].to(torch.float64).clone()
+        self._seen = state["seen"].to(torch.int64).clone()
 
     def _fold(self, h: Tensor, env_mask: Tensor | None = None) -> Tensor:
         """Bonus ``b = h^T C^-1 h`` per env, then the rank-1 update of ``C^-1`` (masked envs);

@@ -3,12 +3,13 @@ Self-supervised Prediction"; authors' code ``pathak22/noreward-rl``)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
+from rlkit.config.rules import Rule, unit
 from rlkit.rewards.base import INTRINSIC_REWARDS, IntrinsicReward, RewardNorm, TransitionBatch
 from rlkit.rewards.common import (
     ActionCoder,
@@ -36,6 +37,10 @@ class ICM(IntrinsicReward):
     loss also trains the features). The bonus is the same per-sample
     ``0.5 * ||f(phi(s_t), a_t) - phi(s_t+1)||^2``; the paper's ``eta`` is ``coef``.
     """
+
+    argument_rules: ClassVar[dict[str, Rule]] = {
+        "beta": unit(),
+    }
 
     # set by attach_dynamics_models
     actions: ActionCoder

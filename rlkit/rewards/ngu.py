@@ -3,12 +3,14 @@ Exploration Strategies", Algorithm 1 and appendix hyperparameters)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import torch
 from gymnasium import spaces
 from torch import Tensor
 
+from rlkit.config.rules import Range, Rule, count, non_negative, positive
 from rlkit.rewards.base import INTRINSIC_REWARDS, RewardNorm, TransitionBatch
 from rlkit.rewards.common import (
     ActionCoder,
@@ -49,6 +51,17 @@ class NGU(EpisodicIntrinsicReward):
     ``x_t+1`` is compared with ``x_0 .. x_t`` (``next_obs`` of each transition is scored). Memory
     handling per env and at episode ends: see :mod:`rlkit.rewards.episodic`.
     """
+
+    argument_rules: ClassVar[dict[str, Rule]] = {
+        "cluster_distance": non_negative(),
+        "kernel_epsilon": positive(),
+        "c": non_negative(),
+        "max_similarity": positive(),
+        "max_multiplier": Range(1),
+        "memory_capacity": count(integer=True),
+        "rnd_lr": positive(),
+        "rnd_latent_dim": count(integer=True),
+    }
 
     def __init__(
         self,
@@ -136,6 +149,21 @@ class NGU(EpisodicIntrinsicReward):
 
     def memory_sizes(self) -> Tensor:
         return self._written.clamp(max=self.memory_capacity).cpu()
+
+    def memory_state(self) -> dict[str, Tensor]:
+        # the slots in use: env n fills min(written, capacity) of them; the rest is never read
+        used = (
+            int(self._written.clamp(max=self.memory_capacity).max()) if self._written.numel() else 0
+        )
+        return {"memory": self._memory[:, :used], "written": self._written}
+
+    def load_memory_state(self, state: Mapping[str, Tensor]) -> None:
+        memory, written = state["memory"], state["written"]
+        if memory.shape[1] > self._memory.shape[1]:
+            self._memory = memory.to(self._memory.dtype).clone()
+        else:
+            self._memory[:, : memory.shape[1]] = memory
+        self._written = written.to(torch.int64).clone()
 
     def _insert(self, h: Tensor, env_mask: Tensor) -> None:
         """Write ``h[n]`` into the memory of each env ``n`` in ``env_mask`` (a ring buffer)."""

@@ -3,12 +3,13 @@ Count-Based Exploration for Deep Reinforcement Learning")."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from gymnasium import spaces
 from torch import Tensor
 
+from rlkit.config.rules import Rule, count
 from rlkit.rewards.base import INTRINSIC_REWARDS, IntrinsicReward, RewardNorm, TransitionBatch
 from rlkit.rewards.common import ObsWhitener, check_batch, check_obs_space, check_positive, rows
 from rlkit.spaces import flat_dim
@@ -32,6 +33,12 @@ class PseudoCounts(IntrinsicReward):
     ``[0, 1]``. Nothing is trained; :meth:`update` returns no losses. Counting happens in
     :meth:`compute`, so feed each transition once (an on-policy rollout).
     """
+
+    argument_rules: ClassVar[dict[str, Rule]] = {
+        "bits": count(integer=True),
+        "sketch_rows": count(integer=True),
+        "sketch_width": count(integer=True),
+    }
 
     def __init__(
         self,

@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
+from rlkit.config.rules import Rule, non_negative
 from rlkit.rewards.base import INTRINSIC_REWARDS, RewardNorm, TransitionBatch
 from rlkit.rewards.common import (
     ActionCoder,
@@ -44,6 +46,11 @@ class RIDE(EpisodicIntrinsicReward):
     Episodic counts live per env and are cleared at episode ends (see
     :mod:`rlkit.rewards.episodic`); in a ``[B]`` replay batch a state is counted over the batch.
     """
+
+    argument_rules: ClassVar[dict[str, Rule]] = {
+        "forward_coef": non_negative(),
+        "inverse_coef": non_negative(),
+    }
 
     # set by attach_dynamics_models
     actions: ActionCoder
@@ -98,6 +105,34 @@ class RIDE(EpisodicIntrinsicReward):
 
     def memory_sizes(self) -> Tensor:
         return torch.tensor([sum(c.values()) for c in self._counts], dtype=torch.int64)
+
+    def memory_state(self) -> dict[str, Tensor]:
+        # one row per (env, state) pair, in each env's insertion order: the env, the count, and
+        # the state's key bytes, zero-padded to the longest with their lengths
+        entries = [
+            (n, key, c) for n, counts in enumerate(self._counts) for key, c in counts.items()
+        ]
+        width = max((len(key) for _, key, _ in entries), default=0)
+        keys = np.zeros((len(entries), width), dtype=np.uint8)
+        for i, (_, key, _) in enumerate(entries):
+            keys[i, : len(key)] = np.frombuffer(key, dtype=np.uint8)
+        return {
+            "envs": torch.tensor([n for n, _, _ in entries], dtype=torch.int64),
+            "counts": torch.tensor([c for _, _, c in entries], dtype=torch.int64),
+            "keys": torch.from_numpy(keys),
+            "key_lengths": torch.tensor([len(key) for _, key, _ in entries], dtype=torch.int64),
+        }
+
+    def load_memory_state(self, state: Mapping[str, Tensor]) -> None:
+        keys = state["keys"].cpu().numpy()
+        rows = zip(
+            state["envs"].tolist(),
+            state["counts"].tolist(),
+            state["key_lengths"].tolist(),
+            strict=True,
+        )
+        for i, (n, c, length) in enumerate(rows):
+            self._counts[n][keys[i, :length].tobytes()] = c
 
     # ----------------------------------------------------------------- bonus
     def _impact(self, batch: TransitionBatch, lead: tuple[int, ...]) -> tuple[Tensor, Tensor]:

@@ -3,11 +3,12 @@ Exploration Acceleration in Reinforcement Learning", RISE; the authors' rllte co
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from gymnasium import spaces
 from torch import Tensor
 
+from rlkit.config.rules import Range, Rule
 from rlkit.rewards.base import INTRINSIC_REWARDS, RewardNorm
 from rlkit.rewards.re3 import RE3
 
@@ -22,6 +23,10 @@ class RISE(RE3):
     weighs distant (rare) states more. The paper's VAE encoder is replaced by the fixed random
     encoder, as in the authors' rllte implementation.
     """
+
+    argument_rules: ClassVar[dict[str, Rule]] = {
+        "alpha": Range(0, 1, low_open=True, high_open=True),
+    }
 
     def __init__(
         self,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
+from rlkit.config.rules import Range, Rule
 from rlkit.encoders.cnn import check_image_space, conv_output_dim
 from rlkit.rewards.base import INTRINSIC_REWARDS, IntrinsicReward, RewardNorm, TransitionBatch
 from rlkit.spaces import check_space, flat_dim, is_image_space
@@ -62,6 +63,10 @@ class RND(IntrinsicReward):
     setting); the bonus is computed on the next observation of each transition; the predictor
     trains on a random ``update_proportion`` of each batch.
     """
+
+    argument_rules: ClassVar[dict[str, Rule]] = {
+        "update_proportion": Range(0, 1, low_open=True),
+    }
 
     def __init__(
         self,

@@ -4,7 +4,7 @@ goals their own episode achieved, so sparse-reward goal tasks give a learning si
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -12,7 +12,9 @@ import torch
 from gymnasium import spaces
 
 from rlkit.configurable import Configurable
-from rlkit.registry import Registry
+from rlkit.envs import goals
+from rlkit.registry import Registry, UnknownIdError
+from rlkit.trust import check_import
 
 GOAL_KEYS = ("observation", "achieved_goal", "desired_goal")
 STRATEGIES = ("future", "final", "episode")
@@ -21,11 +23,93 @@ STRATEGIES = ("future", "final", "episode")
 GoalFn = Callable[[np.ndarray, np.ndarray, Any], Any]
 
 
+class GoalFunctions:
+    """Registered goal functions (HER's ``reward_fn`` / ``terminated_fn``) by id, so configs,
+    checkpoints and replay files name them without importing anything.
+
+    >>> @GOAL_FUNCTIONS.register("my_reward")
+    ... def my_reward(achieved_goal, desired_goal, info): ...
+    >>> HindsightRelabeler("my_reward")
+    """
+
+    def __init__(self) -> None:
+        self._functions: dict[str, GoalFn] = {}
+
+    def register(self, id: str) -> Callable[[GoalFn], GoalFn]:
+        """Decorator registering a vectorised goal function under ``id``."""
+
+        def decorator(fn: GoalFn) -> GoalFn:
+            if not callable(fn):
+                raise TypeError(f"goal function {id!r}: {fn!r} is not callable")
+            existing = self._functions.get(id)
+            if existing is not None and existing is not fn:
+                raise ValueError(f"goal function id {id!r} is already registered to {existing!r}")
+            self._functions[id] = fn
+            return fn
+
+        return decorator
+
+    def get(self, id: str) -> GoalFn:
+        """The function registered under ``id``; the error lists the known ids."""
+        try:
+            return self._functions[id]
+        except KeyError:
+            raise UnknownIdError(
+                f"unknown goal function id {id!r}; registered: {self.known()}"
+            ) from None
+
+    def lookup(self, name: str) -> GoalFn | None:
+        """The function registered under ``name``, or whose import path ``"module:function"``
+        is ``name`` (so configs written with the path still resolve without an import)."""
+        if name in self._functions:
+            return self._functions[name]
+        for fn in self._functions.values():
+            if name == f"{fn.__module__}:{fn.__qualname__}":
+                return fn
+        return None
+
+    def id_of(self, fn: Any) -> str | None:
+        """The id ``fn`` is registered under, or None."""
+        return next((k for k, v in self._functions.items() if v is fn), None)
+
+    def known(self) -> str:
+        """The registered ids, comma-separated (for error messages)."""
+        return ", ".join(sorted(self._functions)) or "(none)"
+
+    def __contains__(self, id: object) -> bool:
+        return id in self._functions
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._functions))
+
+
+#: goal functions configs and files may name; rlkit's goal tasks (:mod:`rlkit.envs.goals`)
+#: ship theirs. Register yours with ``@GOAL_FUNCTIONS.register("<id>")``.
+GOAL_FUNCTIONS = GoalFunctions()
+for _fn in (
+    goals.bit_flipping_reward,
+    goals.bit_flipping_success,
+    goals.point_goal_reward,
+    goals.point_goal_success,
+):
+    GOAL_FUNCTIONS.register(_fn.__name__)(_fn)
+
+
 def _resolve(fn: GoalFn | str | None, name: str) -> GoalFn | None:
-    """A callable, or an import path ``"package.module:attribute"`` (nameable in configs)."""
+    """A callable, a registered goal function id, or an import path ``"package.module:attr"``
+    (imported only when given directly or read from a trusted file: see :mod:`rlkit.trust`)."""
     if fn is None or callable(fn):
         return fn
+    if isinstance(fn, str):
+        registered = GOAL_FUNCTIONS.lookup(fn)
+        if registered is not None:
+            return registered
     if isinstance(fn, str) and ":" in fn:
+        check_import(
+            fn,
+            f"the HER {name}",
+            f"name a registered goal function instead ({GOAL_FUNCTIONS.known()})",
+        )
         module, _, attr = fn.partition(":")
         obj: Any = importlib.import_module(module)
         for part in attr.split("."):
@@ -34,8 +118,8 @@ def _resolve(fn: GoalFn | str | None, name: str) -> GoalFn | None:
             raise TypeError(f"HindsightRelabeler: {name}={fn!r} is not callable")
         return obj
     raise TypeError(
-        f"HindsightRelabeler: {name} must be a callable or an import path 'module:function', "
-        f"got {fn!r}"
+        f"HindsightRelabeler: {name} must be a callable or an import path 'module:function' "
+        f"or a registered goal function id ({GOAL_FUNCTIONS.known()}), got {fn!r}"
     )
 
 
@@ -55,8 +139,11 @@ class HindsightRelabeler(Configurable):
     ``compute_reward``; ``info`` is an array of empty dicts since infos are not stored), for
     every step of an n-step window. Termination is kept from the env unless
     ``terminated_fn`` (same signature, returns booleans) recomputes it for the new goal, as
-    tasks that end on success need (e.g. ``rlkit/BitFlipping-v0``). Both may be callables or
-    import paths ``"package.module:function"``; only the latter can be written to configs.
+    tasks that end on success need (e.g. ``rlkit/BitFlipping-v0``). Both may be callables,
+    ids of :data:`GOAL_FUNCTIONS` (``"bit_flipping_reward"``) or import paths
+    ``"package.module:function"``. Registered functions (as ids or objects) and import paths
+    are written to configs; an import path read back from a checkpoint or replay file is only
+    imported with ``trust_code=True`` (see :mod:`rlkit.trust`).
     """
 
     kind = "replay_relabeler"
@@ -79,6 +166,12 @@ class HindsightRelabeler(Configurable):
             raise TypeError("HindsightRelabeler: reward_fn is required")
         self.reward_fn: GoalFn = reward
         self.terminated_fn = _resolve(terminated_fn, "terminated_fn")
+        captured = self.__dict__.get("_init_args")
+        if captured is not None:  # registered functions go to configs by id
+            for key in ("reward_fn", "terminated_fn"):
+                registered = GOAL_FUNCTIONS.id_of(captured.get(key))
+                if registered is not None:
+                    captured[key] = registered
         self.strategy = strategy
         self.k = int(k)
 
@@ -157,3 +250,13 @@ class HindsightRelabeler(Configurable):
 
 REPLAY_RELABELERS: Registry[HindsightRelabeler] = Registry("replay_relabeler", HindsightRelabeler)
 REPLAY_RELABELERS.register("her")(HindsightRelabeler)
+
+__all__ = [
+    "GOAL_FUNCTIONS",
+    "GOAL_KEYS",
+    "REPLAY_RELABELERS",
+    "STRATEGIES",
+    "GoalFn",
+    "GoalFunctions",
+    "HindsightRelabeler",
+]

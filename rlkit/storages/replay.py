@@ -31,6 +31,7 @@ from rlkit.storages.her import HindsightRelabeler
 from rlkit.storages.rollout import action_layout
 from rlkit.storages.samplers import Sampler
 from rlkit.storages.stores import NpObs, Store
+from rlkit.trust import reading
 from rlkit.types import Obs
 from rlkit.version import __version__
 
@@ -460,12 +461,18 @@ class ReplayStorage(Storage):
 
     @classmethod
     def load(
-        cls, path: str | Path, device: str | torch.device = "cpu", **overrides: Any
+        cls,
+        path: str | Path,
+        device: str | torch.device = "cpu",
+        trust_code: bool = False,
+        **overrides: Any,
     ) -> ReplayStorage:
         """Rebuild a storage written by :meth:`save`. ``overrides`` replace constructor
         arguments, e.g. ``her=HindsightRelabeler(env.unwrapped.compute_reward)`` when the
-        saved relabeler's reward function was a Python callable."""
-        with open_arrays(path) as (datasets, attrs):
+        saved relabeler's reward function was a Python callable. A HER function the file
+        names by import path is imported only with ``trust_code=True`` (registered goal
+        function ids need nothing; see :mod:`rlkit.trust`)."""
+        with reading(f"replay file {path}", trust_code), open_arrays(path) as (datasets, attrs):
             her = attrs.get("her_without_config")
             if her is not None and "her" not in overrides:
                 raise ValueError(

@@ -14,6 +14,21 @@ from rlkit.storages.base import STORAGES, Storage
 from rlkit.types import Obs
 from rlkit.utils.tensors import obs_map, torch_dtype_for
 
+#: action dtypes a rollout storage accepts by name (configs name them as strings).
+_DTYPE_NAMES = [
+    "float16",
+    "bfloat16",
+    "float32",
+    "float64",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "bool",
+]
+_DTYPES: dict[str, torch.dtype] = {name: getattr(torch, name) for name in _DTYPE_NAMES}
+
 
 def action_layout(action_space: spaces.Space[Any]) -> tuple[tuple[int, ...], torch.dtype]:
     """Shape and dtype of one raw (pre-postprocessing) action as stored."""
@@ -118,9 +133,12 @@ class RolloutStorage(Storage):
         self.next_obs = self._alloc_obs() if store_next_obs else None
         default_shape, default_dtype = action_layout(action_space)
         shape = tuple(action_shape) if action_shape is not None else default_shape
-        dtype = getattr(torch, action_dtype) if action_dtype is not None else default_dtype
-        if not isinstance(dtype, torch.dtype):
-            raise ValueError(f"RolloutStorage: unknown action_dtype {action_dtype!r}")
+        dtype = _DTYPES.get(str(action_dtype)) if action_dtype is not None else default_dtype
+        if dtype is None:  # a fixed table: a name from a config file looks nothing up
+            raise ValueError(
+                f"RolloutStorage: unknown action_dtype {action_dtype!r}; allowed: "
+                f"{', '.join(sorted(_DTYPES))}"
+            )
         self.actions = torch.zeros(t, n, *shape, dtype=dtype, device=self.device)
         zeros = lambda: torch.zeros(t, n, device=self.device)  # noqa: E731
         self.rewards, self.dones, self.values, self.log_probs = zeros(), zeros(), zeros(), zeros()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from rlkit.config.rules import Satisfies
+
 
 class Tanh(nn.Tanh):
     """``nn.Tanh`` (the name older checkpoints and code refer to)."""
@@ -17,6 +19,13 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "silu": nn.SiLU,
     "leaky_relu": nn.LeakyReLU,
 }
+
+
+#: the rule of the ``activation`` argument of encoders and policies (any letter case).
+ACTIVATION = Satisfies(
+    lambda name: isinstance(name, str) and name.lower() in _ACTIVATIONS,
+    "one of " + ", ".join(repr(k) for k in _ACTIVATIONS) + " (any case)",
+)
 
 
 def activation_class(name: str) -> type[nn.Module]:

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from rlkit import guard
 from rlkit.backends import optim_kernel
 from rlkit.backends.capability import overridden
 from rlkit.backends.setting import kernels_active
@@ -133,7 +134,10 @@ class FlatAdam(torch.optim.Adam):
 def optimizer_step(optimizer: torch.optim.Optimizer) -> None:
     """``optimizer.step()``; a :class:`FlatAdam` (whose ``step`` no subclass changed) with no
     step hooks registered calls its fused kernel directly, skipping torch's per-call profiling
-    wrapper (~40 us in an update loop, more than the step itself)."""
+    wrapper (~40 us in an update loop, more than the step itself). The non-finite guard
+    (:mod:`rlkit.guard`) checks the gradients first and may skip or stop."""
+    if not guard.check_step(optimizer):
+        return
     if (
         isinstance(optimizer, FlatAdam)
         and optimizer.param_groups[0].get("fused")  # (plain Adam, e.g. reference: public step)
