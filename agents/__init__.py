@@ -10,6 +10,7 @@ from .drqv2 import DrQv2, DrQv2Config
 from .impala import IMPALA, IMPALAConfig
 from .ppg import PPG, PPGConfig
 from .ppo import PPO, PPOConfig
+from .qrdqn import QRDQN, QRDQNConfig
 from .sac import SAC, SACConfig
 from .sac_discrete import SACDiscrete, SACDiscreteConfig
 from .td3 import TD3, TD3Config
@@ -23,6 +24,7 @@ __all__ = [
     "IMPALA",
     "PPG",
     "PPO",
+    "QRDQN",
     "SAC",
     "TD3",
     "A2CConfig",
@@ -37,6 +39,7 @@ __all__ = [
     "IMPALAConfig",
     "PPGConfig",
     "PPOConfig",
+    "QRDQNConfig",
     "SACConfig",
     "SACDiscrete",
     "SACDiscreteConfig",

@@ -33,6 +33,7 @@ RUNS: dict[str, tuple[str, str]] = {
     "a2c_cartpole": ("test_learning", "best >= 475 (reached_at > 0)"),
     "ppo_pendulum": ("test_learning", "return_mean >= -400"),
     "dqn_cartpole": ("test_off_policy_learning", "max(30k, 40k, 50k) >= 200"),
+    "qrdqn_cartpole": ("test_qrdqn", "max(30k, 40k, 50k) >= 200"),
     "sac_pendulum": ("test_off_policy_learning", "return_mean >= -250"),
     "td3_pendulum": ("test_off_policy_learning", "return_mean >= -250"),
     "drac_pixel_reach": ("test_learning_catalogue", "return_mean >= 0.95, length_mean <= 5"),

@@ -87,6 +87,7 @@ AGENT_CONFIGS = {
     "DAAC": agents.DAACConfig,
     "PPG": agents.PPGConfig,
     "DQN": agents.DQNConfig,
+    "QRDQN": agents.QRDQNConfig,
     "DDPG": agents.DDPGConfig,
     "TD3": agents.TD3Config,
     "SAC": agents.SACConfig,

@@ -14,6 +14,7 @@ import torch
 from rlkit.distributions.categorical import CategoricalDist
 from rlkit.losses import (
     LOSS_TERMS,
+    CategoricalLoss,
     ClippedSurrogate,
     DeterministicActorLoss,
     DiscreteSACActorLoss,
@@ -23,10 +24,12 @@ from rlkit.losses import (
     LossTerm,
     PolicyGradient,
     PolicyKL,
+    QuantileHuberLoss,
     SACActorLoss,
     TDLoss,
     TemperatureLoss,
     ValueLoss,
+    categorical_projection,
     compute_loss,
 )
 
@@ -98,6 +101,33 @@ CASES: list[tuple[str, Callable[[], LossTerm], Callable[[torch.Generator], dict[
             "logits": torch.randn(B, 5, generator=g),
             "q": torch.randn(B, 5, generator=g),
             "alpha": torch.tensor(0.2),
+        },
+    ),
+    (
+        "quantile_huber",
+        lambda: QuantileHuberLoss(kappa=1.0, coef=0.8),
+        lambda g: {
+            "quantiles": torch.randn(B, 5, generator=g) * 2,
+            "target_quantiles": torch.randn(B, 7, generator=g) * 2,
+        },
+    ),
+    (
+        "quantile_huber_weighted_taus",
+        lambda: QuantileHuberLoss(kappa=0.5),
+        lambda g: {
+            "quantiles": torch.randn(B, 4, generator=g),
+            "target_quantiles": torch.randn(B, 4, generator=g),
+            "taus": torch.rand(B, 4, generator=g),
+            "weight": torch.rand(B, generator=g),
+        },
+    ),
+    (
+        "categorical",
+        lambda: CategoricalLoss(coef=1.5),
+        lambda g: {
+            "log_probs": torch.log_softmax(torch.randn(B, 11, generator=g), -1),
+            "target_probs": torch.softmax(torch.randn(B, 11, generator=g), -1),
+            "weight": torch.rand(B, generator=g),
         },
     ),
     (
@@ -193,6 +223,46 @@ def test_hand_computed_values() -> None:
     assert float(EntropyBonus()(e)) == pytest.approx(-1.5)
     t = {"log_alpha": torch.tensor(math.log(2.0)), "log_prob": torch.tensor([1.0, 3.0])}
     assert float(TemperatureLoss(-1.0)(t)) == pytest.approx(-math.log(2.0) * 1.0)
+
+
+def test_distributional_terms_by_hand() -> None:
+    """QR-DQN's loss and C51's projection and cross-entropy on cases worked out by hand."""
+    # N = 2 quantiles (taus 1/4, 3/4) at [0, 2]; one target sample at 1: u = [1, -1]
+    # rho = [|1/4 - 0| * 0.5, |3/4 - 1| * 0.5] = [0.125, 0.125]; sum over i -> 0.25
+    x = {"quantiles": torch.tensor([[0.0, 2.0]]), "target_quantiles": torch.tensor([[1.0]])}
+    assert float(QuantileHuberLoss()(x)) == pytest.approx(0.25)
+    # beyond kappa the Huber part is linear: u = 3 -> kappa (|u| - kappa / 2) = 2.5, tau 1/2
+    far = {"quantiles": torch.tensor([[0.0]]), "target_quantiles": torch.tensor([[3.0]])}
+    assert float(QuantileHuberLoss()(far)) == pytest.approx(0.5 * 2.5)
+    # gradient pushes the lower quantile up (by tau = 1/4) and the upper one down (by 1/4)
+    torch.testing.assert_close(
+        QuantileHuberLoss().derivative(x)["quantiles"], torch.tensor([[-0.25, 0.25]])
+    )
+    support = torch.tensor([-1.0, 0.0, 1.0])
+    next_probs = torch.tensor([[0.0, 1.0, 0.0], [0.5, 0.0, 0.5], [0.0, 0.0, 1.0]])
+    # r + g z: all mass at 0.5 -> split half/half between 0 and 1; terminal: all at r = -1;
+    # shift by 0.9 * 1 + 0.3 = 1.2 -> clipped to 1
+    rewards = torch.tensor([0.5, -1.0, 0.3])
+    discounts = torch.tensor([0.9, 0.0, 0.9])
+    projected = categorical_projection(next_probs, rewards, discounts, support)
+    expected = torch.tensor([[0.0, 0.5, 0.5], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    torch.testing.assert_close(projected, expected)
+    # cross-entropy of a uniform prediction against a one-hot target: log 3
+    c = {"log_probs": torch.log(torch.full((1, 3), 1 / 3)), "target_probs": expected[1:2]}
+    assert float(CategoricalLoss()(c)) == pytest.approx(math.log(3))
+
+
+def test_categorical_projection_keeps_mass_and_mean() -> None:
+    """Inside the support the projection keeps total mass and the mean of r + g Z."""
+    gen = _gen(3)
+    support = torch.linspace(-10, 10, 51)
+    next_probs = torch.softmax(torch.randn(B, 51, generator=gen), -1)
+    rewards = torch.rand(B, generator=gen) - 0.5
+    discounts = torch.full((B,), 0.5)
+    projected = categorical_projection(next_probs, rewards, discounts, support)
+    torch.testing.assert_close(projected.sum(-1), torch.ones(B))
+    mean = rewards + discounts * (next_probs * support).sum(-1)
+    torch.testing.assert_close((projected * support).sum(-1), mean, rtol=1e-5, atol=1e-5)
 
 
 def test_a_subclass_changing_forward_loses_the_closed_form() -> None:

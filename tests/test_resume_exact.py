@@ -17,7 +17,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
 from safetensors.torch import load_file, save_file
 
 import rlkit.agents  # noqa: F401  (registers the agents load_agent looks up)
-from rlkit.agents import A2C, APPO, DQN, IMPALA, PPG, PPO, SAC, TD3
+from rlkit.agents import A2C, APPO, DQN, IMPALA, PPG, PPO, QRDQN, SAC, TD3
 from rlkit.envs import make_vec_env
 from rlkit.prototypes import Agent, load_agent
 from rlkit.rewards import EpisodicIntrinsicReward
@@ -43,6 +43,13 @@ CASES: dict[str, tuple[type[Agent], str, int, int, dict[str, Any]]] = {
         502,
         500,
         {**SMALL_OFF, "learning_starts": 200, "train_freq": 4, "target_update_interval": 50},
+    ),
+    "qrdqn": (
+        QRDQN,
+        "CartPole-v1",
+        502,
+        500,
+        {**SMALL_OFF, "learning_starts": 200, "train_freq": 4, "n_quantiles": 5},
     ),
     "sac": (SAC, "Pendulum-v1", 300, 300, {**SMALL_OFF, "learning_starts": 100}),
     "td3": (TD3, "Pendulum-v1", 300, 300, {**SMALL_OFF, "learning_starts": 100}),

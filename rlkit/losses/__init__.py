@@ -11,6 +11,12 @@ from rlkit.losses.base import (
     array_namespace,
     compute_loss,
 )
+from rlkit.losses.distributional import (
+    CategoricalLoss,
+    QuantileHuberLoss,
+    categorical_projection,
+    quantile_midpoints,
+)
 from rlkit.losses.divergence import PolicyKL
 from rlkit.losses.policy_gradient import ClippedSurrogate, EntropyBonus, KLPenalty, PolicyGradient
 from rlkit.losses.q_learning import (
@@ -31,6 +37,7 @@ from rlkit.losses.value import ValueLoss
 
 __all__ = [
     "LOSS_TERMS",
+    "CategoricalLoss",
     "ClippedSurrogate",
     "DeterministicActorLoss",
     "DiscreteSACActorLoss",
@@ -44,15 +51,18 @@ __all__ = [
     "PolicyGradient",
     "PolicyKL",
     "Pullback",
+    "QuantileHuberLoss",
     "SACActorLoss",
     "TDLoss",
     "TemperatureLoss",
     "ValueLoss",
     "array_namespace",
+    "categorical_projection",
     "clipped_double_q",
     "compute_loss",
     "expected_soft_value",
     "greedy_value",
+    "quantile_midpoints",
     "soft_value",
     "td_target",
 ]

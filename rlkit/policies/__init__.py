@@ -12,6 +12,7 @@ from rlkit.policies.decoupled import DecoupledActorCritic, SeparateActorCritic
 from rlkit.policies.drqv2 import DrQv2ActorCritic
 from rlkit.policies.ensemble import DenseStack, EnsembleLinear, EnsembleMLP
 from rlkit.policies.q_network import QNetwork, QPolicy
+from rlkit.policies.quantile_q_network import QuantileQNetwork
 from rlkit.policies.twin_q import (
     CategoricalActorCritic,
     ContinuousActorCritic,
@@ -38,6 +39,7 @@ __all__ = [
     "Policy",
     "QNetwork",
     "QPolicy",
+    "QuantileQNetwork",
     "SeparateActorCritic",
     "SquashedGaussianActorCritic",
     "check_distribution",

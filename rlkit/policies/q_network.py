@@ -56,6 +56,23 @@ class QPolicy(Policy, ABC):
         return (greedy + self.action_start if self.action_start else greedy), None
 
 
+def q_trunk(
+    policy: QPolicy,
+    observation_space: spaces.Space[Any],
+    encoder: Encoder | str | dict[str, Any] | None,
+    hidden_sizes: Sequence[int] | None,
+) -> tuple[Encoder, list[int]]:
+    """The encoder (given, or the default for the space) and hidden sizes of a Q-network:
+    ``hidden_sizes=None`` is ``(64, 64)`` for vector observations and none for images."""
+    name = type(policy).__name__
+    enc = build_primitive("encoder", encoder, Encoder, name, observation_space=observation_space)
+    enc = enc if enc is not None else default_encoder(observation_space)
+    check_encoder(enc, observation_space, name)
+    if hidden_sizes is None:
+        hidden_sizes = () if is_image_space(observation_space) else (64, 64)
+    return enc, [int(s) for s in hidden_sizes]
+
+
 @POLICIES.register("q_network")
 class QNetwork(QPolicy):
     """Encoder, MLP trunk and a linear Q head; optionally a dueling head.
@@ -77,15 +94,7 @@ class QNetwork(QPolicy):
         dueling: bool = False,
     ) -> None:
         super().__init__(observation_space, action_space)
-        name = type(self).__name__
-        enc = build_primitive(
-            "encoder", encoder, Encoder, name, observation_space=observation_space
-        )
-        enc = enc if enc is not None else default_encoder(observation_space)
-        check_encoder(enc, observation_space, name)
-        if hidden_sizes is None:
-            hidden_sizes = () if is_image_space(observation_space) else (64, 64)
-        sizes = [int(s) for s in hidden_sizes]
+        enc, sizes = q_trunk(self, observation_space, encoder, hidden_sizes)
         self.encoder = enc
         self.dueling = bool(dueling)
         n = self.num_actions

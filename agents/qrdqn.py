@@ -1,0 +1,78 @@
+"""QR-DQN (Dabney et al. 2018, "Distributional Reinforcement Learning with Quantile
+Regression"): DQN whose network predicts ``n_quantiles`` quantiles of each action's return,
+trained with the quantile Huber loss against the target network's quantiles at the greedy
+next action."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from rlkit.config.rules import Rule, count, positive
+from rlkit.encoders.base import Encoder
+from rlkit.losses import LossTerm, QuantileHuberLoss
+from rlkit.policies.quantile_q_network import QuantileQNetwork
+from rlkit.prototypes import AGENTS
+from rlkit.storages.replay import ReplayBatch
+
+from .dqn import DQN, DQNConfig
+
+
+@dataclasses.dataclass
+class QRDQNConfig(DQNConfig):
+    """DQN's hyperparameters plus the number of quantiles (sb3-contrib's default, 200) and the
+    Huber threshold ``kappa`` of the quantile loss (1, as the paper's experiments)."""
+
+    n_quantiles: int = 200
+    kappa: float = 1.0
+
+    rules: ClassVar[dict[str, Rule]] = {"n_quantiles": count(), "kappa": positive()}
+
+
+@AGENTS.register("qrdqn")
+class QRDQN(DQN):
+    """QR-DQN: quantile regression on ``[B, A, N]`` return quantiles; acts greedily on their mean.
+
+    The target is ``r + gamma^n (1 - terminated) theta'_j(s', a*)`` with ``a*`` the greedy
+    action of the target network's quantile means (of the online network's with
+    ``double_q``). With prioritized replay, priorities are ``|mean_i theta_i - mean_j target_j|``.
+    """
+
+    Config = QRDQNConfig
+    config: QRDQNConfig
+    policy_class = QuantileQNetwork
+    policy: QuantileQNetwork
+
+    def default_policy(self, encoder: Encoder | None) -> QuantileQNetwork:  # type: ignore[override]
+        cfg = self.config
+        return QuantileQNetwork(
+            self.observation_space,
+            self.action_space,
+            encoder,
+            cfg.hidden_sizes,
+            n_quantiles=cfg.n_quantiles,
+        )
+
+    def loss_terms(self) -> dict[str, list[LossTerm]]:
+        return {"td": [QuantileHuberLoss(self.config.kappa)]}
+
+    def update(self, batch: ReplayBatch) -> dict[str, Tensor]:
+        actions = (batch.actions - self.action_start).long()
+        with torch.no_grad():
+            next_quantiles = self.target.net.quantiles(batch.next_obs)  # [B, A, N]
+            chooser = self.policy if self.config.double_q else self.target.net
+            best = chooser.q_values(batch.next_obs).argmax(-1)
+            chosen = next_quantiles[torch.arange(len(best)), best]  # [B, N]
+            target = batch.rewards.unsqueeze(1) + batch.discounts.unsqueeze(1) * chosen
+        current = self.policy.quantiles(batch.obs)[torch.arange(len(actions)), actions]
+        inputs = self.td_inputs(batch, current.mean(-1), target.mean(-1))  # weights, priorities
+        inputs = {"quantiles": current, "target_quantiles": target, **_weight(inputs)}
+        self.clip_and_step(self.loss("td", inputs), self.optimizer)
+        return {"train/q_mean": current.detach().mean()}
+
+
+def _weight(inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {"weight": inputs["weight"]} if "weight" in inputs else {}
