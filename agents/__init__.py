@@ -2,33 +2,54 @@
 
 from .a2c import A2C, A2CConfig
 from .appo import APPO, APPOConfig
+from .c51 import C51, C51Config
+from .crossq import CrossQ, CrossQConfig
 from .daac import DAAC, DAACConfig
 from .ddpg import DDPG, DDPGConfig
 from .dqn import DQN, DQNConfig
 from .drac import DrAC, DrACConfig
 from .drqv2 import DrQv2, DrQv2Config
 from .impala import IMPALA, IMPALAConfig
+from .iqn import IQN, IQNConfig
+from .mdqn import MDQN, MDQNConfig
 from .ppg import PPG, PPGConfig
 from .ppo import PPO, PPOConfig
+from .pqn import PQN, PQNConfig
 from .qrdqn import QRDQN, QRDQNConfig
+from .rainbow import Rainbow, RainbowConfig, RainbowIQN, RainbowIQNConfig
+from .redq import REDQ, REDQConfig
+from .reinforce import REINFORCE, REINFORCEConfig
 from .sac import SAC, SACConfig
 from .sac_discrete import SACDiscrete, SACDiscreteConfig
 from .td3 import TD3, TD3Config
+from .tqc import TQC, TQCConfig
+from .trpo import TRPO, TRPOConfig
 
 __all__ = [
     "A2C",
     "APPO",
+    "C51",
     "DAAC",
     "DDPG",
     "DQN",
     "IMPALA",
+    "IQN",
+    "MDQN",
     "PPG",
     "PPO",
+    "PQN",
     "QRDQN",
+    "REDQ",
+    "REINFORCE",
     "SAC",
     "TD3",
+    "TQC",
+    "TRPO",
     "A2CConfig",
     "APPOConfig",
+    "C51Config",
+    "CrossQ",
+    "CrossQConfig",
     "DAACConfig",
     "DDPGConfig",
     "DQNConfig",
@@ -37,11 +58,22 @@ __all__ = [
     "DrQv2",
     "DrQv2Config",
     "IMPALAConfig",
+    "IQNConfig",
+    "MDQNConfig",
     "PPGConfig",
     "PPOConfig",
+    "PQNConfig",
     "QRDQNConfig",
+    "REDQConfig",
+    "REINFORCEConfig",
+    "Rainbow",
+    "RainbowConfig",
+    "RainbowIQN",
+    "RainbowIQNConfig",
     "SACConfig",
     "SACDiscrete",
     "SACDiscreteConfig",
     "TD3Config",
+    "TQCConfig",
+    "TRPOConfig",
 ]

@@ -10,7 +10,7 @@ import torch
 from gymnasium import spaces
 from torch import Tensor
 
-from rlkit.config.rules import Rule, unit
+from rlkit.config.rules import Rule, non_negative, unit
 from rlkit.encoders.base import Encoder
 from rlkit.losses import LossTerm, TDLoss, greedy_value, td_target
 from rlkit.policies.q_network import QNetwork, QPolicy
@@ -39,11 +39,15 @@ class DQNConfig(OffPolicyConfig):
     double_q: bool = False
     #: dueling head (Wang et al. 2016) in the default Q-network.
     dueling: bool = False
+    #: NoisyNet layers (Fortunato et al. 2018) after the encoder with this initial noise scale
+    #: (the paper's 0.5), new noise before every update; 0: plain layers.
+    noisy: float = 0.0
 
     rules: ClassVar[dict[str, Rule]] = {
         "exploration_fraction": unit(),
         "exploration_initial_eps": unit(),
         "exploration_final_eps": unit(),
+        "noisy": non_negative(),
     }
 
 
@@ -64,7 +68,8 @@ class DQN(OffPolicyAgent):
 
     def default_policy(self, encoder: Encoder | None) -> QNetwork:
         cfg, obs_space, act_space = self.config, self.observation_space, self.action_space
-        return QNetwork(obs_space, act_space, encoder, cfg.hidden_sizes, dueling=cfg.dueling)
+        sizes = cfg.hidden_sizes
+        return QNetwork(obs_space, act_space, encoder, sizes, dueling=cfg.dueling, noisy=cfg.noisy)
 
     def setup(self) -> None:
         self.optimizer = self.add_optimizer("q", [self.policy])

@@ -17,6 +17,7 @@ from rlkit.losses import LossTerm, QuantileHuberLoss
 from rlkit.policies.quantile_q_network import QuantileQNetwork
 from rlkit.prototypes import AGENTS
 from rlkit.storages.replay import ReplayBatch
+from rlkit.types import Obs
 
 from .dqn import DQN, DQNConfig
 
@@ -54,25 +55,42 @@ class QRDQN(DQN):
             encoder,
             cfg.hidden_sizes,
             n_quantiles=cfg.n_quantiles,
+            dueling=cfg.dueling,
+            noisy=cfg.noisy,
         )
 
     def loss_terms(self) -> dict[str, list[LossTerm]]:
         return {"td": [QuantileHuberLoss(self.config.kappa)]}
 
+    def return_quantiles(
+        self, net: QuantileQNetwork, obs: Obs, target: bool = False
+    ) -> tuple[Tensor, Tensor | None]:
+        """``net``'s return quantiles of every action ``[B, A, N]`` and their fractions (None:
+        the midpoints); ``target`` marks the target network's next-state pass (hook: IQN
+        samples the fractions)."""
+        return net.quantiles(obs), None
+
+    def quantile_targets(self, batch: ReplayBatch, next_quantiles: Tensor) -> Tensor:
+        """``r + gamma^n (1 - terminated) theta'_j(s', a*)`` ``[B, N']`` from the target
+        network's next-state quantiles ``[B, A, N']`` (hook: e.g. a Munchausen target)."""
+        chooser = self.policy if self.config.double_q else self.target.net
+        best = chooser.q_values(batch.next_obs).argmax(-1)
+        chosen = next_quantiles[torch.arange(len(best), device=best.device), best]
+        return batch.rewards.unsqueeze(1) + batch.discounts.unsqueeze(1) * chosen
+
     def update(self, batch: ReplayBatch) -> dict[str, Tensor]:
         actions = (batch.actions - self.action_start).long()
         with torch.no_grad():
-            next_quantiles = self.target.net.quantiles(batch.next_obs)  # [B, A, N]
-            chooser = self.policy if self.config.double_q else self.target.net
-            best = chooser.q_values(batch.next_obs).argmax(-1)
-            chosen = next_quantiles[torch.arange(len(best)), best]  # [B, N]
-            target = batch.rewards.unsqueeze(1) + batch.discounts.unsqueeze(1) * chosen
-        current = self.policy.quantiles(batch.obs)[torch.arange(len(actions)), actions]
+            next_quantiles, _ = self.return_quantiles(self.target.net, batch.next_obs, True)
+            target = self.quantile_targets(batch, next_quantiles)
+        quantiles, taus = self.return_quantiles(self.policy, batch.obs)
+        current = quantiles[torch.arange(len(actions), device=actions.device), actions]
         inputs = self.td_inputs(batch, current.mean(-1), target.mean(-1))  # weights, priorities
-        inputs = {"quantiles": current, "target_quantiles": target, **_weight(inputs)}
+        inputs = {"quantiles": current, "target_quantiles": target, **_extra(inputs, taus)}
         self.clip_and_step(self.loss("td", inputs), self.optimizer)
         return {"train/q_mean": current.detach().mean()}
 
 
-def _weight(inputs: dict[str, Tensor]) -> dict[str, Tensor]:
-    return {"weight": inputs["weight"]} if "weight" in inputs else {}
+def _extra(inputs: dict[str, Tensor], taus: Tensor | None) -> dict[str, Tensor]:
+    extra = {"weight": inputs["weight"]} if "weight" in inputs else {}
+    return extra if taus is None else {**extra, "taus": taus}

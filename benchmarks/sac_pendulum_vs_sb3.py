@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
 import statistics
 import sys
@@ -90,6 +91,11 @@ class BenchmarkSpec:
     setup_lines: list[str]
     train_rlkit: Callable[[int, int, int, int, int], RunResult]
     train_sb3: Callable[[int, int, int, int, int], RunResult]
+    #: the peer's package beside Stable-Baselines3 (e.g. "sb3_contrib"): its version goes into
+    #: the machine info and the report's header.
+    peer_package: str | None = None
+    #: text after the options in --help (e.g. the full-measurement command and its duration).
+    epilog: str = ""
 
 
 # --------------------------------------------------------------------------- runs
@@ -215,10 +221,10 @@ def print_report(
 ) -> None:
     """The readable table."""
     print()
-    print(
-        f"{spec.name} on {spec.env_id}: rlkit {machine['rlkit']} vs Stable-Baselines3 "
-        f"{machine['stable_baselines3']}"
-    )
+    peers = f"Stable-Baselines3 {machine['stable_baselines3']}"
+    if spec.peer_package is not None:
+        peers += f" + {spec.peer_package.replace('_', '-')} {machine[spec.peer_package]}"
+    print(f"{spec.name} on {spec.env_id}: rlkit {machine['rlkit']} vs {peers}")
     print(
         f"machine: {machine['cpu_count']} CPUs ({machine['affinity_cpus']} usable), "
         f"{machine['processor']}, torch {machine['torch']}, torch threads {args.threads}, "
@@ -289,7 +295,11 @@ def print_report(
 # --------------------------------------------------------------------------- main
 def parse_args(spec: BenchmarkSpec, argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
-    parser = argparse.ArgumentParser(description=f"{spec.name} on {spec.env_id}: rlkit vs SB3")
+    parser = argparse.ArgumentParser(
+        description=f"{spec.name} on {spec.env_id}: rlkit vs SB3",
+        epilog=spec.epilog or None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--steps", type=int, default=spec.default_steps, help="env steps per run")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds")
     parser.add_argument("--repeats", type=int, default=1, help="repeats per seed (noise)")
@@ -318,6 +328,8 @@ def run_main(spec: BenchmarkSpec, argv: list[str] | None = None) -> int:
     OPTIONS.flush_denormals = not args.no_flush_denormals
     OPTIONS.eval_every, OPTIONS.threshold = eval_every_of(args), args.threshold
     machine = machine_info(args.threads)
+    if spec.peer_package is not None:
+        machine[spec.peer_package] = importlib.import_module(spec.peer_package).__version__
     # rlkit's off-policy agents ask glibc to keep freed memory (fewer page faults per update);
     # the setting is process-wide, so turn it on before the first run: both libraries then
     # train under the same allocator settings and the ratio does not count that gain

@@ -62,6 +62,7 @@ from rlkit.rewards.base import IntrinsicReward
 from rlkit.spaces import check_observation, check_space, describe_space, spaces_equal
 from rlkit.trust import reading
 from rlkit.types import Obs
+from rlkit.utils.nn import evaluation_mode
 from rlkit.utils.optim import FlatAdam, optimizer_step, set_fused
 from rlkit.utils.seeding import seed_everything
 from rlkit.utils.tensors import obs_to_tensor
@@ -270,15 +271,17 @@ class Agent(ABC):
         max_grad_norm: float | None = None,
     ) -> FlatOptimizer:
         """A :class:`FlatOptimizer` over ``modules`` from :meth:`new_optimizer` (``lr``
-        defaults to the config's ``lr``), checkpointed as ``name``."""
+        defaults to the config's ``lr``, Adam's epsilon is its ``adam_eps`` where it has one),
+        checkpointed as ``name``."""
         rate = float(lr if lr is not None else getattr(self.config, "lr", 1e-3))
         clip = (
             max_grad_norm
             if max_grad_norm is not None
             else getattr(self.config, "max_grad_norm", None)
         )
+        eps = float(getattr(self.config, "adam_eps", 1e-8))
         group = FlatOptimizer(
-            modules, rate, clip, optimizer=lambda params: self.new_optimizer(params, rate)
+            modules, rate, clip, optimizer=lambda params: self.new_optimizer(params, rate, eps)
         )
         self.register_optimizer(name, group.optimizer)
         self._groups[name] = group
@@ -632,7 +635,8 @@ class Agent(ABC):
                 if isinstance(tensor, Tensor)
                 else {k: v.unsqueeze(0) for k, v in tensor.items()}
             )
-        actions, _ = self.policy.act(self.preprocess(tensor), deterministic=deterministic)
+        with evaluation_mode(self.policy, deterministic):
+            actions, _ = self.policy.act(self.preprocess(tensor), deterministic=deterministic)
         out = self.to_env_actions(actions)
         return out[0] if single else out
 

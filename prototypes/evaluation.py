@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from gymnasium.vector import VectorEnv
 
 from rlkit.envs import env_spec_of, make_vec_env
+from rlkit.utils.nn import evaluation_mode
 
 if TYPE_CHECKING:
     from .base import Agent
@@ -44,15 +45,29 @@ def run_episodes(
     ``length_mean``, ``length_std`` and ``episodes``."""
     n = env.num_envs
     targets = np.array([(episodes + i) // n for i in range(n)])
+    obs_np, _ = env.reset(seed=seed)
+    policy = agent.policy
+    state = policy.initial_state(n)
+    episode_start = torch.ones(n, device=agent.device)
+    with evaluation_mode(policy, deterministic):
+        return _episodes(agent, env, obs_np, state, episode_start, deterministic, targets)
+
+
+def _episodes(
+    agent: Agent,
+    env: VectorEnv,
+    obs_np: Any,
+    state: Any,
+    episode_start: torch.Tensor,
+    deterministic: bool,
+    targets: np.ndarray,
+) -> dict[str, float]:
+    n, policy = env.num_envs, agent.policy
     done_counts = np.zeros(n, dtype=np.int64)
     returns: list[float] = []
     lengths: list[int] = []
     run_ret = np.zeros(n)
     run_len = np.zeros(n, dtype=np.int64)
-    obs_np, _ = env.reset(seed=seed)
-    policy = agent.policy
-    state = policy.initial_state(n)
-    episode_start = torch.ones(n, device=agent.device)
     while (done_counts < targets).any():
         obs = agent.preprocess(agent.obs_to_tensor(obs_np))
         actions, state = policy.act(obs, deterministic, state, episode_start)

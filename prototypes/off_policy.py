@@ -40,6 +40,7 @@ from rlkit.storages.base import Storage
 from rlkit.storages.replay import ReplayBatch, ReplayStorage
 from rlkit.storages.samplers import PrioritizedSampler
 from rlkit.types import Obs
+from rlkit.utils.noisy import draw_noise, noisy_layers
 from rlkit.utils.tensors import obs_map
 
 from .base import Agent, AgentConfig
@@ -83,6 +84,9 @@ class OffPolicyConfig(AgentConfig):
     #: transitions over which beta anneals to per_beta_final; None keeps it at per_beta.
     per_beta_steps: int | None = None
     lr: float = 3e-4
+    #: Adam's epsilon (1e-8, PyTorch's and Stable-Baselines3's; CleanRL's C51 and Dopamine's
+    #: distributional agents use larger values).
+    adam_eps: float = 1e-8
     #: hidden layer sizes of the default policy's networks; None: the policy's default.
     hidden_sizes: list[int] | None = None
     #: global gradient-norm clip per optimizer; None disables.
@@ -107,6 +111,7 @@ class OffPolicyConfig(AgentConfig):
         "per_beta_final": unit(),
         "per_beta_steps": count(none=True),
         "lr": positive(),
+        "adam_eps": positive(),
         "hidden_sizes": Sizes(none=True),
         "max_grad_norm": positive(none=True),
         "log_interval": count(),
@@ -522,6 +527,7 @@ class OffPolicyAgent(Agent):
         if batch is None:
             batch = self.storage.sample(self.config.batch_size, self._generator)
         batch, transitions, metrics = self.prepare_batch(batch)
+        self.resample_noise()
         self.num_updates += 1
         update = self.compile_update("update", self.update)
         metrics = {**metrics, **update(batch)}
@@ -531,6 +537,20 @@ class OffPolicyAgent(Agent):
             for key, value in self.intrinsic_reward.update(transitions).items():
                 metrics[f"intrinsic/{key}"] = value
         return metrics
+
+    def resample_noise(self) -> None:
+        """Draw new noise in every noisy layer (:mod:`rlkit.utils.noisy`) of the policy and
+        its targets, from the agent's generator, before each update (hook); the online
+        network keeps that noise for acting until the next update. Nothing when there is
+        none (the layers are looked up once per policy)."""
+        modules = [self.policy, *(t.net for t in self.registry.targets.values())]
+        key = tuple(id(m) for m in modules)
+        cached = self.__dict__.get("_noisy_cache")
+        if cached is None or cached[0] != key:
+            layers = [layer for m in modules for layer in noisy_layers(m)]
+            cached = self.__dict__["_noisy_cache"] = (key, layers)
+        if cached[1]:
+            draw_noise(cached[1], self._generator)
 
     def prepare_batch(
         self, batch: ReplayBatch

@@ -238,9 +238,7 @@ class OnPolicyAgent(Agent):
             metrics["rollout/intrinsic_reward_mean"] = float(bonus.mean())
         with torch.no_grad():
             last_value = self.policy.value(self._current_obs())
-        self.storage.compute_returns_and_advantages(
-            last_value, self.config.gamma, self.config.gae_lambda
-        )
+        self.compute_returns(last_value)
         if self.config.normalize_advantages and self.config.batch_size >= len(self.storage):
             # One minibatch per epoch: normalising once equals normalising every minibatch.
             self.storage.advantages = normalize(self.storage.advantages)
@@ -257,6 +255,13 @@ class OnPolicyAgent(Agent):
         self.num_updates += 1
         self.storage.reset()
         return metrics
+
+    def compute_returns(self, last_value: Tensor) -> None:
+        """Fill the storage's returns and advantages from the rollout and the value of the
+        observation after it: GAE with ``gae_lambda`` (PQN passes its Q(lambda)'s lambda)."""
+        self.storage.compute_returns_and_advantages(
+            last_value, self.config.gamma, self.config.gae_lambda
+        )
 
     def anneal_lr(self) -> None:
         """With ``anneal_lr``: linear decay of every registered optimizer's learning rate to 0

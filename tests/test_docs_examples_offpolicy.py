@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -50,7 +52,9 @@ def test_python_examples_run(page: str, tmp_path: Path, monkeypatch: pytest.Monk
     blocks = _blocks(page)
     assert len(blocks) >= 7, f"{page}: expected the examples, found {len(blocks)} python blocks"
     monkeypatch.chdir(tmp_path)
-    namespace: dict[str, object] = {"__name__": "__docs__"}
+    module = types.ModuleType("__docs__")  # a real module: examples may define dataclasses
+    monkeypatch.setitem(sys.modules, "__docs__", module)
+    namespace: dict[str, object] = module.__dict__
     for i, block in enumerate(blocks):
         code = compile(_shrink(block), f"{page}[python block {i}]", "exec")
         exec(code, namespace)
@@ -83,14 +87,25 @@ def _check_rows(section: str, config: type, where: str) -> int:
 AGENT_CONFIGS = {
     "PPO": agents.PPOConfig,
     "A2C": agents.A2CConfig,
+    "REINFORCE": agents.REINFORCEConfig,
+    "TRPO": agents.TRPOConfig,
     "DrAC": agents.DrACConfig,
     "DAAC": agents.DAACConfig,
     "PPG": agents.PPGConfig,
     "DQN": agents.DQNConfig,
+    "PQN": agents.PQNConfig,
     "QRDQN": agents.QRDQNConfig,
+    "C51": agents.C51Config,
+    "IQN": agents.IQNConfig,
+    "MDQN": agents.MDQNConfig,
+    "Rainbow": agents.RainbowConfig,
+    "RainbowIQN": agents.RainbowIQNConfig,
     "DDPG": agents.DDPGConfig,
     "TD3": agents.TD3Config,
     "SAC": agents.SACConfig,
+    "TQC": agents.TQCConfig,
+    "REDQ": agents.REDQConfig,
+    "CrossQ": agents.CrossQConfig,
     "SACDiscrete": agents.SACDiscreteConfig,
     "DrQv2": agents.DrQv2Config,
 }

@@ -45,10 +45,15 @@ from rlkit.utils.tensors import obs_to_tensor
 
 AGENT_IDS = sorted(AGENTS)
 #: constructor arguments some agents need on any space (the acting path does not use them):
-#: DrAC asks for an explicit augmentation on non-image observations.
-AGENT_ARGS: dict[str, dict[str, Any]] = {"drac": {"augmentation": "identity"}}
+#: DrAC asks for an explicit augmentation on non-image observations; REDQ's 5000 warm-up steps
+#: and 20 updates per step are shortened so that short runs train.
+AGENT_ARGS: dict[str, dict[str, Any]] = {
+    "drac": {"augmentation": "identity"},
+    "redq": {"learning_starts": 32, "gradient_steps": 2},
+    "crossq": {"learning_starts": 32, "critic_hidden_sizes": [64, 64]},
+}
 #: off-policy actors that squash into the action bounds, so need finite ones.
-BOUNDED_ACTION_AGENTS = {"ddpg", "td3", "sac", "drqv2"}
+BOUNDED_ACTION_AGENTS = {"ddpg", "td3", "sac", "drqv2", "tqc", "redq", "crossq"}
 INF = np.inf
 
 OBS_SPACES: dict[str, spaces.Space[Any]] = {

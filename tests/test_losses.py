@@ -26,6 +26,7 @@ from rlkit.losses import (
     PolicyKL,
     QuantileHuberLoss,
     SACActorLoss,
+    Surrogate,
     TDLoss,
     TemperatureLoss,
     ValueLoss,
@@ -68,6 +69,7 @@ CASES: list[tuple[str, Callable[[], LossTerm], Callable[[torch.Generator], dict[
     ("clipped_surrogate", lambda: ClippedSurrogate(0.2, coef=1.3), _on_policy_inputs),
     ("clipped_surrogate_narrow", lambda: ClippedSurrogate(0.05), _on_policy_inputs),
     ("policy_gradient", lambda: PolicyGradient(coef=0.7), _on_policy_inputs),
+    ("surrogate", lambda: Surrogate(coef=0.9), _on_policy_inputs),
     ("kl_penalty", lambda: KLPenalty(coef=0.4), _on_policy_inputs),
     ("entropy_bonus", lambda: EntropyBonus(coef=0.01), _on_policy_inputs),
     ("value_loss", lambda: ValueLoss(coef=0.5), _on_policy_inputs),
@@ -83,6 +85,15 @@ CASES: list[tuple[str, Callable[[], LossTerm], Callable[[torch.Generator], dict[
         lambda g: {
             "log_prob": torch.randn(B, generator=g),
             "q": torch.randn(2, B, generator=g),
+            "alpha": torch.tensor(0.3),
+        },
+    ),
+    (
+        "sac_actor_mean",
+        lambda: SACActorLoss("mean", coef=0.7),
+        lambda g: {
+            "log_prob": torch.randn(B, generator=g),
+            "q": torch.randn(5, B, generator=g),
             "alpha": torch.tensor(0.3),
         },
     ),
@@ -213,6 +224,9 @@ def test_hand_computed_values() -> None:
     assert float(ClippedSurrogate(0.2)(x)) == pytest.approx(-0.85)
     # (r - 1) - log r = [1 - log 2, -0.5 + log 2] -> mean 0.25
     assert float(KLPenalty()(x)) == pytest.approx(0.25)
+    # TRPO's surrogate: -mean(r A) = -(2 + 0.5) / 2; d/d log_prob = -r A / B = [-1, -0.25]
+    assert float(Surrogate()(x)) == pytest.approx(-1.25)
+    torch.testing.assert_close(Surrogate().derivative(x)["log_prob"], torch.tensor([-1.0, -0.25]))
     v = {"value": torch.tensor([1.0, 3.0]), "return": torch.tensor([0.0, 0.0])}
     assert float(ValueLoss()(v)) == pytest.approx(5.0)
     q = {"q": torch.tensor([0.5, 3.0]), "target": torch.tensor([0.0, 0.0])}
@@ -250,6 +264,33 @@ def test_distributional_terms_by_hand() -> None:
     # cross-entropy of a uniform prediction against a one-hot target: log 3
     c = {"log_probs": torch.log(torch.full((1, 3), 1 / 3)), "target_probs": expected[1:2]}
     assert float(CategoricalLoss()(c)) == pytest.approx(math.log(3))
+
+
+def test_sac_actor_on_the_mean_of_the_critics_by_hand() -> None:
+    """REDQ's and TQC's actor: the critics' mean, not their minimum."""
+    x = {
+        "log_prob": torch.tensor([1.0, -1.0, 0.0]),
+        "q": torch.tensor([[1.0, 2.0, 3.0], [3.0, 4.0, 5.0]]),
+        "alpha": torch.tensor(0.5),
+    }
+    # mean over critics [2, 3, 4]; alpha log pi [0.5, -0.5, 0] -> mean(-1.5, -3.5, -4) = -3
+    assert float(SACActorLoss("mean")(x)) == pytest.approx(-3.0)
+    assert float(SACActorLoss()(x)) == pytest.approx(-(1 + 2 + 3) / 3)  # the minimum: Q_1
+    derivative = SACActorLoss("mean").derivative(x)
+    torch.testing.assert_close(derivative["q"], torch.full((2, 3), -1 / 6))  # -1 / (E B)
+    torch.testing.assert_close(derivative["log_prob"], torch.full((3,), 0.5 / 3))
+
+
+def test_quantile_huber_closed_form_by_hand() -> None:
+    """The combined value-and-derivative pass on the hand case above: L_k(u) = c (u - c / 2)
+    with c = clamp(u, -k, k) on both branches."""
+    x = {"quantiles": torch.tensor([[0.0, 2.0]]), "target_quantiles": torch.tensor([[1.0, 4.0]])}
+    # u = [[1, 4], [-1, 2]]; taus [1/4, 3/4]; Huber (k = 1) [[0.5, 3.5], [0.5, 1.5]]
+    # scale [[1/4, 1/4], [1/4, 3/4]]; sum over i, mean over j: (0.125 + 0.125 + 0.875 + 1.125) / 2
+    value, derivative = QuantileHuberLoss().value_and_derivative(x)
+    assert float(value) == pytest.approx(1.125)
+    # -(scale * clamp(u)) averaged over j: [-(1/4 + 1/4) / 2, -(-1/4 + 3/4) / 2]
+    torch.testing.assert_close(derivative["quantiles"], torch.tensor([[-0.25, -0.25]]))
 
 
 def test_categorical_projection_keeps_mass_and_mean() -> None:
@@ -371,6 +412,7 @@ def test_missing_input_error_names_the_term_and_the_inputs() -> None:
         (lambda: ValueLoss(clip_range=-1.0), "clip_range must be > 0 or None"),
         (lambda: TDLoss("l1"), "loss must be one of"),
         (lambda: DeterministicActorLoss("max"), "critic must be one of"),
+        (lambda: SACActorLoss("first"), "critic must be one of"),
         (lambda: KLPenalty(target_kl=0.0), "target_kl must be > 0"),
         (lambda: EntropyBonus(coef=float("nan")), "coef must be a finite number"),
     ],

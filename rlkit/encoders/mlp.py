@@ -65,14 +65,21 @@ class MLP(Encoder):
 
 
 def mlp(
-    in_dim: int, sizes: Sequence[int], activation: str = "tanh", activate_last: bool = True
+    in_dim: int,
+    sizes: Sequence[int],
+    activation: str = "tanh",
+    activate_last: bool = True,
+    layer_norm: bool = False,
 ) -> nn.Sequential:
-    """``Linear/activation`` stack with orthogonal init (gain sqrt(2)); empty sizes -> identity."""
+    """``Linear/activation`` stack with orthogonal init (gain sqrt(2)); empty sizes -> identity.
+    ``layer_norm`` puts an ``nn.LayerNorm`` after every ``Linear`` (before its activation)."""
     act = activation_class(activation)
     layers: list[nn.Module] = []
     prev = in_dim
     for i, size in enumerate(sizes):
         layers.append(orthogonal_init(nn.Linear(prev, int(size)), gain=2**0.5))
+        if layer_norm:
+            layers.append(nn.LayerNorm(int(size)))
         if activate_last or i < len(sizes) - 1:
             layers.append(act())
         prev = int(size)

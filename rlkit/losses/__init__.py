@@ -16,6 +16,7 @@ from rlkit.losses.distributional import (
     QuantileHuberLoss,
     categorical_projection,
     quantile_midpoints,
+    truncated_quantiles,
 )
 from rlkit.losses.divergence import PolicyKL
 from rlkit.losses.policy_gradient import ClippedSurrogate, EntropyBonus, KLPenalty, PolicyGradient
@@ -29,10 +30,15 @@ from rlkit.losses.targets import (
     clipped_double_q,
     expected_soft_value,
     greedy_value,
+    munchausen_bonus,
+    random_members,
+    scaled_log_policy,
+    soft_expectation,
     soft_value,
     td_target,
 )
 from rlkit.losses.temperature import EntropyCoefficient, TemperatureLoss
+from rlkit.losses.trust_region import Surrogate
 from rlkit.losses.value import ValueLoss
 
 __all__ = [
@@ -53,6 +59,7 @@ __all__ = [
     "Pullback",
     "QuantileHuberLoss",
     "SACActorLoss",
+    "Surrogate",
     "TDLoss",
     "TemperatureLoss",
     "ValueLoss",
@@ -62,7 +69,12 @@ __all__ = [
     "compute_loss",
     "expected_soft_value",
     "greedy_value",
+    "munchausen_bonus",
     "quantile_midpoints",
+    "random_members",
+    "scaled_log_policy",
+    "soft_expectation",
     "soft_value",
     "td_target",
+    "truncated_quantiles",
 ]

@@ -59,7 +59,8 @@ class QuantileHuberLoss(LossTerm):
         if taus.dim() == 1:
             taus = taus.unsqueeze(0)
         u = x["target_quantiles"].unsqueeze(1) - quantiles.unsqueeze(2)  # [B, N, N']
-        scale = (taus.unsqueeze(2) - (u.detach() < 0).to(u.dtype)).abs()
+        taus = taus.unsqueeze(2)  # |tau - 1{u < 0}| is 1 - tau below the target, else tau
+        scale = torch.where(u.detach() < 0, 1.0 - taus, taus)
         return u, scale, x.get("weight")
 
     def forward(self, x: Inputs) -> Tensor:
@@ -79,6 +80,20 @@ class QuantileHuberLoss(LossTerm):
         if weight is not None:
             grad = grad * weight.unsqueeze(1)
         return {"quantiles": grad * (self.coef / batch)}
+
+    def value_and_derivative(self, x: Inputs) -> tuple[Tensor, dict[str, Tensor]]:
+        # one pass over the [B, N, N'] pairs (TQC's are 256 x 125 x 115): with c = clamp(u, +-k),
+        # L_k(u) = c (u - c / 2) on both branches, and the derivative's factor is scale * c
+        u, scale, weight = self._parts(x)
+        batch, targets, kappa = u.shape[0], u.shape[2], self.kappa
+        clipped = u.clamp(-kappa, kappa)
+        pulled = scale.mul_(clipped)
+        per_sample = (pulled * u.sub_(clipped, alpha=0.5)).sum((1, 2)) / (kappa * targets)
+        grad = pulled.sum(2).div_(-kappa * targets)
+        if weight is not None:
+            per_sample = per_sample * weight
+            grad = grad * weight.unsqueeze(1)
+        return per_sample.mean(), {"quantiles": grad * (self.coef / batch)}
 
     def diagnostics(self, x: Inputs) -> dict[str, Tensor]:
         return {"q_mean": x["quantiles"].mean()}
@@ -142,4 +157,24 @@ def categorical_projection(
     return out
 
 
-__all__ = ["CategoricalLoss", "QuantileHuberLoss", "categorical_projection", "quantile_midpoints"]
+def truncated_quantiles(next_quantiles: Tensor, drop: int) -> Tensor:
+    """TQC's truncated mixture (Kuznetsov et al. 2020): the ``E`` critics' next-state quantiles
+    ``[E, B, N]`` pooled per sample, sorted ascending, and the ``drop`` largest removed:
+    ``[B, E N - drop]`` (the atoms every critic regresses on)."""
+    critics, batch, n = next_quantiles.shape
+    if not 0 <= drop < critics * n:
+        raise ValueError(
+            f"truncated_quantiles: drop must be in [0, {critics * n}) for {critics} critics of "
+            f"{n} quantiles, got {drop}"
+        )
+    pooled = next_quantiles.transpose(0, 1).reshape(batch, critics * n)
+    return pooled.sort(dim=1).values[:, : critics * n - drop]
+
+
+__all__ = [
+    "CategoricalLoss",
+    "QuantileHuberLoss",
+    "categorical_projection",
+    "quantile_midpoints",
+    "truncated_quantiles",
+]

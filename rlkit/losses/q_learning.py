@@ -78,25 +78,46 @@ class TDLoss(LossTerm):
         return {"q_mean": x["q"].mean()}
 
 
+#: how :class:`SACActorLoss` reduces several critics to one value per sample.
+SAC_CRITIC_REDUCTIONS = ("min", "mean")
+
+
 @LOSS_TERMS.register("sac_actor")
 class SACActorLoss(LossTerm):
     """SAC's actor loss ``mean(alpha log pi(a|s) - min_e Q_e(s, a))`` for reparameterised
-    actions ``a`` (inputs ``log_prob`` ``[B]``, ``q`` ``[E, B]`` or ``[B]``, ``alpha``).
-    Derivative: ``alpha / B`` for ``log_prob``; ``-1 / B`` at the minimum critic for ``q``."""
+    actions ``a`` (inputs ``log_prob`` ``[B]``, ``q`` ``[E, B]`` or ``[B]``, ``alpha``);
+    ``critic="mean"`` takes ``mean_e Q_e`` instead of the minimum (REDQ, and TQC with ``q``
+    the mean of each critic's quantiles).
+    Derivative: ``alpha / B`` for ``log_prob``; for ``q``, ``-1 / B`` at the minimum critic
+    (shared among ties) or ``-1 / (E B)`` on every critic with ``"mean"``."""
 
     default_name = "actor"
     inputs = ("log_prob", "q", "alpha")
     differentiable = ("log_prob", "q")
 
+    def __init__(self, critic: str = "min", coef: float = 1.0, name: str | None = None):
+        super().__init__(coef, name)
+        if critic not in SAC_CRITIC_REDUCTIONS:
+            raise ValueError(
+                f"SACActorLoss: critic must be one of {SAC_CRITIC_REDUCTIONS}, got {critic!r}"
+            )
+        self.critic = critic
+
     def forward(self, x: Inputs) -> Tensor:
         q: Tensor = x["q"]
-        min_q = q.amin(0) if q.dim() == 2 else q
-        return (x["alpha"] * x["log_prob"] - min_q).mean()
+        if q.dim() == 2:
+            q = q.amin(0) if self.critic == "min" else q.mean(0)
+        return (x["alpha"] * x["log_prob"] - q).mean()
 
     def derivative(self, x: Inputs) -> dict[str, Tensor]:
         q, log_prob = x["q"], x["log_prob"]
         size = log_prob.numel()
-        grad_q = _min_share(q) if q.dim() == 2 else torch.ones_like(q)
+        if q.dim() == 1:
+            grad_q = torch.ones_like(q)
+        elif self.critic == "min":
+            grad_q = _min_share(q)
+        else:
+            grad_q = torch.full_like(q, 1.0 / q.shape[0])
         alpha = torch.as_tensor(x["alpha"], dtype=log_prob.dtype, device=log_prob.device)
         return {
             "log_prob": (alpha * (self.coef / size)).expand_as(log_prob).clone(),
@@ -180,6 +201,7 @@ class DiscreteSACActorLoss(LossTerm):
 
 __all__ = [
     "CRITIC_REDUCTIONS",
+    "SAC_CRITIC_REDUCTIONS",
     "TD_KINDS",
     "DeterministicActorLoss",
     "DiscreteSACActorLoss",

@@ -8,10 +8,14 @@ from rlkit.policies.base import (
     ActorCriticPolicy,
     Policy,
 )
+from rlkit.policies.batch_norm import BatchNormActorCritic, BatchRenormEnsembleMLP
+from rlkit.policies.categorical_q_network import CategoricalQNetwork
 from rlkit.policies.decoupled import DecoupledActorCritic, SeparateActorCritic
 from rlkit.policies.drqv2 import DrQv2ActorCritic
 from rlkit.policies.ensemble import DenseStack, EnsembleLinear, EnsembleMLP
-from rlkit.policies.q_network import QNetwork, QPolicy
+from rlkit.policies.implicit_quantile_network import ImplicitQuantileNetwork
+from rlkit.policies.q_network import ActionValueNetwork, QNetwork, QPolicy
+from rlkit.policies.quantile_critic import QuantileActorCritic
 from rlkit.policies.quantile_q_network import QuantileQNetwork
 from rlkit.policies.twin_q import (
     CategoricalActorCritic,
@@ -23,11 +27,15 @@ from rlkit.policies.twin_q import (
 
 __all__ = [
     "POLICIES",
+    "ActionValueNetwork",
     "ActorCritic",
     "ActorCriticOutput",
     "ActorCriticPolicy",
     "AuxiliaryActorCritic",
+    "BatchNormActorCritic",
+    "BatchRenormEnsembleMLP",
     "CategoricalActorCritic",
+    "CategoricalQNetwork",
     "ContinuousActorCritic",
     "DecoupledActorCritic",
     "DenseStack",
@@ -35,10 +43,12 @@ __all__ = [
     "DrQv2ActorCritic",
     "EnsembleLinear",
     "EnsembleMLP",
+    "ImplicitQuantileNetwork",
     "OffPolicyActorCritic",
     "Policy",
     "QNetwork",
     "QPolicy",
+    "QuantileActorCritic",
     "QuantileQNetwork",
     "SeparateActorCritic",
     "SquashedGaussianActorCritic",

@@ -59,6 +59,8 @@ def kernel_applies(module: nn.Module, x: Tensor, relu: bool) -> bool:
         return False
     weight: Tensor
     if isinstance(module, HandWrittenKernel):
+        if not module.plain_layers:
+            return False
         weight = module.layers[0].weight  # type: ignore[assignment]
     else:
         weight = next(module.parameters())
@@ -79,9 +81,15 @@ class HandWrittenKernel:
     _relu: bool
 
     @property
+    def plain_layers(self) -> bool:
+        """Whether every layer is a plain affine layer whose ``weight`` and ``bias`` are its
+        parameters (not, e.g., a :class:`~rlkit.utils.noisy.NoisyLinear` swapped in)."""
+        return all(isinstance(layer, (nn.Linear, EnsembleLinear)) for layer in self.layers)
+
+    @property
     def supports_manual_backward(self) -> bool:
-        """Whether the hand-written kernel covers this stack (ReLU hidden layers)."""
-        return self._relu
+        """Whether the hand-written kernel covers this stack (plain ReLU layers)."""
+        return self._relu and self.plain_layers
 
     def kernel_status(self, backend: Backend) -> tuple[str, str | None]:
         """What this stack runs on ``backend`` and, where the kernel does not apply, why."""
@@ -89,6 +97,8 @@ class HandWrittenKernel:
             return "nn.Module + autograd", None
         if not self._relu:
             return "nn.Module + autograd", "the kernel covers ReLU stacks"
+        if not self.plain_layers:
+            return "nn.Module + autograd", "the kernel covers plain Linear layers (noisy here)"
         reason = plain_cpu_float32(self)  # type: ignore[arg-type]
         if reason is not None:
             return "nn.Module + autograd", reason

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from gymnasium import spaces
 from torch import Tensor, nn
 
+from rlkit.config.rules import Rule, non_negative
 from rlkit.configurable import build_primitive
+from rlkit.distributions.categorical import Categorical
 from rlkit.encoders.base import Encoder
 from rlkit.encoders.default import default_encoder
 from rlkit.encoders.mlp import mlp
@@ -18,6 +20,7 @@ from rlkit.policies.base import POLICIES, Policy
 from rlkit.policies.ensemble import mlp_head
 from rlkit.spaces import check_space, is_image_space
 from rlkit.types import Obs, PolicyState
+from rlkit.utils.noisy import make_noisy
 
 
 class QPolicy(Policy, ABC):
@@ -37,10 +40,19 @@ class QPolicy(Policy, ABC):
         assert isinstance(action_space, spaces.Discrete)
         self.num_actions = int(action_space.n)
         self.action_start = int(action_space.start)
+        #: the action layout and post-processing (zero-based index -> env action) of the
+        #: categorical family: what an on-policy rollout of Q-values stores (PQN).
+        self.distribution = Categorical(action_space)
 
     @abstractmethod
     def q_values(self, obs: Obs) -> Tensor:
         """``Q(s, a)`` for all actions: ``[B, num_actions]``."""
+
+    def value(
+        self, obs: Obs, state: PolicyState = None, episode_start: Tensor | None = None
+    ) -> Tensor:
+        """The greedy state value ``max_a Q(s, a)`` ``[B]`` (PQN's bootstrap value)."""
+        return self.q_values(obs).amax(-1)
 
     def forward(self, obs: Obs) -> Tensor:
         return self.q_values(obs)
@@ -73,16 +85,31 @@ def q_trunk(
     return enc, [int(s) for s in hidden_sizes]
 
 
-@POLICIES.register("q_network")
-class QNetwork(QPolicy):
-    """Encoder, MLP trunk and a linear Q head; optionally a dueling head.
+class ActionValueNetwork(QPolicy):
+    """Base of the Q-networks: encoder, MLP trunk and a head with ``atoms`` outputs per action
+    (1 for Q-values, a quantile count or a support size for distributional heads).
+
+    :meth:`action_values` maps encoder features ``[B, F]`` to ``[B, num_actions, atoms]``.
+    Parts every subclass gets:
+
+    - ``dueling`` (Wang et al. 2016): the last hidden layer splits into a value stream
+      ``[B, 1, atoms]`` and an advantage stream, combined as ``V + A - mean_a A`` per atom
+      (Rainbow's combination for distributional heads); without hidden layers both streams are
+      linear heads on the features.
+    - ``noisy`` (Fortunato et al. 2018): when > 0, every linear layer after the encoder
+      becomes a :class:`~rlkit.utils.noisy.NoisyLinear` with this initial noise scale
+      ``sigma0`` (the paper's 0.5); 0 keeps plain layers
+      (:func:`~rlkit.utils.noisy.make_noisy` does the same for any encoder).
+    - ``layer_norm`` (PQN, Gallici et al. 2024): every shared hidden layer is
+      ``Linear -> LayerNorm -> activation`` (all hidden layers without ``dueling``, which then
+      sit in the trunk before a linear head).
 
     ``hidden_sizes=None`` picks ``(64, 64)`` for vector observations (Stable-Baselines3's DQN
-    default) and no trunk for images (the CNN already ends in a dense layer). With ``dueling``
-    (Wang et al. 2016) the last hidden layer splits into a value stream and an advantage stream,
-    combined as ``V(s) + A(s, a) - mean_a A(s, a)``; without hidden layers both streams are
-    linear heads on the features. Layers use PyTorch's default initialisation.
+    default) and no trunk for images (the CNN already ends in a dense layer). Layers use
+    PyTorch's default initialisation.
     """
+
+    argument_rules: ClassVar[dict[str, Rule]] = {"noisy": non_negative()}
 
     def __init__(
         self,
@@ -92,25 +119,77 @@ class QNetwork(QPolicy):
         hidden_sizes: Sequence[int] | None = None,
         activation: str = "relu",
         dueling: bool = False,
+        noisy: float = 0.0,
+        atoms: int = 1,
+        feature_dim: int | None = None,
+        layer_norm: bool = False,
     ) -> None:
         super().__init__(observation_space, action_space)
         enc, sizes = q_trunk(self, observation_space, encoder, hidden_sizes)
         self.encoder = enc
-        self.dueling = bool(dueling)
-        n = self.num_actions
+        self.dueling, self.noisy = bool(dueling), float(noisy)
+        self.atoms, self.layer_norm = int(atoms), bool(layer_norm)
+        width = enc.feature_dim if feature_dim is None else int(feature_dim)
+        out = self.num_actions * self.atoms
         self.value_head: nn.Module | None = None
-        if not self.dueling:
-            self.head: nn.Module = mlp_head(enc.feature_dim, sizes, n, activation)
+        if not (self.dueling or self.layer_norm):
+            self.head: nn.Module = mlp_head(width, sizes, out, activation)
             self.trunk: nn.Module = nn.Identity()
         else:
-            shared, stream = sizes[:-1], sizes[-1:]
-            self.trunk = mlp(enc.feature_dim, shared, activation) if shared else nn.Identity()
+            shared, stream = (sizes[:-1], sizes[-1:]) if self.dueling else (sizes, [])
+            norm = self.layer_norm
+            self.trunk = (
+                mlp(width, shared, activation, layer_norm=norm) if shared else nn.Identity()
+            )
             for layer in self.trunk.modules():
                 if isinstance(layer, nn.Linear):
                     layer.reset_parameters()  # PyTorch's default init, as the heads
-            width = shared[-1] if shared else enc.feature_dim
-            self.head = mlp_head(width, stream, n, activation)
-            self.value_head = mlp_head(width, stream, 1, activation)
+            width = shared[-1] if shared else width
+            self.head = mlp_head(width, stream, out, activation)
+            if self.dueling:
+                self.value_head = mlp_head(width, stream, self.atoms, activation)
+        if self.noisy:
+            for part in (self.trunk, self.head, self.value_head):
+                if part is not None:
+                    make_noisy(part, self.noisy)
+
+    def action_values(self, features: Tensor) -> Tensor:
+        """``[B, num_actions, atoms]`` from features ``[B, F]`` (dueling-combined)."""
+        hidden = self.trunk(features)
+        out: Tensor = self.head(hidden)
+        out = out.reshape(out.shape[0], self.num_actions, self.atoms)
+        if self.value_head is None:
+            return out
+        value: Tensor = self.value_head(hidden)
+        return value.unsqueeze(1) + out - out.mean(1, keepdim=True)
+
+
+@POLICIES.register("q_network")
+class QNetwork(ActionValueNetwork):
+    """Encoder, MLP trunk and a linear Q head, with the dueling, noisy and layer-norm options
+    of :class:`ActionValueNetwork` (one value per action)."""
+
+    def __init__(
+        self,
+        observation_space: spaces.Space[Any],
+        action_space: spaces.Space[Any],
+        encoder: Encoder | str | dict[str, Any] | None = None,
+        hidden_sizes: Sequence[int] | None = None,
+        activation: str = "relu",
+        dueling: bool = False,
+        noisy: float = 0.0,
+        layer_norm: bool = False,
+    ) -> None:
+        super().__init__(
+            observation_space,
+            action_space,
+            encoder,
+            hidden_sizes,
+            activation,
+            dueling=dueling,
+            noisy=noisy,
+            layer_norm=layer_norm,
+        )
 
     def q_values(self, obs: Obs) -> Tensor:
         hidden = self.trunk(self.encoder(obs))

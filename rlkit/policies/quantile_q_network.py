@@ -16,14 +16,14 @@ from torch import Tensor
 from rlkit.config.rules import Rule, count
 from rlkit.encoders.base import Encoder
 from rlkit.policies.base import POLICIES
-from rlkit.policies.ensemble import mlp_head
-from rlkit.policies.q_network import QPolicy, q_trunk
+from rlkit.policies.q_network import ActionValueNetwork
 from rlkit.types import Obs
 
 
 @POLICIES.register("quantile_q_network")
-class QuantileQNetwork(QPolicy):
-    """Encoder and an MLP head with ``num_actions * n_quantiles`` outputs.
+class QuantileQNetwork(ActionValueNetwork):
+    """Encoder and an MLP head with ``num_actions * n_quantiles`` outputs (with the dueling and
+    noisy options of :class:`~rlkit.policies.q_network.ActionValueNetwork`).
 
     :meth:`quantiles` gives ``[B, num_actions, n_quantiles]`` (the quantile values at the
     fractions ``(2i + 1) / 2N``, in no enforced order, as in the paper); :meth:`q_values` is
@@ -31,7 +31,10 @@ class QuantileQNetwork(QPolicy):
     for images, like :class:`~rlkit.policies.q_network.QNetwork`.
     """
 
-    argument_rules: ClassVar[dict[str, Rule]] = {"n_quantiles": count(integer=True)}
+    argument_rules: ClassVar[dict[str, Rule]] = {
+        **ActionValueNetwork.argument_rules,
+        "n_quantiles": count(integer=True),
+    }
 
     def __init__(
         self,
@@ -41,19 +44,24 @@ class QuantileQNetwork(QPolicy):
         hidden_sizes: Sequence[int] | None = None,
         activation: str = "relu",
         n_quantiles: int = 200,
+        dueling: bool = False,
+        noisy: float = 0.0,
     ) -> None:
-        super().__init__(observation_space, action_space)
-        enc, sizes = q_trunk(self, observation_space, encoder, hidden_sizes)
-        self.encoder = enc
         self.n_quantiles = int(n_quantiles)
-        self.head = mlp_head(
-            enc.feature_dim, sizes, self.num_actions * self.n_quantiles, activation
+        super().__init__(
+            observation_space,
+            action_space,
+            encoder,
+            hidden_sizes,
+            activation,
+            dueling=dueling,
+            noisy=noisy,
+            atoms=self.n_quantiles,
         )
 
     def quantiles(self, obs: Obs) -> Tensor:
         """Return quantiles of every action: ``[B, num_actions, n_quantiles]``."""
-        out: Tensor = self.head(self.encoder(obs))
-        return out.reshape(out.shape[0], self.num_actions, self.n_quantiles)
+        return self.action_values(self.encoder(obs))
 
     def q_values(self, obs: Obs) -> Tensor:
         return self.quantiles(obs).mean(-1)

@@ -94,12 +94,8 @@ class OffPolicyActorCritic(Policy, ABC):
             else [int(s) for s in critic_hidden_sizes]
         )
         self.activation = activation
-        self.critic = EnsembleMLP(
-            self.num_critics,
-            enc.feature_dim + self.critic_action_dim(),
-            self.critic_hidden_sizes,
-            self.critic_out_dim(),
-            activation,
+        self.critic = self.make_critic(
+            enc.feature_dim + self.critic_action_dim(), self.critic_out_dim()
         )
 
     # ----------------------------------------------------------------- what subclasses define
@@ -110,6 +106,14 @@ class OffPolicyActorCritic(Policy, ABC):
     @abstractmethod
     def critic_out_dim(self) -> int:
         """Outputs per critic: 1 for ``Q(s, a)``, ``n`` for ``Q(s, .)``."""
+
+    def make_critic(self, in_features: int, out_features: int) -> nn.Module:
+        """The critics as one module, ``[B, in] -> [E, B, out]`` with the call signature of
+        :class:`EnsembleMLP` (the default; a subclass may build another, e.g. with
+        normalisation layers)."""
+        return EnsembleMLP(
+            self.num_critics, in_features, self.critic_hidden_sizes, out_features, self.activation
+        )
 
     # ----------------------------------------------------------------- shared parts
     def features(self, obs: Obs) -> Tensor:

@@ -3,7 +3,13 @@
 from rlkit.storages.base import STORAGES, Storage
 from rlkit.storages.her import REPLAY_RELABELERS, HindsightRelabeler
 from rlkit.storages.replay import ReplayBatch, ReplayStorage
-from rlkit.storages.rollout import RolloutBatch, RolloutStorage, action_layout, compute_gae
+from rlkit.storages.rollout import (
+    RolloutBatch,
+    RolloutStorage,
+    action_layout,
+    compute_gae,
+    q_lambda_returns,
+)
 from rlkit.storages.samplers import REPLAY_SAMPLERS, PrioritizedSampler, Sampler, UniformSampler
 from rlkit.storages.stores import REPLAY_STORES, ArrayStore, PixelStore, Store
 
@@ -26,4 +32,5 @@ __all__ = [
     "UniformSampler",
     "action_layout",
     "compute_gae",
+    "q_lambda_returns",
 ]

@@ -96,6 +96,37 @@ def compute_gae(
     return advantages, advantages + values
 
 
+def q_lambda_returns(
+    rewards: Tensor,
+    values: Tensor,
+    dones: Tensor,
+    last_value: Tensor,
+    gamma: float,
+    q_lambda: float,
+) -> Tensor:
+    """Q(lambda) returns over ``[T, N]`` tensors, PQN's regression targets (Gallici et al. 2024;
+    Peng & Williams 1996), computed backwards over the rollout::
+
+        G_t = r_t + gamma (1 - d_t) ((1 - lambda) v_{t+1} + lambda G_{t+1}),  G_T = v_T = last_value
+
+    where ``v_t = max_a Q(s_t, a)`` as recorded when acting (``values``) and ``d_t`` (``dones``)
+    is 1 when the episode ended at step ``t``. As for :func:`compute_gae`, a truncated step
+    must already carry ``gamma * max_a Q(final_obs, a)`` in its reward: truncation bootstraps,
+    termination does not, and neither lets the return run into the next episode.
+
+    These are :func:`compute_gae`'s returns for the same values (the TD(lambda) identity
+    ``A_t + v_t = G_t``; tested), which is how the rollout storage computes them for PQN.
+    """
+    returns = torch.empty_like(rewards)
+    next_return, next_value = last_value, last_value
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        blend = (1.0 - q_lambda) * next_value + q_lambda * next_return
+        next_return = rewards[t] + gamma * (1.0 - dones[t]) * blend
+        returns[t] = next_return
+        next_value = values[t]
+    return returns
+
+
 @STORAGES.register("rollout")
 class RolloutStorage(Storage):
     """Preallocated ``[num_steps, num_envs]`` buffers for one on-policy rollout.

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from torch import nn
 
 from rlkit.config.rules import Satisfies
@@ -47,3 +50,20 @@ def orthogonal_init(module: nn.Module, gain: float = 2**0.5, bias: float = 0.0) 
     if isinstance(b, nn.Parameter):
         nn.init.constant_(b, bias)
     return module
+
+
+@contextlib.contextmanager
+def evaluation_mode(module: nn.Module, enabled: bool = True) -> Iterator[nn.Module]:
+    """Put ``module`` in eval mode (``enabled``) for the block, then restore every submodule's
+    own mode: deterministic acting uses the mean of noisy layers and the running statistics of
+    normalisation layers."""
+    if not enabled:
+        yield module
+        return
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield module
+    finally:
+        for m, training in modes:
+            m.training = training
