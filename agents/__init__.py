@@ -1,6 +1,7 @@
 """Reference agents, each a few dozen lines on top of a prototype."""
 
 from .a2c import A2C, A2CConfig
+from .apex import ApeX, ApeXConfig
 from .appo import APPO, APPOConfig
 from .c51 import C51, C51Config
 from .crossq import CrossQ, CrossQConfig
@@ -12,6 +13,7 @@ from .drqv2 import DrQv2, DrQv2Config
 from .impala import IMPALA, IMPALAConfig
 from .iqn import IQN, IQNConfig
 from .mdqn import MDQN, MDQNConfig
+from .mpo import MPO, MPOConfig
 from .ppg import PPG, PPGConfig
 from .ppo import PPO, PPOConfig
 from .pqn import PQN, PQNConfig
@@ -24,6 +26,7 @@ from .sac_discrete import SACDiscrete, SACDiscreteConfig
 from .td3 import TD3, TD3Config
 from .tqc import TQC, TQCConfig
 from .trpo import TRPO, TRPOConfig
+from .vmpo import VMPO, VMPOConfig
 
 __all__ = [
     "A2C",
@@ -35,6 +38,7 @@ __all__ = [
     "IMPALA",
     "IQN",
     "MDQN",
+    "MPO",
     "PPG",
     "PPO",
     "PQN",
@@ -45,8 +49,11 @@ __all__ = [
     "TD3",
     "TQC",
     "TRPO",
+    "VMPO",
     "A2CConfig",
     "APPOConfig",
+    "ApeX",
+    "ApeXConfig",
     "C51Config",
     "CrossQ",
     "CrossQConfig",
@@ -60,6 +67,7 @@ __all__ = [
     "IMPALAConfig",
     "IQNConfig",
     "MDQNConfig",
+    "MPOConfig",
     "PPGConfig",
     "PPOConfig",
     "PQNConfig",
@@ -76,4 +84,5 @@ __all__ = [
     "TD3Config",
     "TQCConfig",
     "TRPOConfig",
+    "VMPOConfig",
 ]

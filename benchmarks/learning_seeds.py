@@ -33,6 +33,7 @@ RUNS: dict[str, tuple[str, str]] = {
     "a2c_cartpole": ("test_learning", "best >= 475 (reached_at > 0)"),
     "reinforce_cartpole": ("test_reinforce", "best >= 475 (reached_at > 0)"),
     "trpo_cartpole": ("test_trpo", "best >= 475 (reached_at > 0)"),
+    "vmpo_cartpole": ("test_vmpo", "best >= 475 (reached_at > 0)"),
     "ppo_pendulum": ("test_learning", "return_mean >= -400"),
     "dqn_cartpole": ("test_off_policy_learning", "max(30k, 40k, 50k) >= 200"),
     "qrdqn_cartpole": ("test_qrdqn", "reaches 200 (stops there)"),
@@ -44,6 +45,7 @@ RUNS: dict[str, tuple[str, str]] = {
     "sac_pendulum": ("test_off_policy_learning", "return_mean >= -250"),
     "td3_pendulum": ("test_off_policy_learning", "return_mean >= -250"),
     "tqc_pendulum": ("test_tqc", "return_mean >= -250"),
+    "mpo_pendulum": ("test_mpo", "return_mean >= -250"),
     "redq_pendulum": ("test_redq", "return_mean >= -250"),
     "crossq_pendulum": ("test_crossq", "return_mean >= -250"),
     "pqn_cartpole": ("test_pqn", "reaches 400 (stops there)"),
@@ -53,6 +55,7 @@ RUNS: dict[str, tuple[str, str]] = {
     "drqv2_point_mass": ("test_drqv2_learning", "return_mean >= -25"),
     "impala_cartpole": ("test_distributed", "return_mean >= 400"),
     "appo_cartpole": ("test_distributed", "best >= 475 (reached_at > 0)"),
+    "apex_cartpole": ("test_apex", "reaches 200 (stops there)"),
     "tune_search": ("test_tune_learning", "best >= start + 200, best lr >= 1e-4"),
     "tune_pruning": ("test_tune_learning", "complete, complete, pruned, pruned"),
 }

@@ -1,5 +1,6 @@
 """Training-loop skeletons (prototypes) that own the loop and call the primitives."""
 
+from .actors import ActorLearner, ActorsConfig
 from .base import AGENTS, Agent, AgentConfig, load_agent
 from .callbacks import Callback, Evaluate
 from .distributed import DistributedAgent, DistributedConfig
@@ -8,6 +9,8 @@ from .on_policy import OnPolicyAgent, OnPolicyConfig
 
 __all__ = [
     "AGENTS",
+    "ActorLearner",
+    "ActorsConfig",
     "Agent",
     "AgentConfig",
     "Callback",

@@ -6,9 +6,9 @@ are involved, that an existing run directory or checkpoint is byte-for-byte unch
 
 Cases by category (``test_case_counts`` keeps these numbers honest):
 
-- hyperparameter rules, one out-of-range value per declared rule of every config class: 135
+- hyperparameter rules, one out-of-range value per declared rule of every config class: 156
 - NaN and inf, for every float hyperparameter of every registered agent (once per class that
-  declares its rule): 146
+  declares its rule): 184
 - agents built with bad hyperparameters or primitive specs (Python, the issue's list): 30
 - primitive constructors, one bad value per argument rule a registered primitive takes: 184
 - spec dicts with an unknown key, one per registered encoder, distribution, policy,
@@ -19,7 +19,7 @@ Cases by category (``test_case_counts`` keeps these numbers honest):
 - CLI runs that fail without touching an existing run or checkpoint: 9
 - CLI through ``python -m rlkit`` (no traceback reaches the terminal): 3
 
-Total: 660.
+Total: 719.
 """
 
 from __future__ import annotations
@@ -59,7 +59,14 @@ from rlkit.config.rules import (
     rules_of,
 )
 from rlkit.envs import make_vec_env
-from rlkit.prototypes import AGENTS, AgentConfig, OffPolicyConfig, OnPolicyConfig, load_agent
+from rlkit.prototypes import (
+    AGENTS,
+    ActorsConfig,
+    AgentConfig,
+    OffPolicyConfig,
+    OnPolicyConfig,
+    load_agent,
+)
 from rlkit.prototypes.distributed import DistributedConfig
 from rlkit.registry import REGISTRIES, UnknownArgumentError, arguments_of
 
@@ -79,6 +86,7 @@ CONFIG_CLASSES: list[type] = [
     agents.DAACConfig,
     agents.REINFORCEConfig,
     agents.TRPOConfig,
+    agents.VMPOConfig,
     agents.PQNConfig,
     OffPolicyConfig,
     agents.DQNConfig,
@@ -90,15 +98,18 @@ CONFIG_CLASSES: list[type] = [
     agents.RainbowIQNConfig,
     agents.SACConfig,
     agents.TQCConfig,
+    agents.MPOConfig,
     agents.REDQConfig,
     agents.CrossQConfig,
     agents.SACDiscreteConfig,
     agents.TD3Config,
     agents.DDPGConfig,
     agents.DrQv2Config,
+    ActorsConfig,
     DistributedConfig,
     agents.APPOConfig,
     agents.IMPALAConfig,
+    agents.ApeXConfig,
 ]
 PRIMITIVE_KINDS = ("encoder", "distribution", "policy", "augmentation", "intrinsic_reward")
 

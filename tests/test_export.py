@@ -51,9 +51,10 @@ AGENT_ARGS: dict[str, dict[str, Any]] = {
     "drac": {"augmentation": "identity"},
     "redq": {"learning_starts": 32, "gradient_steps": 2},
     "crossq": {"learning_starts": 32, "critic_hidden_sizes": [64, 64]},
+    "mpo": {"learning_starts": 32},
 }
 #: off-policy actors that squash into the action bounds, so need finite ones.
-BOUNDED_ACTION_AGENTS = {"ddpg", "td3", "sac", "drqv2", "tqc", "redq", "crossq"}
+BOUNDED_ACTION_AGENTS = {"ddpg", "td3", "sac", "drqv2", "tqc", "redq", "crossq", "mpo"}
 INF = np.inf
 
 OBS_SPACES: dict[str, spaces.Space[Any]] = {

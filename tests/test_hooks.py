@@ -27,6 +27,7 @@ from rlkit.agents import (
     DDPG,
     DQN,
     IMPALA,
+    MPO,
     PPG,
     PPO,
     PQN,
@@ -36,15 +37,18 @@ from rlkit.agents import (
     TD3,
     TQC,
     TRPO,
+    VMPO,
+    ApeX,
     CrossQ,
     DrAC,
     DrQv2,
     SACDiscrete,
 )
+from rlkit.agents.apex import ApeXActor
 from rlkit.envs import make_vec_env
 from rlkit.envs.pixel_control import ENV_ID as PIXEL_ENV
 from rlkit.losses import Inputs, LossTerm
-from rlkit.prototypes import DistributedAgent, OffPolicyAgent, OnPolicyAgent
+from rlkit.prototypes import ActorLearner, OffPolicyAgent, OnPolicyAgent
 from rlkit.storages import STORAGES, ReplayStorage, RolloutStorage
 
 BACKENDS = {
@@ -66,6 +70,7 @@ AGENTS: dict[type, tuple[str, int, dict[str, Any], int]] = {
     PPG: ("CartPole-v1", 2, {**ON, "n_pi": 1, "aux_epochs": 1}, 64),
     REINFORCE: ("CartPole-v1", 2, {"num_steps": 16}, 64),
     TRPO: ("CartPole-v1", 2, {"num_steps": 16, "batch_size": 8, "n_critic_updates": 2}, 64),
+    VMPO: ("CartPole-v1", 2, ON, 64),
     PQN: ("CartPole-v1", 2, {**ON, "hidden_sizes": [16]}, 64),
     DQN: (
         "CartPole-v1",
@@ -76,6 +81,12 @@ AGENTS: dict[type, tuple[str, int, dict[str, Any], int]] = {
     SAC: ("Pendulum-v1", 1, {**OFF, "hidden_sizes": [16]}, 48),
     CrossQ: ("Pendulum-v1", 1, {**OFF, "hidden_sizes": [16], "critic_hidden_sizes": [16]}, 48),
     TQC: ("Pendulum-v1", 1, {**OFF, "hidden_sizes": [16], "n_critics": 2, "n_quantiles": 5}, 48),
+    MPO: (
+        "Pendulum-v1",
+        1,
+        {**OFF, "hidden_sizes": [16], "num_samples": 4, "target_update_interval": 2},
+        48,
+    ),
     REDQ: ("Pendulum-v1", 1, {**OFF, "hidden_sizes": [16], "n_critics": 3, "policy_delay": 2}, 48),
     TD3: ("Pendulum-v1", 1, {**OFF, "hidden_sizes": [16]}, 48),
     DDPG: ("Pendulum-v1", 1, {**OFF, "hidden_sizes": [16]}, 48),
@@ -83,6 +94,20 @@ AGENTS: dict[type, tuple[str, int, dict[str, Any], int]] = {
     DrQv2: (PIXEL_ENV, 1, {**OFF, "hidden_sizes": [16], "feature_dim": 8, "frame_stack": 1}, 40),
     IMPALA: ("CartPole-v1", 2, DIST, 48),
     APPO: ("CartPole-v1", 2, DIST, 48),
+    ApeX: (
+        "CartPole-v1",
+        1,
+        {
+            **OFF,
+            "num_actors": 1,
+            "num_steps": 8,
+            "hidden_sizes": [16],
+            "train_freq": 4,
+            "tau": 0.5,
+            "target_update_interval": 1,
+        },
+        48,
+    ),
 }
 
 CASES = [
@@ -120,6 +145,16 @@ class Marker(LossTerm):
     def forward(self, x: Inputs) -> Tensor:
         Marker.calls += 1
         return 0.0 * x[self.key].sum()
+
+
+class LoudPriorities(ApeXActor):
+    """Ape-X's actor behaviour giving every transition the priority 7 (TD errors of these
+    tiny runs stay far below it, so the sampler's largest priority shows whether it was used)."""
+
+    PRIORITY = 7.0
+
+    def annotate(self, policy: Any, data: Any) -> dict[str, Tensor]:
+        return {"priorities": torch.full_like(super().annotate(policy, data)["priorities"], 7.0)}
 
 
 class CountingSGD(torch.optim.SGD):
@@ -224,6 +259,22 @@ def _override(base: type, hook: str, record: dict[str, Any]) -> type:
             count()  # never moves the targets
 
         body[hook] = update_targets
+    elif hook == "actor_behaviour":
+
+        def actor_behaviour(self: Any, actor_id: int) -> Any:
+            count()
+            base = super(cls, self).actor_behaviour(actor_id)
+            return LoudPriorities(base.epsilon, base.n_step, base.gamma)
+
+        body[hook] = actor_behaviour
+    elif hook == "store_unroll":
+
+        def store_unroll(self: Any, data: Any) -> None:
+            count()
+            data.rewards = torch.zeros_like(data.rewards)
+            super(cls, self).store_unroll(data)
+
+        body[hook] = store_unroll
     else:
         raise AssertionError(f"no check written for hook {hook!r}")
     cls = type(f"Hooked{base.__name__}", (base,), body)
@@ -260,7 +311,7 @@ def test_hook_is_called_and_takes_effect(base: type, hook: str, backend: str) ->
             metrics.update(agent.iteration())
             iterations += 1
     finally:
-        if isinstance(agent, DistributedAgent):
+        if isinstance(agent, ActorLearner):
             agent.close()
     assert record.get("calls", 0) > 0, f"{cls.__name__}.{hook} was never called"
 
@@ -295,6 +346,10 @@ def test_hook_is_called_and_takes_effect(base: type, hook: str, backend: str) ->
     elif hook == "new_optimizer":
         assert all(isinstance(o, CountingSGD) for o in agent.registry.optimizers.values())
         assert CountingSGD.steps > 0
+    elif hook == "actor_behaviour":
+        assert agent.storage.sampler.max_priority == pytest.approx(LoudPriorities.PRIORITY + 1e-6)
+    elif hook == "store_unroll":
+        assert not np.any(agent.storage.rewards[: len(agent.storage)])
     elif hook == "update_targets":
         now = [p.detach() for t in agent.registry.targets.values() for p in t.parameters()]
         assert all(torch.equal(a, b) for a, b in zip(targets, now, strict=True))
@@ -346,7 +401,7 @@ def counting_storages() -> Iterator[None]:
 STORAGE_CASES = [
     pytest.param(cls, backend, id=f"{cls.__name__}-{backend}")
     for cls in AGENTS
-    if not issubclass(cls, DistributedAgent)  # (actors own their trajectory buffers)
+    if not issubclass(cls, ActorLearner)  # (actors own their buffers; Ape-X: tests/test_apex.py)
     for backend in BACKENDS
 ]
 

@@ -3,6 +3,7 @@ terms, NumPy inputs), hand-computed values, and assembly on every backend."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from typing import Any
@@ -10,8 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from test_mpo import _cases as mpo_cases
 
+from rlkit.configurable import build_from_spec
 from rlkit.distributions.categorical import CategoricalDist
+from rlkit.distributions.gaussian import DiagGaussianDist
 from rlkit.losses import (
     LOSS_TERMS,
     CategoricalLoss,
@@ -19,6 +23,9 @@ from rlkit.losses import (
     DeterministicActorLoss,
     DiscreteSACActorLoss,
     EntropyBonus,
+    GaussianCovarianceKLConstraint,
+    GaussianMeanKLConstraint,
+    KLConstraint,
     KLPenalty,
     LossPlan,
     LossTerm,
@@ -29,6 +36,8 @@ from rlkit.losses import (
     Surrogate,
     TDLoss,
     TemperatureLoss,
+    TopKTemperatureDual,
+    TopKWeightedLikelihood,
     ValueLoss,
     categorical_projection,
     compute_loss,
@@ -62,6 +71,29 @@ def _td_inputs(gen: torch.Generator, critics: int = 2, weight: bool = False) -> 
     if weight:
         out["weight"] = torch.rand(B, generator=gen)
     return out
+
+
+def _top_k_inputs(gen: torch.Generator) -> dict[str, Any]:
+    """V-MPO's: the on-policy inputs and the temperature eta (no gradient)."""
+    return {**_on_policy_inputs(gen), "temperature": torch.tensor(0.5)}
+
+
+def _categorical_pair(gen: torch.Generator) -> dict[str, Any]:
+    return {
+        "old_dist": CategoricalDist(torch.randn(B, 3, generator=gen)),
+        "dist": CategoricalDist(torch.randn(B, 3, generator=gen).requires_grad_()),
+    }
+
+
+def _gaussian_pair(gen: torch.Generator, dim: int = 3) -> dict[str, Any]:
+    mean, log_std = torch.randn(B, dim, generator=gen), torch.randn(B, dim, generator=gen) * 0.3
+    step = torch.randn(2, B, dim, generator=gen) * 0.1
+    return {
+        "old_dist": DiagGaussianDist(mean, log_std),
+        "dist": DiagGaussianDist(
+            (mean + step[0]).requires_grad_(), (log_std + step[1]).requires_grad_()
+        ),
+    }
 
 
 #: (term, inputs) cases; every registered term appears at least once (checked below).
@@ -141,13 +173,19 @@ CASES: list[tuple[str, Callable[[], LossTerm], Callable[[torch.Generator], dict[
             "weight": torch.rand(B, generator=g),
         },
     ),
+    ("policy_kl", lambda: PolicyKL(0.5), _categorical_pair),
+    # MPO's (tests/test_mpo.py's cases: temperature, weighted likelihood, KL penalty and dual)
+    *((f"mpo_{name}", make, data) for name, make, data in mpo_cases()),
+    # V-MPO's: the multipliers (eta, alpha) are the terms' own parameters
+    ("top_k_weighted_likelihood", lambda: TopKWeightedLikelihood(0.5, coef=1.3), _top_k_inputs),
+    ("top_k_weighted_likelihood_quarter", lambda: TopKWeightedLikelihood(0.25), _top_k_inputs),
+    ("top_k_temperature_dual", lambda: TopKTemperatureDual(0.01, 0.8, coef=0.9), _top_k_inputs),
+    ("kl_constraint", lambda: KLConstraint(0.01, 5.0), _categorical_pair),
+    ("gaussian_mean_kl_constraint", lambda: GaussianMeanKLConstraint(0.01, 2.0), _gaussian_pair),
     (
-        "policy_kl",
-        lambda: PolicyKL(0.5),
-        lambda g: {
-            "old_dist": CategoricalDist(torch.randn(B, 3, generator=g)),
-            "dist": CategoricalDist(torch.randn(B, 3, generator=g).requires_grad_()),
-        },
+        "gaussian_covariance_kl_constraint",
+        lambda: GaussianCovarianceKLConstraint(5e-5, 1.5, coef=0.7),
+        _gaussian_pair,
     ),
 ]
 
@@ -155,6 +193,56 @@ CASES: list[tuple[str, Callable[[], LossTerm], Callable[[torch.Generator], dict[
 def test_every_registered_term_has_a_case() -> None:
     covered = {type(make()).registry_id for _, make, _ in CASES}
     assert set(LOSS_TERMS) <= covered, f"add a case for {sorted(set(LOSS_TERMS) - covered)}"
+
+
+@pytest.mark.parametrize(("name", "make", "data"), CASES, ids=[c[0] for c in CASES])
+def test_spec_round_trips_through_json(
+    name: str, make: Callable[[], LossTerm], data: Callable[[torch.Generator], dict]
+) -> None:
+    """Every registered term rebuilds from its JSON spec (as checkpoints and YAML give it)."""
+    term = make()
+    spec = json.loads(json.dumps(term.spec()))
+    assert spec["id"] == type(term).registry_id and LOSS_TERMS.get(spec["id"]) is type(term)
+    rebuilt = build_from_spec("loss_term", spec)
+    assert type(rebuilt) is type(term) and rebuilt.spec() == term.spec()
+    assert (rebuilt.name, rebuilt.coef) == (term.name, term.coef)
+
+
+#: the cases whose term holds parameters of its own (V-MPO's Lagrange multipliers).
+WITH_PARAMETERS = [c for c in CASES if list(c[1]().parameters())]
+
+
+def test_terms_with_parameters_are_covered() -> None:
+    assert {c[0] for c in WITH_PARAMETERS} >= {
+        "top_k_temperature_dual",
+        "kl_constraint",
+        "gaussian_mean_kl_constraint",
+        "gaussian_covariance_kl_constraint",
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "data"), WITH_PARAMETERS, ids=[c[0] for c in WITH_PARAMETERS]
+)
+@pytest.mark.parametrize("closed_form", [True, False])
+def test_a_terms_own_parameters_get_autograd_gradients(
+    name: str,
+    make: Callable[[], LossTerm],
+    data: Callable[[torch.Generator], dict],
+    closed_form: bool,
+) -> None:
+    """A closed form covers a term's inputs, not its parameters: a term holding parameters has
+    none (the closed-form assembly would leave them untrained), and both assemblies give its
+    parameters autograd's gradients of ``coef * term(inputs)``, none of them zero."""
+    assert type(make()).closed_form_status() is not None
+    reference = make()
+    params = list(reference.parameters())
+    expected = torch.autograd.grad(reference.coef * reference(data(_gen(5))), params)
+    term = make()
+    LossPlan([term], closed_form=closed_form)(data(_gen(5))).backward()
+    for param, grad in zip(term.parameters(), expected, strict=True):
+        assert param.grad is not None and bool(grad.abs().sum() > 0)
+        torch.testing.assert_close(param.grad, grad)
 
 
 def _autograd_derivative(term: LossTerm, inputs: dict[str, Any]) -> dict[str, torch.Tensor]:

@@ -13,7 +13,10 @@ import time
 import pytest
 
 pytest.importorskip("ray")
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+pytestmark = [
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc"),
+    pytest.mark.xdist_group("ray"),  # one local Ray at a time (pyproject addopts)
+]
 
 from rlkit.distributed.reaper import _descendants, _table  # noqa: E402
 

@@ -411,6 +411,7 @@ def test_parallel_trials_share_the_study(tmp_path: Path) -> None:
     assert len({r.params["lr"] for r in result.trials}) == 4
 
 
+@pytest.mark.xdist_group("ray")
 def test_the_ray_backend_runs_the_same_search_on_a_local_ray(tmp_path: Path) -> None:
     pytest.importorskip("ray.tune")
     import ray

@@ -1,7 +1,8 @@
 """Distributed actor-learner machinery: V-trace, trajectories, actors, backends, the actor pool.
 
-The training loop that uses them is :class:`rlkit.prototypes.DistributedAgent`; IMPALA and APPO
-are built on it. Ray is optional and imported only by the ``ray`` backend.
+The training loops that use them are :class:`rlkit.prototypes.DistributedAgent` (IMPALA, APPO)
+and replay learners with :class:`rlkit.prototypes.ActorLearner` (Ape-X). Ray is optional and
+imported only by the ``ray`` backend.
 """
 
 from rlkit.distributed.actor import ActorSpec, ActorWorker, PolicyWeights
@@ -18,8 +19,10 @@ from rlkit.distributed.backends import (
     make_backend,
     ray_missing_message,
 )
+from rlkit.distributed.behaviour import Behaviour, EpsilonGreedy
 from rlkit.distributed.pool import MODES, ActorPool
 from rlkit.distributed.trajectory import Trajectory, TrajectoryBatch, stack_trajectories
+from rlkit.distributed.transitions import NStepTransitions, nstep_transitions
 from rlkit.distributed.vtrace import VTraceReturns, vtrace, vtrace_from_bootstrap
 
 __all__ = [
@@ -32,7 +35,10 @@ __all__ = [
     "ActorSpec",
     "ActorWorker",
     "Backend",
+    "Behaviour",
+    "EpsilonGreedy",
     "LocalBackend",
+    "NStepTransitions",
     "PolicyWeights",
     "ProcessBackend",
     "RayBackend",
@@ -41,6 +47,7 @@ __all__ = [
     "VTraceReturns",
     "import_ray",
     "make_backend",
+    "nstep_transitions",
     "ray_missing_message",
     "stack_trajectories",
     "vtrace",

@@ -22,12 +22,14 @@ from torch import Tensor
 from rlkit import guard
 from rlkit.configurable import from_json
 from rlkit.device import resolve_device
+from rlkit.distributions.base import Distribution
 from rlkit.envs.make import make_vec_env
 from rlkit.envs.resume import restore_vector_env, vector_env_state
 from rlkit.normalization import ObsNormalizer
-from rlkit.policies.base import ActorCriticPolicy
+from rlkit.policies.base import Policy
 from rlkit.utils.tensors import obs_map, obs_to_tensor, stack_obs
 
+from .behaviour import Behaviour
 from .trajectory import Trajectory, TrajectoryBatch
 
 #: where an actor is between unrolls, :meth:`ActorWorker.position`: (JSON state, arrays);
@@ -68,7 +70,7 @@ class ActorSpec:
     #: the policy as a JSON spec (``rlkit.configurable.to_json``), rebuilt in the actor...
     policy_spec: Any = None
     #: ...or the policy module itself (in-process actors, unregistered policies).
-    policy_module: ActorCriticPolicy | None = None
+    policy_module: Policy | None = None
     normalize_obs: bool = False
     clip_obs: float = 10.0
     device: str = "cpu"
@@ -76,6 +78,9 @@ class ActorSpec:
     num_threads: int | None = None
     #: how many times this actor slot was (re)started before (0 for the first start).
     incarnation: int = 0
+    #: how the actor acts with the policy and what it adds to unrolls; None: sample the
+    #: policy's own distribution (:class:`~rlkit.distributed.Behaviour`).
+    behaviour: Behaviour | None = None
 
 
 class ActorWorker:
@@ -98,10 +103,18 @@ class ActorWorker:
         self.action_space = self.env.single_action_space
         policy = spec.policy_module
         policy = from_json(spec.policy_spec) if policy is None else copy.deepcopy(policy)
-        if not isinstance(policy, ActorCriticPolicy):
-            raise TypeError(f"actor {spec.actor_id}: expected an ActorCriticPolicy, got {policy!r}")
-        self.policy = policy.to(self.device).eval()
+        self.behaviour = spec.behaviour if spec.behaviour is not None else Behaviour()
+        family = getattr(policy, "distribution", None)
+        if not isinstance(policy, Policy) or not isinstance(family, Distribution):
+            raise TypeError(
+                f"actor {spec.actor_id}: expected a Policy with a `distribution` (an "
+                f"ActorCriticPolicy, or a Q-value policy with an EpsilonGreedy behaviour), got "
+                f"{type(policy).__name__}"
+            )
+        self.policy: Policy = policy.to(self.device).eval()
         self.policy.requires_grad_(False)
+        #: the policy's action family (layout, dtype, env post-processing).
+        self.family: Distribution = family
         self.obs_normalizer = (
             ObsNormalizer(self.observation_space, spec.clip_obs).to(self.device)
             if spec.normalize_obs
@@ -148,7 +161,7 @@ class ActorWorker:
             )
         start = time.perf_counter()
         steps, envs = self.spec.num_steps, self.spec.num_envs
-        dist_family = self.policy.distribution
+        dist_family = self.family
         obs = self._obs
         obs_buf = obs_map(lambda x: x.new_empty((steps, *x.shape)), obs)
         actions_buf = torch.empty(
@@ -168,7 +181,7 @@ class ActorWorker:
         for t in range(steps):
             _assign(obs_buf, t, obs)
             x = self.obs_normalizer(obs) if self.obs_normalizer is not None else obs
-            dist, _ = self.policy.action_distribution(x)
+            dist = self.behaviour.action_distribution(self.policy, x)
             actions = dist.sample(self.generator)
             actions_buf[t] = actions
             log_probs[t] = dist.log_prob(actions)
@@ -217,6 +230,7 @@ class ActorWorker:
             final_obs=obs_map(lambda x: x.to(cpu), final_obs),
             versions=torch.full((envs,), version, dtype=torch.long),
         )
+        data.extras = {k: v.to(cpu) for k, v in self.behaviour.annotate(self.policy, data).items()}
         return Trajectory(
             data=data,
             actor_id=self.actor_id,

@@ -501,7 +501,11 @@ class RayBackend(Backend):
             if address is None:  # kill this local instance's processes if the learner dies
                 self._reaper = Reaper()
             try:
-                ray.init(**init_kwargs)
+                if self._reaper is not None:
+                    with self._reaper.marked():  # Ray's processes inherit the token
+                        ray.init(**init_kwargs)
+                else:
+                    ray.init(**init_kwargs)
             except BaseException:
                 if self._reaper is not None:
                     self._reaper.done()

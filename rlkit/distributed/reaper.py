@@ -5,22 +5,28 @@ made of, so no raylet, dashboard agent or runtime-env agent outlives it.
 The watchdog is a small separate process (this file run as a script, stdlib only) holding
 the read end of a pipe from the learner. Every half second it records the learner's descendant
 processes (from ``/proc``; Linux only). When the learner is gone it kills the recorded
-processes and everything below them; when the learner says ``done`` on the pipe (Ray was shut
-down normally) it just exits.
+processes and everything below them, and every process whose environment carries the
+watchdog's token (:meth:`Reaper.marked` puts it in the environment Ray's processes are started
+with, so a worker born between two polls whose parent was killed first is found too); when the
+learner says ``done`` on the pipe (Ray was shut down normally) it just exits.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import select
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from typing import IO
 
 POLL_S = 0.5
+#: environment variable holding the watchdog's token in the processes it is responsible for.
+TOKEN_ENV = "RLKIT_RAY_REAPER"
 
 
 def _table() -> dict[int, tuple[int, int]]:
@@ -53,7 +59,21 @@ def _descendants(roots: set[int], table: dict[int, tuple[int, int]]) -> set[int]
     return found
 
 
-def watch(learner: int, pipe: IO[str]) -> None:
+def _marked(token: str, table: dict[int, tuple[int, int]]) -> set[int]:
+    """The processes whose initial environment holds ``TOKEN_ENV=token``."""
+    needle = f"{TOKEN_ENV}={token}".encode()
+    found = set()
+    for pid in table:
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if needle in f.read().split(b"\0"):
+                    found.add(pid)
+        except OSError:
+            continue
+    return found
+
+
+def watch(learner: int, pipe: IO[str], token: str = "") -> None:
     """Record ``learner``'s descendants until it dies; then kill them. Exit quietly when told
     ``done`` on ``pipe``. Death is read from ``/proc`` (processes the learner forked may hold
     the pipe open after it died, so its end-of-file is not enough)."""
@@ -78,8 +98,10 @@ def watch(learner: int, pipe: IO[str]) -> None:
                 pipe.close()
     table = _table()
     alive = {pid for pid, start in known.items() if pid in table and table[pid][1] == start}
-    victims = (alive | _descendants(alive, table)) - {me}
-    for pid in victims:
+    victims = alive | _descendants(alive, table)
+    if token:
+        victims |= _marked(token, table)
+    for pid in victims - {me}:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
 
@@ -89,14 +111,30 @@ class Reaper:
 
     def __init__(self) -> None:
         self.process: subprocess.Popen[str] | None = None
+        #: marks the processes started inside :meth:`marked` (see the module doc).
+        self.token = secrets.token_hex(8)
         if not sys.platform.startswith("linux"):
             return
         self.process = subprocess.Popen(
-            [sys.executable, "-S", __file__, str(os.getpid())],  # stdlib only: fast
+            [sys.executable, "-S", __file__, str(os.getpid()), self.token],  # stdlib only
             stdin=subprocess.PIPE,
             text=True,
             start_new_session=True,  # a Ctrl-C to the learner's terminal does not reach it
         )
+
+    @contextlib.contextmanager
+    def marked(self) -> Iterator[None]:
+        """Processes started inside this block (Ray's, when ``ray.init`` runs in it) carry the
+        token in their environment; the learner's own environment is restored afterwards."""
+        previous = os.environ.get(TOKEN_ENV)
+        os.environ[TOKEN_ENV] = self.token
+        try:
+            yield
+        finally:
+            if previous is None:
+                os.environ.pop(TOKEN_ENV, None)
+            else:
+                os.environ[TOKEN_ENV] = previous
 
     def done(self) -> None:
         """Ray was shut down normally: the watchdog exits without killing anything."""
@@ -116,4 +154,4 @@ class Reaper:
 
 
 if __name__ == "__main__":
-    watch(int(sys.argv[1]), sys.stdin)
+    watch(int(sys.argv[1]), sys.stdin, sys.argv[2] if len(sys.argv) > 2 else "")

@@ -52,6 +52,9 @@ class TrajectoryBatch:
     final_obs: Obs
     #: policy version that produced each env column ``[B]`` int64.
     versions: Tensor
+    #: per-step data the actor's :class:`~rlkit.distributed.Behaviour` added ``[T, B, ...]``
+    #: (e.g. Ape-X's initial priorities), by name.
+    extras: dict[str, Tensor] = field(default_factory=dict)
 
     @property
     def num_steps(self) -> int:
@@ -96,6 +99,7 @@ class TrajectoryBatch:
             final_steps=move(self.final_steps),
             final_obs=obs_map(move, self.final_obs),
             versions=move(self.versions),
+            extras={k: move(v) for k, v in self.extras.items()},
         )
 
     def columns(self, index: Tensor) -> TrajectoryBatch:
@@ -117,6 +121,7 @@ class TrajectoryBatch:
             final_steps=steps,
             final_obs=obs_map(lambda x: x[keep], self.final_obs),
             versions=self.versions[index],
+            extras={k: v[:, index] for k, v in self.extras.items()},
         )
 
     def next_obs(self) -> Obs:
@@ -199,7 +204,19 @@ def stack_trajectories(trajectories: Sequence[Trajectory]) -> TrajectoryBatch:
         final_steps=steps,
         final_obs=cat_obs([p.final_obs for p in parts], dim=0),
         versions=torch.cat([p.versions for p in parts], dim=0),
+        extras=_cat_extras(parts),
     )
+
+
+def _cat_extras(parts: Sequence[TrajectoryBatch]) -> dict[str, Tensor]:
+    """The extras every part has, concatenated along the env axis (a name some part lacks
+    is an error: mixing behaviours in one batch is almost certainly a bug)."""
+    names = {frozenset(p.extras) for p in parts}
+    if len(names) != 1:
+        raise ValueError(
+            f"stack_trajectories: unrolls carry different extras {sorted(map(sorted, names))}"
+        )
+    return {k: torch.cat([p.extras[k] for p in parts], dim=1) for k in parts[0].extras}
 
 
 __all__ = ["Trajectory", "TrajectoryBatch", "cat_obs", "stack_trajectories"]

@@ -19,6 +19,16 @@ from rlkit.losses.distributional import (
     truncated_quantiles,
 )
 from rlkit.losses.divergence import PolicyKL
+from rlkit.losses.gaussian import GaussianParameters, decoupled_gaussians, gaussian_kl
+from rlkit.losses.mpo import (
+    KLConstraintDual,
+    KLConstraintPenalty,
+    MPODuals,
+    TemperatureDual,
+    WeightedLogLikelihood,
+    nonparametric_kl,
+    nonparametric_weights,
+)
 from rlkit.losses.policy_gradient import ClippedSurrogate, EntropyBonus, KLPenalty, PolicyGradient
 from rlkit.losses.q_learning import (
     DeterministicActorLoss,
@@ -40,6 +50,15 @@ from rlkit.losses.targets import (
 from rlkit.losses.temperature import EntropyCoefficient, TemperatureLoss
 from rlkit.losses.trust_region import Surrogate
 from rlkit.losses.value import ValueLoss
+from rlkit.losses.vmpo import (
+    GaussianCovarianceKLConstraint,
+    GaussianMeanKLConstraint,
+    KLConstraint,
+    LagrangeMultiplier,
+    TopKTemperatureDual,
+    TopKWeightedLikelihood,
+    top_k_mask,
+)
 
 __all__ = [
     "LOSS_TERMS",
@@ -49,11 +68,19 @@ __all__ = [
     "DiscreteSACActorLoss",
     "EntropyBonus",
     "EntropyCoefficient",
+    "GaussianCovarianceKLConstraint",
+    "GaussianMeanKLConstraint",
+    "GaussianParameters",
     "Inputs",
+    "KLConstraint",
+    "KLConstraintDual",
+    "KLConstraintPenalty",
     "KLPenalty",
+    "LagrangeMultiplier",
     "Loss",
     "LossPlan",
     "LossTerm",
+    "MPODuals",
     "PolicyGradient",
     "PolicyKL",
     "Pullback",
@@ -61,20 +88,29 @@ __all__ = [
     "SACActorLoss",
     "Surrogate",
     "TDLoss",
+    "TemperatureDual",
     "TemperatureLoss",
+    "TopKTemperatureDual",
+    "TopKWeightedLikelihood",
     "ValueLoss",
+    "WeightedLogLikelihood",
     "array_namespace",
     "categorical_projection",
     "clipped_double_q",
     "compute_loss",
+    "decoupled_gaussians",
     "expected_soft_value",
+    "gaussian_kl",
     "greedy_value",
     "munchausen_bonus",
+    "nonparametric_kl",
+    "nonparametric_weights",
     "quantile_midpoints",
     "random_members",
     "scaled_log_policy",
     "soft_expectation",
     "soft_value",
     "td_target",
+    "top_k_mask",
     "truncated_quantiles",
 ]

@@ -12,6 +12,7 @@ from rlkit.storages.rollout import (
 )
 from rlkit.storages.samplers import REPLAY_SAMPLERS, PrioritizedSampler, Sampler, UniformSampler
 from rlkit.storages.stores import REPLAY_STORES, ArrayStore, PixelStore, Store
+from rlkit.storages.transition_replay import TransitionReplay
 
 __all__ = [
     "REPLAY_RELABELERS",
@@ -29,6 +30,7 @@ __all__ = [
     "Sampler",
     "Storage",
     "Store",
+    "TransitionReplay",
     "UniformSampler",
     "action_layout",
     "compute_gae",
