@@ -66,11 +66,21 @@ class APPO(DistributedAgent):
         old_log_probs, targets = ev.log_probs.reshape(n), vt.vs.reshape(n)
         advantages = vt.pg_advantages.reshape(n)
         stats: dict[str, list[torch.Tensor]] = {}
+        recurrent = batch.recurrent
         for _ in range(cfg.num_epochs):
-            for idx in self.sample_minibatches(n):
-                idx = idx.to(self.device)
+            # a recurrent policy trains on whole unrolls: minibatches of env columns
+            for part in self.sample_minibatches(batch.num_envs if recurrent else n):
+                part = part.to(self.device)
+                idx = batch.time_major_rows(part) if recurrent else part
                 adv = normalize(advantages[idx]) if cfg.normalize_advantages else advantages[idx]
-                mb = self.evaluate_actions(self.augment(_rows(obs, idx)), actions[idx])
+                state = tuple(s[part] for s in batch.initial_state)
+                starts = None if batch.episode_starts is None else batch.episode_starts.reshape(-1)
+                mb = self.evaluate_actions(
+                    self.augment(_rows(obs, idx)),
+                    actions[idx],
+                    state,
+                    None if starts is None else starts[idx],
+                )
                 inputs = {
                     **mb.outputs,
                     "_pullback": mb.pullback,

@@ -70,6 +70,9 @@ class DrAC(PPO):
             ValueLoss(coef, prediction="aug_value", target="value_target", name="aug_value"),
         )
 
+    #: the regularisers run the policy on single augmented observations, without their state.
+    trains_recurrent_policies: ClassVar[bool] = False
+
     def minibatches(self) -> Iterator[RolloutBatch]:
         """Minibatches of clean observations (advantages normalised as in the base)."""
         cfg = self.config

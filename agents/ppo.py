@@ -22,8 +22,11 @@ class PPOConfig(OnPolicyConfig):
     clip_range_vf: float | None = None
     #: stop the epoch loop early once the approximate KL exceeds 1.5 * target_kl.
     target_kl: float | None = None
-    #: Adam's epsilon (CleanRL and the PPO paper's code use 1e-5; Stable-Baselines3 1e-8).
+    #: Adam's epsilon (1e-5 as CleanRL, the PPO paper's code and Stable-Baselines3's PPO).
     adam_eps: float = 1e-5
+    #: linearly anneal clip_range to 0 over ``train(total_steps)`` (rl-baselines3-zoo's
+    #: ``lin_0.2``).
+    anneal_clip_range: bool = False
 
     rules: ClassVar[dict[str, Rule]] = {
         "clip_range": positive(),
@@ -52,6 +55,15 @@ class PPO(OnPolicyAgent):
             ValueLoss(cfg.vf_coef, clip_range=cfg.clip_range_vf),
             EntropyBonus(cfg.ent_coef),
         ]
+
+    def anneal_lr(self) -> None:
+        """The learning-rate schedule, and with ``anneal_clip_range`` the clip range's."""
+        super().anneal_lr()
+        remaining = self.progress_remaining()
+        if self.config.anneal_clip_range and remaining is not None:
+            for term in self.terms:
+                if isinstance(term, ClippedSurrogate):
+                    term.clip_range = self.config.clip_range * remaining
 
     def make_optimizer(self) -> torch.optim.Optimizer:
         return self.new_optimizer([self.flat_params], self.config.lr, eps=self.config.adam_eps)

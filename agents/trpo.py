@@ -92,6 +92,9 @@ class TRPO(OnPolicyAgent):
         self.add_module("value_terms", self.value_terms)
         self.actor_mask = torch.zeros_like(self.flat_params, dtype=torch.bool)
 
+    #: the natural-gradient step sub-samples rows of the rollout, which would cut sequences.
+    trains_recurrent_policies: ClassVar[bool] = False
+
     def loss_terms(self) -> list[LossTerm]:
         return [Surrogate(), EntropyBonus(self.config.ent_coef)]
 

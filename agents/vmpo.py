@@ -164,9 +164,14 @@ class VMPO(OnPolicyAgent):
     def evaluate_minibatch(self, mb: RolloutBatch, need_entropy: bool = True) -> PolicyEvaluation:
         """The policy's outputs plus ``dist`` (now), ``old_dist`` (pi_old) and
         ``temperature`` (eta, without gradient)."""
-        log_prob, entropy, value, dist = self.policy.evaluate_actions(mb.obs, mb.actions)
+        state = mb.states if mb.states else None
+        log_prob, entropy, value, dist = self.policy.evaluate_actions(
+            mb.obs, mb.actions, state, mb.episode_starts
+        )
         with torch.no_grad():
-            old = functional_call(self.policy, self.behaviour, (mb.obs,)).dist
+            old = functional_call(
+                self.policy, self.behaviour, (mb.obs, state, mb.episode_starts)
+            ).dist
         outputs: dict[str, Any] = {
             "log_prob": log_prob,
             "entropy": entropy,

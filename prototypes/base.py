@@ -61,7 +61,7 @@ from rlkit.registry import Registry
 from rlkit.rewards.base import IntrinsicReward
 from rlkit.spaces import check_observation, check_space, describe_space, spaces_equal
 from rlkit.trust import reading
-from rlkit.types import Obs
+from rlkit.types import Obs, PolicyState
 from rlkit.utils.nn import evaluation_mode
 from rlkit.utils.optim import FlatAdam, optimizer_step, set_fused
 from rlkit.utils.seeding import seed_everything
@@ -627,6 +627,33 @@ class Agent(ABC):
         """Env-ready actions for a batch of observations (or for a single one); an observation
         that fits neither is an error naming the observation space."""
         owner = f"{type(self).__name__}.act"
+        if self.policy.recurrent:
+            raise TypeError(
+                f"{owner}: the policy is recurrent; use act_with_state(obs, state, "
+                "episode_start) and pass back the state it returns"
+            )
+        actions, _ = self._act(obs, deterministic, None, None, owner)
+        return actions
+
+    @torch.inference_mode()
+    @on_backend
+    def act_with_state(
+        self,
+        obs: Any,
+        state: PolicyState = None,
+        episode_start: Any = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, PolicyState]:
+        """Env-ready actions and the next recurrent state, for a batch of observations (or a
+        single one). ``state=None`` starts fresh episodes; ``episode_start`` (one flag per
+        observation: 1 where an episode begins, i.e. the previous step's ``terminated or
+        truncated``) resets those rows. The caller keeps the returned state for the next call.
+        Feed-forward policies return ``None`` as the state."""
+        return self._act(obs, deterministic, state, episode_start, f"{type(self).__name__}.act")
+
+    def _act(
+        self, obs: Any, deterministic: bool, state: PolicyState, episode_start: Any, owner: str
+    ) -> tuple[np.ndarray, PolicyState]:
         single = check_observation(obs, self.observation_space, owner) is None
         tensor = self.obs_to_tensor(obs)
         if single:
@@ -635,10 +662,17 @@ class Agent(ABC):
                 if isinstance(tensor, Tensor)
                 else {k: v.unsqueeze(0) for k, v in tensor.items()}
             )
+        starts = None
+        if episode_start is not None:
+            starts = torch.as_tensor(
+                np.asarray(episode_start, dtype=np.float32), device=self.device
+            ).reshape(-1)
         with evaluation_mode(self.policy, deterministic):
-            actions, _ = self.policy.act(self.preprocess(tensor), deterministic=deterministic)
+            actions, next_state = self.policy.act(
+                self.preprocess(tensor), deterministic, state, starts
+            )
         out = self.to_env_actions(actions)
-        return out[0] if single else out
+        return (out[0] if single else out), next_state
 
     @on_backend
     def evaluate(

@@ -163,18 +163,12 @@ class DistributedAgent(ActorLearner, Agent):
         **hyperparameters: Any,
     ) -> None:
         super().__init__(env, config, **hyperparameters)
-        name = type(self).__name__
         cfg = self.config
         if cfg.learner_device is not None:
             self.device = resolve_device(cfg.learner_device)
             if self.obs_normalizer is not None:
                 self.obs_normalizer.to(self.device)
         built = self.build_actor_critic(policy, encoder, distribution)
-        if built.recurrent:
-            raise TypeError(
-                f"{name}: recurrent policies are not supported by the distributed prototype; "
-                "use a feed-forward ActorCriticPolicy"
-            )
         self.policy: ActorCriticPolicy = built.to(self.device)
         self.add_module("policy", self.policy)
         self.build_batch_primitives(augmentation, intrinsic_reward)
@@ -287,9 +281,19 @@ class DistributedAgent(ActorLearner, Agent):
         else:
             self.backend_report.record("policy evaluation", "nn.Module + autograd")
 
-    def evaluate_actions(self, obs: Obs, actions: Tensor) -> PolicyEvaluation:
+    def evaluate_actions(
+        self,
+        obs: Obs,
+        actions: Tensor,
+        state: tuple[Tensor, ...] = (),
+        episode_start: Tensor | None = None,
+    ) -> PolicyEvaluation:
         """The current policy's log-probs, entropies and values of ``actions`` (flat batches),
-        through the ``fast`` backend's kernel where the policy has one."""
+        through the ``fast`` backend's kernel where the policy has one. A recurrent policy
+        reads time-major rows of whole unrolls from their initial ``state``, resetting at
+        ``episode_start``."""
+        if state:
+            return evaluate_actions(self.policy, None, obs, actions, True, state, episode_start)
         kernel = self._kernel if not self.backend.compile else None
         return evaluate_actions(self.policy, kernel, obs, actions)
 
@@ -300,11 +304,23 @@ class DistributedAgent(ActorLearner, Agent):
         steps, envs = batch.num_steps, batch.num_envs
         flat_obs = obs_map(lambda x: x.reshape(steps * envs, *x.shape[2:]), batch.obs)
         flat_actions = batch.actions.reshape(steps * envs, *batch.actions.shape[2:])
-        ev = self.evaluate_actions(aug(flat_obs), flat_actions)
+        starts = None if batch.episode_starts is None else batch.episode_starts.reshape(-1)
+        ev = self.evaluate_actions(aug(flat_obs), flat_actions, batch.initial_state, starts)
         values = ev.value.reshape(steps, envs)
         with torch.no_grad():
-            trunc_steps, trunc_obs = batch.truncation_obs()
-            extra = self.policy.value(aug(cat_obs([batch.bootstrap_obs, trunc_obs])))
+            trunc_steps, trunc_obs, trunc_states = batch.truncations()
+            extra_obs = aug(cat_obs([batch.bootstrap_obs, trunc_obs]))
+            if batch.recurrent:  # each with the actor's memory through its step
+                state = tuple(
+                    torch.cat([b, t], dim=0)
+                    for b, t in zip(batch.bootstrap_state, trunc_states, strict=True)
+                )
+                flags = torch.cat(
+                    [batch.dones[-1].to(values.dtype), values.new_zeros(len(trunc_steps))]
+                )
+                extra = self.policy.value(extra_obs, state, flags)
+            else:
+                extra = self.policy.value(extra_obs)
             next_values = torch.cat([values.detach()[1:], extra[:envs].unsqueeze(0)], dim=0)
             if len(trunc_steps):
                 next_values[trunc_steps[:, 0], trunc_steps[:, 1]] = extra[envs:]
@@ -350,7 +366,8 @@ class DistributedAgent(ActorLearner, Agent):
             yield batch.columns(index)
 
     def sample_minibatches(self, num_samples: int) -> Iterator[Tensor]:
-        """``num_minibatches`` random index sets over ``num_samples`` flat samples."""
+        """``num_minibatches`` random index sets over ``num_samples`` flat samples (APPO asks
+        for env columns instead, whole unrolls, when the policy is recurrent)."""
         n = min(self.config.num_minibatches, num_samples)
         order = torch.randperm(num_samples, generator=self._generator)
         yield from order.chunk(n)

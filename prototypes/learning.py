@@ -14,7 +14,7 @@ from rlkit.backends import kernels_active
 from rlkit.backends.actor_critic_kernel import FusedActorCritic, FusedEvaluation
 from rlkit.losses import Pullback
 from rlkit.policies.base import ActorCriticPolicy
-from rlkit.types import Obs
+from rlkit.types import Obs, PolicyState
 
 
 @dataclass
@@ -66,16 +66,22 @@ def evaluate_actions(
     obs: Obs,
     actions: Tensor,
     need_entropy: bool = True,
+    state: PolicyState = None,
+    episode_start: Tensor | None = None,
 ) -> PolicyEvaluation:
     """``policy`` on ``(obs, actions)``: through ``kernel`` when one is given and kernels may
-    run now (the ``fast`` backend, nothing being traced), else ``policy.evaluate_actions``."""
+    run now (the ``fast`` backend, nothing being traced), else ``policy.evaluate_actions``
+    (with a recurrent policy's ``state`` and ``episode_start`` for sequence batches)."""
     if kernel is not None and kernels_active() and isinstance(obs, Tensor):
         ev = kernel.evaluate(obs, actions, entropy=need_entropy)
         outputs = {"log_prob": ev.log_prob, "value": ev.value}
         if ev.entropy is not None:
             outputs["entropy"] = ev.entropy
         return PolicyEvaluation(outputs, ActorCriticPullback(kernel, ev))
-    log_prob, entropy, value, _ = policy.evaluate_actions(obs, actions)
+    if state is not None and len(state):
+        log_prob, entropy, value, _ = policy.evaluate_actions(obs, actions, state, episode_start)
+    else:
+        log_prob, entropy, value, _ = policy.evaluate_actions(obs, actions)
     return PolicyEvaluation({"log_prob": log_prob, "entropy": entropy, "value": value})
 
 

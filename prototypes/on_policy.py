@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -24,10 +24,11 @@ from rlkit.envs import check_same_step_autoreset
 from rlkit.losses import Loss, LossPlan, LossTerm, compute_loss
 from rlkit.normalization import RewardNormalizer
 from rlkit.policies.base import ActorCriticPolicy
+from rlkit.policies.state import as_tuple, state_rows
 from rlkit.rewards.base import IntrinsicReward, TransitionBatch
 from rlkit.storages.base import Storage
 from rlkit.storages.rollout import RolloutBatch, RolloutStorage
-from rlkit.types import Obs
+from rlkit.types import Obs, PolicyState
 from rlkit.utils.compiling import eager_only
 from rlkit.utils.optim import clip_grad_norm_, flatten_parameters, optimizer_step
 from rlkit.utils.tensors import obs_map, stack_obs
@@ -57,6 +58,9 @@ class OnPolicyConfig(AgentConfig):
     #: global gradient-norm clip; None disables.
     max_grad_norm: float | None = 0.5
     normalize_advantages: bool = True
+    #: recurrent policies: steps per training sequence chunk (must divide num_steps); None
+    #: trains on each env's whole rollout as one chunk.
+    seq_len: int | None = None
     #: scale rewards by the running std of the discounted return.
     normalize_reward: bool = False
     clip_reward: float = 10.0
@@ -65,6 +69,7 @@ class OnPolicyConfig(AgentConfig):
         "num_steps": count(),
         "batch_size": count(),
         "num_epochs": count(),
+        "seq_len": count(none=True),
         "lr": positive(),
         "gamma": unit(),
         "gae_lambda": unit(),
@@ -85,6 +90,11 @@ class OnPolicyAgent(Agent):
     computed; ``storage``, a :class:`RolloutStorage` for ``num_steps`` x the env count. Each
     may be an object, a registered id or a spec dict.
 
+    Recurrent policies (``policy.recurrent``, e.g. ``"lstm_actor_critic"``) work unchanged:
+    the loop keeps the state entering each step in :attr:`policy_state` (reset where an
+    episode starts, carried across rollouts and checkpoints), the storage keeps it per step,
+    and minibatches are whole per-env chunks of ``seq_len`` steps with their initial states.
+
     Each update runs ``num_epochs`` passes over :meth:`minibatches`; per minibatch
     :meth:`compute_loss` evaluates the policy (through the compute backend: the default MLP
     actor-critic has a hand-written CPU kernel on ``fast``) and assembles the loss terms plus
@@ -95,6 +105,9 @@ class OnPolicyAgent(Agent):
     Config = OnPolicyConfig
     config: OnPolicyConfig
     policy_parts = ("encoder", "distribution")
+    #: whether the algorithm's update carries a recurrent policy's state (set False in an
+    #: algorithm whose update reads rows out of sequence; such agents refuse recurrent policies).
+    trains_recurrent_policies: ClassVar[bool] = True
     hooks: ClassVar[tuple[str, ...]] = (
         "explore",
         "update",
@@ -122,6 +135,11 @@ class OnPolicyAgent(Agent):
         check_same_step_autoreset(env, type(self).__name__)
         built_policy = self.build_actor_critic(policy, encoder, distribution)
         self.policy: ActorCriticPolicy = built_policy.to(self.device)
+        if self.policy.recurrent and not self.trains_recurrent_policies:
+            raise TypeError(
+                f"{type(self).__name__} does not train recurrent policies (got "
+                f"{type(self.policy).__name__}); PPO, A2C, REINFORCE and V-MPO do"
+            )
         self.add_module("policy", self.policy)
         self.build_batch_primitives(augmentation, intrinsic_reward)
         cfg = self.config
@@ -145,8 +163,25 @@ class OnPolicyAgent(Agent):
         self._episode_starts = torch.ones(self.num_envs, device=self.device)
         # loop-carried between rollouts (exact resume): which envs start an episode next step
         self.add_state("episode_starts", lambda: self._episode_starts, self._set_episode_starts)
+        #: recurrent policies: the state entering the next step, one row per env (None when
+        #: feed-forward). An :meth:`explore` override must advance it.
+        self.policy_state: PolicyState = self.policy.initial_state(self.num_envs)
+        for i in range(len(as_tuple(self.policy_state))):
+            self.add_state(f"policy_state_{i}", self._state_getter(i), self._state_setter(i))
         self._kernel: FusedActorCritic | None = None
         self._plan: LossPlan | None = None
+
+    def _state_getter(self, i: int) -> Callable[[], Tensor]:
+        return lambda: as_tuple(self.policy_state)[i]
+
+    def _state_setter(self, i: int) -> Callable[[Any], None]:
+        def set_row(value: Any) -> None:
+            state = list(as_tuple(self.policy_state))
+            if isinstance(value, Tensor) and value.shape == state[i].shape:
+                state[i] = value.to(state[i].device, state[i].dtype)
+                self.policy_state = tuple(state)
+
+        return set_row
 
     def _build_storage(
         self, storage: RolloutStorage | str | dict[str, Any] | None
@@ -164,6 +199,10 @@ class OnPolicyAgent(Agent):
             "action_shape": list(dist.action_shape),
             "action_dtype": str(dist.action_dtype).removeprefix("torch."),
         }
+        specs = self.policy.state_spec()
+        if specs:
+            defaults["state_shapes"] = [list(spec.shape) for spec in specs]
+            defaults["state_dtypes"] = [str(spec.dtype).removeprefix("torch.") for spec in specs]
         built = self.build_primitive("storage", storage, Storage, **defaults)
         if built is None:
             built = RolloutStorage(**defaults)
@@ -174,6 +213,18 @@ class OnPolicyAgent(Agent):
             raise ValueError(
                 f"{name}: the storage holds {built.num_steps} steps x {built.num_envs} envs, but "
                 f"the agent collects num_steps={self.config.num_steps} x {self.num_envs} envs"
+            )
+        stored = [(tuple(b.shape[2:]), b.dtype) for b in getattr(built, "states", ())]
+        if stored != [(spec.shape, spec.dtype) for spec in specs]:
+            raise ValueError(
+                f"{name}: the storage keeps recurrent states {stored}, but the policy's state is "
+                f"{[(spec.shape, spec.dtype) for spec in specs]}"
+            )
+        seq_len = self.config.seq_len
+        if specs and seq_len is not None and self.config.num_steps % seq_len:
+            raise ValueError(
+                f"{name}: seq_len={seq_len} must divide num_steps={self.config.num_steps} "
+                "(training sequences are whole chunks of the rollout)"
             )
         if self.intrinsic_reward is not None and not built.store_next_obs:
             raise ValueError(f"{name}: intrinsic rewards need a storage with store_next_obs=True")
@@ -237,7 +288,9 @@ class OnPolicyAgent(Agent):
             self.storage.rewards += bonus
             metrics["rollout/intrinsic_reward_mean"] = float(bonus.mean())
         with torch.no_grad():
-            last_value = self.policy.value(self._current_obs())
+            last_value = self.policy.value(
+                self._current_obs(), self.policy_state, self._episode_starts
+            )
         self.compute_returns(last_value)
         if self.config.normalize_advantages and self.config.batch_size >= len(self.storage):
             # One minibatch per epoch: normalising once equals normalising every minibatch.
@@ -266,13 +319,22 @@ class OnPolicyAgent(Agent):
     def anneal_lr(self) -> None:
         """With ``anneal_lr``: linear decay of every registered optimizer's learning rate to 0
         by ``train(total_steps)``, from the progress before this rollout."""
-        if not (self.config.anneal_lr and self._target_steps):
+        if not self.config.anneal_lr:
             return
-        done = self.global_step - self.config.num_steps * self.num_envs
-        remaining = max(0.0, 1.0 - done / self._target_steps)
+        remaining = self.progress_remaining()
+        if remaining is None:
+            return
         for opt in self.registry.optimizers.values():
             for group in opt.param_groups:
                 group["lr"] = self.config.lr * remaining
+
+    def progress_remaining(self) -> float | None:
+        """The fraction of ``train(total_steps)`` left before this rollout (1 at the start, 0
+        at the end; None outside ``train``): what linear schedules anneal with."""
+        if not self._target_steps:
+            return None
+        done = self.global_step - self.config.num_steps * self.num_envs
+        return max(0.0, 1.0 - done / self._target_steps)
 
     def update(self) -> dict[str, float]:
         """``num_epochs`` passes over :meth:`minibatches`, one :meth:`clip_and_step` on
@@ -303,6 +365,10 @@ class OnPolicyAgent(Agent):
         """The policy's log-probs, entropies and values of the minibatch's actions (and any
         other output the loss terms read), through the kernel on ``fast`` (see
         :mod:`prototypes.learning`); a hook for policies that evaluate differently."""
+        if mb.states:
+            return evaluate_actions(
+                self.policy, None, mb.obs, mb.actions, need_entropy, mb.states, mb.episode_starts
+            )
         return evaluate_actions(self.policy, self._kernel, mb.obs, mb.actions, need_entropy)
 
     def compute_loss(self, mb: RolloutBatch, diagnostics: bool = False) -> Loss:
@@ -345,10 +411,19 @@ class OnPolicyAgent(Agent):
     def minibatches(self) -> Iterator[RolloutBatch]:
         """Shuffled minibatches of the current rollout for one epoch (hook): advantages
         normalised per minibatch (when ``normalize_advantages``) and observations augmented
-        (if set)."""
+        (if set). For a recurrent policy, whole sequence chunks (``seq_len`` steps, see
+        :meth:`RolloutStorage.sequence_minibatches`)."""
         cfg = self.config
         full = cfg.batch_size >= len(self.storage)
-        for mb in self.storage.minibatches(cfg.batch_size, self._generator):
+        if self.policy.recurrent:
+            batches = self.storage.sequence_minibatches(
+                cfg.batch_size, cfg.seq_len, self._generator
+            )
+            if cfg.seq_len is not None:
+                full = max(1, cfg.batch_size // cfg.seq_len) * cfg.seq_len >= len(self.storage)
+        else:
+            batches = self.storage.minibatches(cfg.batch_size, self._generator)
+        for mb in batches:
             if cfg.normalize_advantages and not full:  # full batches were normalised once
                 mb = dataclasses.replace(mb, advantages=normalize(mb.advantages))
             if self.augmentation is not None:
@@ -416,11 +491,16 @@ class OnPolicyAgent(Agent):
     def explore(self, obs: Obs) -> tuple[Tensor, Tensor, Tensor]:
         """Raw actions, their log-probabilities and the values for one rollout step (hook;
         called under ``inference_mode``). Default: sample the policy, through its kernel's
-        sampler on ``fast``."""
+        sampler on ``fast``. With a recurrent policy it reads :attr:`policy_state` and the
+        episode starts, and sets :attr:`policy_state` to the state after the step."""
         sample = self._sampler
         if sample is not None and isinstance(obs, Tensor):
             return sample(obs)
-        out = self.policy(obs)
+        if self.policy.recurrent:
+            out = self.policy(obs, self.policy_state, self._episode_starts)
+            self.policy_state = out.state
+        else:
+            out = self.policy(obs)
         actions = out.dist.sample()
         return actions, out.dist.log_prob(actions), out.value
 
@@ -429,14 +509,22 @@ class OnPolicyAgent(Agent):
         self.policy.eval()
         env, storage, cfg = self.env, self.storage, self.config
         dist_family = self.policy.distribution
+        recurrent = self.policy.recurrent
         self._refresh_kernel("policy acting")
         # The parameters do not change during a rollout: a packed snapshot of them is safe.
         self._sampler = self._kernel.sampler() if self._kernel is not None else None
         obs = self._current_obs()
         try:
             for _ in range(cfg.num_steps):
+                state_in = self.policy_state
                 with torch.inference_mode():
                     actions, log_probs, step_values = self.explore(obs)
+                    if recurrent and self.policy_state is state_in:
+                        raise RuntimeError(
+                            f"{type(self).__name__}.explore did not advance policy_state; an "
+                            "override for a recurrent policy must set self.policy_state to the "
+                            "state after the step"
+                        )
                     env_actions = self.to_env_actions(dist_family.postprocess(actions))
                 next_obs_np, rewards_np, terminated, truncated, info = env.step(env_actions)
                 guard.check_env(next_obs_np, rewards_np, self.global_step)
@@ -455,7 +543,12 @@ class OnPolicyAgent(Agent):
                         idx = np.flatnonzero(truncated_only)
                         sub = _rows(final_obs, torch.as_tensor(idx, device=self.device))
                         with torch.inference_mode():
-                            values = self.policy.value(sub)
+                            if recurrent:  # the memory through this step, no reset
+                                index = torch.as_tensor(idx, device=self.device)
+                                rows = state_rows(as_tuple(self.policy_state), index)
+                                values = self.policy.value(sub, rows, None)
+                            else:
+                                values = self.policy.value(sub)
                         rewards[idx] += cfg.gamma * values.to(rewards.dtype)
                     if self.intrinsic_reward is not None:
                         self.intrinsic_reward.reset_episodes(dones.bool())
@@ -473,6 +566,7 @@ class OnPolicyAgent(Agent):
                     log_probs,
                     self._episode_starts,
                     next_obs=stored_next,
+                    **({"state": as_tuple(state_in)} if recurrent else {}),
                 )
                 self._episode_starts = dones
                 obs = next_obs

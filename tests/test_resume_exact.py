@@ -35,6 +35,21 @@ SMALL_OFF = {
 CASES: dict[str, tuple[type[Agent], str, int, int, dict[str, Any]]] = {
     "ppo": (PPO, "CartPole-v1", 256, 256, {"num_steps": 32, "batch_size": 32, "num_epochs": 2}),
     "a2c": (A2C, "CartPole-v1", 256, 256, {"num_steps": 8}),
+    # the recurrent state entering the next step is carried across the checkpoint
+    "ppo_lstm": (
+        PPO,
+        "CartPole-v1",
+        256,
+        256,
+        {
+            "num_steps": 32,
+            "batch_size": 64,
+            "num_epochs": 2,
+            "seq_len": 8,
+            "policy": "lstm_actor_critic",
+            "anneal_clip_range": True,
+        },
+    ),
     # resumed with two of three rollouts stored for the next auxiliary phase
     "ppg": (PPG, "CartPole-v1", 256, 256, {"num_steps": 16, "n_pi": 3, "batch_size": 16}),
     "dqn": (
@@ -55,6 +70,14 @@ CASES: dict[str, tuple[type[Agent], str, int, int, dict[str, Any]]] = {
     "td3": (TD3, "Pendulum-v1", 300, 300, {**SMALL_OFF, "learning_starts": 100}),
     "impala": (IMPALA, "CartPole-v1", 256, 256, {"num_actors": 2, "num_steps": 16}),
     "appo": (APPO, "CartPole-v1", 256, 256, {"num_actors": 2, "num_steps": 16}),
+    # actors' recurrent states (and reset flags) are part of their positions
+    "impala_gru": (
+        IMPALA,
+        "CartPole-v1",
+        256,
+        256,
+        {"num_actors": 2, "num_steps": 16, "policy": {"id": "gru_actor_critic", "hidden_size": 8}},
+    ),
 }
 
 

@@ -523,10 +523,10 @@ def _encoder_layers(encoder: nn.Module) -> list[_Layer] | str:
 def _build(policy: nn.Module) -> FusedActorCritic | str:
     from rlkit.policies.actor_critic import ActorCritic
 
+    if getattr(policy, "recurrent", False):
+        return "recurrent policy (kernels cover feed-forward ActorCritic)"
     if not isinstance(policy, ActorCritic):
         return f"{type(policy).__name__} is not an ActorCritic"
-    if policy.recurrent:
-        return "recurrent policy"
     changed = overridden(policy, ActorCritic, *KERNEL_METHODS)
     if changed:
         return f"{type(policy).__name__} overrides {', '.join(changed)}"

@@ -27,6 +27,7 @@ from rlkit.envs.make import make_vec_env
 from rlkit.envs.resume import restore_vector_env, vector_env_state
 from rlkit.normalization import ObsNormalizer
 from rlkit.policies.base import Policy
+from rlkit.policies.state import as_tuple
 from rlkit.utils.tensors import obs_map, obs_to_tensor, stack_obs
 
 from .behaviour import Behaviour
@@ -134,6 +135,10 @@ class ActorWorker:
         self._obs = self._to_tensor(obs)
         self._returns = np.zeros(spec.num_envs, dtype=np.float64)
         self._lengths = np.zeros(spec.num_envs, dtype=np.int64)
+        #: recurrent policies: the state entering the next step and its reset flags
+        #: (carried across unrolls; None / unused for feed-forward policies).
+        self._state: Any = self.policy.initial_state(spec.num_envs)
+        self._starts = torch.ones(spec.num_envs, device=self.device)
 
     def _to_tensor(self, obs: Any) -> Any:
         return obs_to_tensor(obs, self.observation_space, self.device)
@@ -175,13 +180,21 @@ class ActorWorker:
         truncated = np.empty((steps, envs), dtype=bool)
         final_steps: list[tuple[int, int]] = []
         final_items: list[Any] = []
+        final_states: list[tuple[Tensor, ...]] = []
         returns: list[float] = []
         lengths: list[int] = []
         action_dtype = self.action_space.dtype
+        recurrent = self.policy.recurrent
+        initial_state = as_tuple(self._state)
+        starts_buf = torch.empty((steps, envs), device=self.device) if recurrent else None
         for t in range(steps):
             _assign(obs_buf, t, obs)
             x = self.obs_normalizer(obs) if self.obs_normalizer is not None else obs
-            dist = self.behaviour.action_distribution(self.policy, x)
+            if starts_buf is not None:
+                starts_buf[t] = self._starts
+            dist, self._state = self.behaviour.act_distribution(
+                self.policy, x, self._state, self._starts
+            )
             actions = dist.sample(self.generator)
             actions_buf[t] = actions
             log_probs[t] = dist.log_prob(actions)
@@ -207,11 +220,15 @@ class ActorWorker:
                 for i in np.flatnonzero(done):
                     final_steps.append((t, int(i)))
                     final_items.append(final[i])
+                    if recurrent:
+                        final_states.append(tuple(s[i] for s in as_tuple(self._state)))
                     returns.append(float(self._returns[i]))
                     lengths.append(int(self._lengths[i]))
                 self._returns[done] = 0.0
                 self._lengths[done] = 0
             obs = self._to_tensor(next_obs)
+            if recurrent:
+                self._starts = torch.as_tensor(done, dtype=torch.float32, device=self.device)
         self._obs = obs
         if final_items:
             final_obs = self._to_tensor(stack_obs(final_items, self.observation_space))
@@ -230,6 +247,16 @@ class ActorWorker:
             final_obs=obs_map(lambda x: x.to(cpu), final_obs),
             versions=torch.full((envs,), version, dtype=torch.long),
         )
+        if starts_buf is not None:
+            data.episode_starts = starts_buf.to(cpu)
+            data.initial_state = tuple(s.to(cpu) for s in initial_state)
+            data.bootstrap_state = tuple(s.to(cpu) for s in as_tuple(self._state))
+            data.final_states = tuple(
+                torch.stack([row[k] for row in final_states]).to(cpu)
+                if final_states
+                else s.new_empty((0, *s.shape[1:])).to(cpu)
+                for k, s in enumerate(initial_state)
+            )
         data.extras = {k: v.to(cpu) for k, v in self.behaviour.annotate(self.policy, data).items()}
         return Trajectory(
             data=data,
@@ -251,6 +278,10 @@ class ActorWorker:
         arrays["generator"] = self.generator.get_state().numpy()
         arrays["returns"] = self._returns.copy()
         arrays["lengths"] = self._lengths.copy()
+        if self.policy.recurrent:
+            arrays["starts"] = self._starts.cpu().numpy()
+            for i, s in enumerate(as_tuple(self._state)):
+                arrays[f"state.{i}"] = s.cpu().numpy()
         return {"env": env_state, "env_steps": self.env_steps}, arrays
 
     def restore_position(
@@ -264,12 +295,19 @@ class ActorWorker:
         if obs is None:
             obs, _ = self.env.reset(seed=self.spec.seed)
             self._obs = self._to_tensor(obs)
+            self._starts = torch.ones_like(self._starts)  # fresh episodes: reset the state
             return problem
         self.generator.set_state(torch.from_numpy(np.array(arrays["generator"])))
         self._obs = self._to_tensor(obs)
         self._returns = np.array(arrays["returns"], dtype=np.float64)
         self._lengths = np.array(arrays["lengths"], dtype=np.int64)
         self.env_steps = int(state["env_steps"])
+        if self.policy.recurrent and "starts" in arrays:
+            self._starts = torch.as_tensor(np.array(arrays["starts"]), device=self.device)
+            self._state = tuple(
+                torch.as_tensor(np.array(arrays[f"state.{i}"]), device=self.device)
+                for i in range(len(as_tuple(self._state)))
+            )
         return None
 
     def close(self) -> None:

@@ -16,8 +16,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from rlkit.backends.capability import overridden
 from rlkit.distributions.base import ActionDistribution
-from rlkit.types import Obs
+from rlkit.types import Obs, PolicyState
 
 from .trajectory import TrajectoryBatch
 
@@ -29,6 +30,24 @@ class Behaviour:
         """The distribution actions are sampled from (and their behaviour log-probs taken)."""
         dist, _ = policy.action_distribution(obs)
         return dist
+
+    def act_distribution(
+        self, policy: Any, obs: Obs, state: PolicyState, episode_start: Tensor
+    ) -> tuple[ActionDistribution, PolicyState]:
+        """The distribution and the next recurrent state (what actors call). Feed-forward
+        policies go through :meth:`action_distribution`; a recurrent one samples its own
+        distribution with its state. A subclass that changes :meth:`action_distribution`
+        must also override this method to act with a recurrent policy (else: TypeError)."""
+        if not getattr(policy, "recurrent", False):
+            return self.action_distribution(policy, obs), None
+        if overridden(self, Behaviour, "action_distribution"):
+            raise TypeError(
+                f"{type(self).__name__} changes action_distribution but not act_distribution: "
+                "it cannot act with the recurrent policy "
+                f"{type(policy).__name__} (override act_distribution to carry the state)"
+            )
+        dist, next_state = policy.action_distribution(obs, state, episode_start)
+        return dist, next_state
 
     def annotate(self, policy: Any, data: TrajectoryBatch) -> dict[str, Tensor]:
         """Extra ``[T, B, ...]`` tensors for a finished unroll (hook; default none)."""

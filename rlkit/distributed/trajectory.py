@@ -55,6 +55,18 @@ class TrajectoryBatch:
     #: per-step data the actor's :class:`~rlkit.distributed.Behaviour` added ``[T, B, ...]``
     #: (e.g. Ape-X's initial priorities), by name.
     extras: dict[str, Tensor] = field(default_factory=dict)
+    #: recurrent policies: 1 where a step starts an episode (the policy's reset flag)
+    #: ``[T, B]`` float; None for feed-forward policies.
+    episode_starts: Tensor | None = None
+    #: recurrent policies: the actor's state entering the unroll's first step (before its
+    #: reset), batch-first per tensor ``[B, ...]``; empty for feed-forward policies.
+    initial_state: tuple[Tensor, ...] = ()
+    #: recurrent policies: the state after each episode-ending step ``[K, ...]`` (rows of
+    #: ``final_steps``), for the value of a truncated episode's final observation.
+    final_states: tuple[Tensor, ...] = ()
+    #: recurrent policies: the state after the unroll's last step ``[B, ...]`` (with the
+    #: bootstrap observation; its reset flag is the last step's done).
+    bootstrap_state: tuple[Tensor, ...] = ()
 
     @property
     def num_steps(self) -> int:
@@ -82,11 +94,19 @@ class TrajectoryBatch:
             final_obs=fn(self.final_obs),
         )
 
+    @property
+    def recurrent(self) -> bool:
+        """Whether the unrolls carry a recurrent policy's state."""
+        return self.episode_starts is not None
+
     def to(self, device: torch.device | str) -> TrajectoryBatch:
         """The batch on ``device`` (tensors already there are not copied)."""
 
         def move(x: Tensor) -> Tensor:
             return x.to(device)
+
+        def states(s: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+            return tuple(move(x) for x in s)
 
         return TrajectoryBatch(
             obs=obs_map(move, self.obs),
@@ -100,6 +120,10 @@ class TrajectoryBatch:
             final_obs=obs_map(move, self.final_obs),
             versions=move(self.versions),
             extras={k: move(v) for k, v in self.extras.items()},
+            episode_starts=None if self.episode_starts is None else move(self.episode_starts),
+            initial_state=states(self.initial_state),
+            final_states=states(self.final_states),
+            bootstrap_state=states(self.bootstrap_state),
         )
 
     def columns(self, index: Tensor) -> TrajectoryBatch:
@@ -122,6 +146,10 @@ class TrajectoryBatch:
             final_obs=obs_map(lambda x: x[keep], self.final_obs),
             versions=self.versions[index],
             extras={k: v[:, index] for k, v in self.extras.items()},
+            episode_starts=(None if self.episode_starts is None else self.episode_starts[:, index]),
+            initial_state=tuple(s[index] for s in self.initial_state),
+            final_states=tuple(s[keep] for s in self.final_states),
+            bootstrap_state=tuple(s[index] for s in self.bootstrap_state),
         )
 
     def next_obs(self) -> Obs:
@@ -143,11 +171,26 @@ class TrajectoryBatch:
 
     def truncation_obs(self) -> tuple[Tensor, Obs]:
         """``(steps [K', 2], final observations [K', ...])`` of the truncated steps only."""
+        steps, obs, _ = self.truncations()
+        return steps, obs
+
+    def truncations(self) -> tuple[Tensor, Obs, tuple[Tensor, ...]]:
+        """:meth:`truncation_obs` plus the recurrent state after each of those steps."""
         if len(self.final_steps) == 0:
-            return self.final_steps, self.final_obs
+            return self.final_steps, self.final_obs, self.final_states
         t, b = self.final_steps[:, 0], self.final_steps[:, 1]
         keep = self.truncated[t, b]
-        return self.final_steps[keep], obs_map(lambda x: x[keep], self.final_obs)
+        states = tuple(s[keep] for s in self.final_states)
+        return self.final_steps[keep], obs_map(lambda x: x[keep], self.final_obs), states
+
+    def time_major_rows(self, columns: Tensor | None = None) -> Tensor:
+        """Flat row indices (``t * B + b``) of env ``columns`` (all by default), time-major:
+        whole per-env sequences as a recurrent policy reads them."""
+        envs = self.num_envs
+        cols = torch.arange(envs) if columns is None else columns
+        cols = cols.to(self.rewards.device)
+        times = torch.arange(self.num_steps, device=cols.device).unsqueeze(1)
+        return (times * envs + cols.unsqueeze(0)).reshape(-1)
 
 
 @dataclass
@@ -205,7 +248,26 @@ def stack_trajectories(trajectories: Sequence[Trajectory]) -> TrajectoryBatch:
         final_obs=cat_obs([p.final_obs for p in parts], dim=0),
         versions=torch.cat([p.versions for p in parts], dim=0),
         extras=_cat_extras(parts),
+        episode_starts=(
+            torch.cat([_starts(p) for p in parts], dim=1) if parts[0].recurrent else None
+        ),
+        initial_state=_cat_states([p.initial_state for p in parts]),
+        final_states=_cat_states([p.final_states for p in parts]),
+        bootstrap_state=_cat_states([p.bootstrap_state for p in parts]),
     )
+
+
+def _starts(part: TrajectoryBatch) -> Tensor:
+    if part.episode_starts is None:
+        raise ValueError("stack_trajectories: mixing recurrent and feed-forward unrolls")
+    return part.episode_starts
+
+
+def _cat_states(states: Sequence[tuple[Tensor, ...]]) -> tuple[Tensor, ...]:
+    """Recurrent states of several unrolls stacked along the batch axis."""
+    if len({len(s) for s in states}) != 1:
+        raise ValueError("stack_trajectories: unrolls carry different recurrent states")
+    return tuple(torch.cat(parts, dim=0) for parts in zip(*states, strict=True))
 
 
 def _cat_extras(parts: Sequence[TrajectoryBatch]) -> dict[str, Tensor]:

@@ -8,14 +8,24 @@ from rlkit.envs.make import (
     env_spec_of,
     make_vec_env,
 )
+from rlkit.envs.memory import (  # registers rlkit/CartPoleNoVel-v1, rlkit/CueRecall-v0
+    CARTPOLE_NOVEL_ID,
+    CUE_RECALL_ID,
+    CartPoleNoVel,
+    CueRecall,
+)
 from rlkit.envs.pixel import PixelReach  # registers "rlkit/PixelReach-v0"
 from rlkit.envs.pixel_control import PixelPointMass  # registers "rlkit/PixelPointMass-v0"
 from rlkit.envs.stats import EpisodeTracker
 from rlkit.envs.wrappers import ChannelFirst
 
 __all__ = [
+    "CARTPOLE_NOVEL_ID",
+    "CUE_RECALL_ID",
     "BitFlipping",
+    "CartPoleNoVel",
     "ChannelFirst",
+    "CueRecall",
     "DeepChain",
     "EpisodeTracker",
     "PixelPointMass",

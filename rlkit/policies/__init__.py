@@ -17,6 +17,15 @@ from rlkit.policies.implicit_quantile_network import ImplicitQuantileNetwork
 from rlkit.policies.q_network import ActionValueNetwork, QNetwork, QPolicy
 from rlkit.policies.quantile_critic import QuantileActorCritic
 from rlkit.policies.quantile_q_network import QuantileQNetwork
+from rlkit.policies.recurrent import (
+    GRUActorCritic,
+    LSTMActorCritic,
+    RecurrentActorCritic,
+    RecurrentCore,
+    SequenceCore,
+)
+from rlkit.policies.state import StateSpec
+from rlkit.policies.transformer import TransformerActorCritic, TransformerCore
 from rlkit.policies.twin_q import (
     CategoricalActorCritic,
     ContinuousActorCritic,
@@ -43,15 +52,23 @@ __all__ = [
     "DrQv2ActorCritic",
     "EnsembleLinear",
     "EnsembleMLP",
+    "GRUActorCritic",
     "ImplicitQuantileNetwork",
+    "LSTMActorCritic",
     "OffPolicyActorCritic",
     "Policy",
     "QNetwork",
     "QPolicy",
     "QuantileActorCritic",
     "QuantileQNetwork",
+    "RecurrentActorCritic",
+    "RecurrentCore",
     "SeparateActorCritic",
+    "SequenceCore",
     "SquashedGaussianActorCritic",
+    "StateSpec",
+    "TransformerActorCritic",
+    "TransformerCore",
     "check_distribution",
     "check_encoder",
 ]

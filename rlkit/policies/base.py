@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from rlkit.config.rules import PAIR, Rule, Sizes, count, positive
 from rlkit.configurable import Configurable
 from rlkit.distributions.base import ActionDistribution, Distribution
+from rlkit.policies.state import StateSpec
 from rlkit.registry import Registry
 from rlkit.types import Obs, PolicyState
 from rlkit.utils.nn import ACTIVATION
@@ -20,10 +21,17 @@ from rlkit.utils.nn import ACTIVATION
 class Policy(Configurable, nn.Module, ABC):
     """Base of every policy.
 
-    ``act`` maps observations to env-ready actions. Recurrent policies (``recurrent = True``)
+    ``act`` maps observations to env-ready actions. Recurrent policies (:attr:`recurrent`)
     thread a state through ``act``: pass the previous state and ``episode_start`` (1 where a new
     episode begins, so the state is reset there); feed-forward policies ignore both and return
     ``None`` as the state.
+
+    The state contract (:mod:`rlkit.policies.state`): a recurrent policy declares its state in
+    :meth:`state_spec` (a tuple of batch-first tensors); ``state=None`` means the initial state.
+    Given ``B`` state rows and ``T * B`` observation rows, the observations are a time-major
+    sequence ``[T, B]`` flattened (row ``t * B + b``) and ``episode_start`` has one entry per
+    observation row: the state is reset to the initial state *before* a step whose entry is 1.
+    Acting is the ``T = 1`` case; training on stored sequence chunks is the general one.
     """
 
     kind = "policy"
@@ -37,8 +45,6 @@ class Policy(Configurable, nn.Module, ABC):
         "log_std_bounds": PAIR,
         "activation": ACTIVATION,
     }
-    #: True for policies that carry state between steps (LSTM/GRU/Transformer).
-    recurrent: ClassVar[bool] = False
 
     def __init__(
         self, observation_space: spaces.Space[Any], action_space: spaces.Space[Any]
@@ -47,9 +53,26 @@ class Policy(Configurable, nn.Module, ABC):
         self.observation_space = observation_space
         self.action_space = action_space
 
+    @property
+    def recurrent(self) -> bool:
+        """Whether the policy carries state between steps: it declares one in
+        :meth:`state_spec` (LSTM/GRU/Transformer policies)."""
+        return bool(self.state_spec())
+
+    def state_spec(self) -> tuple[StateSpec, ...]:
+        """The recurrent state's tensors (per-row shape, dtype, name); empty when
+        feed-forward. Storages, evaluation, checkpoints and export read it."""
+        return ()
+
     def initial_state(self, batch_size: int) -> PolicyState:
-        """State for ``batch_size`` fresh episodes (``None`` when feed-forward)."""
-        return None
+        """State for ``batch_size`` fresh episodes (``None`` when feed-forward): zeros laid
+        out by :meth:`state_spec` on the policy's device."""
+        specs = self.state_spec()
+        if not specs:
+            return None
+        param = next(self.parameters(), None)
+        device = param.device if param is not None else "cpu"
+        return tuple(spec.zeros(batch_size, device) for spec in specs)
 
     @abstractmethod
     def act(
@@ -101,11 +124,7 @@ class ActorCriticPolicy(Policy, ABC):
         estimate ``-log_prob(actions)``, as Stable-Baselines3 does for them.
         """
         out = self.forward(obs, state, episode_start)
-        log_prob = out.dist.log_prob(actions)
-        try:
-            entropy = out.dist.entropy()
-        except TypeError:
-            entropy = -log_prob
+        log_prob, entropy = log_prob_and_entropy(out.dist, actions)
         return log_prob, entropy, out.value, out.dist
 
     def action_distribution(
@@ -131,6 +150,17 @@ class ActorCriticPolicy(Policy, ABC):
     ) -> ActorCriticOutput:
         out: ActorCriticOutput = super().__call__(obs, state, episode_start)
         return out
+
+
+def log_prob_and_entropy(dist: ActionDistribution, actions: Tensor) -> tuple[Tensor, Tensor]:
+    """``(log_prob, entropy)`` of ``actions``; the one-sample estimate ``-log_prob`` where the
+    family has no closed-form entropy."""
+    log_prob = dist.log_prob(actions)
+    try:
+        entropy = dist.entropy()
+    except TypeError:
+        entropy = -log_prob
+    return log_prob, entropy
 
 
 POLICIES: Registry[Policy] = Registry("policy", Policy)

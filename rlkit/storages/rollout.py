@@ -46,7 +46,14 @@ def action_layout(action_space: spaces.Space[Any]) -> tuple[tuple[int, ...], tor
 
 @dataclass
 class RolloutBatch:
-    """A minibatch of flattened ``T * N`` rollout samples."""
+    """A minibatch of flattened rollout samples.
+
+    For feed-forward policies the rows are any ``T * N`` samples. For recurrent policies
+    (:meth:`RolloutStorage.sequence_minibatches`) they are ``M`` whole sequence chunks of
+    ``seq_len`` steps, time-major (row ``t * M + m``), and ``states`` holds the policy's state
+    at each chunk's first step (``[M, ...]`` per tensor): what a recurrent policy takes as
+    ``(obs, state, episode_start)``.
+    """
 
     obs: Obs
     actions: Tensor
@@ -55,9 +62,16 @@ class RolloutBatch:
     advantages: Tensor
     returns: Tensor
     episode_starts: Tensor
+    #: recurrent state at the start of each sequence (empty for feed-forward batches).
+    states: tuple[Tensor, ...] = ()
+    #: steps per sequence (1 for feed-forward batches).
+    seq_len: int = 1
 
     def select(self, index: Tensor) -> RolloutBatch:
-        """The rows ``index`` of every field."""
+        """The rows ``index`` of every field (feed-forward batches only: selecting rows would
+        cut a sequence batch's chunks)."""
+        if self.states:
+            raise ValueError("RolloutBatch.select: a sequence batch cannot be split by rows")
         return RolloutBatch(
             obs=obs_map(lambda x: x[index], self.obs),
             actions=self.actions[index],
@@ -135,7 +149,10 @@ class RolloutStorage(Storage):
     the distributions cover. Raw actions are laid out as the action space suggests unless
     ``action_shape``/``action_dtype`` (a torch dtype name such as ``"int64"``) say otherwise.
     ``store_next_obs=True`` also keeps each step's next observation (the true final
-    observation at episode ends), which intrinsic rewards need.
+    observation at episode ends), which intrinsic rewards need. ``state_shapes`` (one per-row
+    shape per tensor of a recurrent policy's state, see
+    :meth:`~rlkit.policies.Policy.state_spec`; ``state_dtypes`` names their dtypes, default
+    float32) stores the state entering every step, so sequence chunks may start anywhere.
     """
 
     def __init__(
@@ -148,6 +165,8 @@ class RolloutStorage(Storage):
         store_next_obs: bool = False,
         action_shape: Sequence[int] | None = None,
         action_dtype: str | None = None,
+        state_shapes: Sequence[Sequence[int]] | None = None,
+        state_dtypes: Sequence[str] | None = None,
     ) -> None:
         if num_steps < 1 or num_envs < 1:
             raise ValueError(
@@ -171,11 +190,35 @@ class RolloutStorage(Storage):
                 f"{', '.join(sorted(_DTYPES))}"
             )
         self.actions = torch.zeros(t, n, *shape, dtype=dtype, device=self.device)
+        self.states = self._alloc_states(state_shapes, state_dtypes)
         zeros = lambda: torch.zeros(t, n, device=self.device)  # noqa: E731
         self.rewards, self.dones, self.values, self.log_probs = zeros(), zeros(), zeros(), zeros()
         self.episode_starts = zeros()
         self.advantages, self.returns = zeros(), zeros()
         self.step = 0
+
+    def _alloc_states(
+        self, shapes: Sequence[Sequence[int]] | None, dtypes: Sequence[str] | None
+    ) -> tuple[Tensor, ...]:
+        shapes = [tuple(int(d) for d in shape) for shape in (shapes or ())]
+        names = list(dtypes) if dtypes is not None else ["float32"] * len(shapes)
+        if len(names) != len(shapes):
+            raise ValueError(
+                f"RolloutStorage: state_dtypes has {len(names)} entries for {len(shapes)} "
+                "state_shapes"
+            )
+        out = []
+        for shape, name in zip(shapes, names, strict=True):
+            dtype = _DTYPES.get(str(name))
+            if dtype is None:
+                raise ValueError(
+                    f"RolloutStorage: unknown state dtype {name!r}; allowed: "
+                    f"{', '.join(sorted(_DTYPES))}"
+                )
+            out.append(
+                torch.zeros(self.num_steps, self.num_envs, *shape, dtype=dtype, device=self.device)
+            )
+        return tuple(out)
 
     def _alloc_obs(self) -> Obs:
         def alloc(space: spaces.Space[Any]) -> Tensor:
@@ -207,8 +250,10 @@ class RolloutStorage(Storage):
         log_probs: Tensor,
         episode_starts: Tensor,
         next_obs: Obs | None = None,
+        state: Sequence[Tensor] | None = None,
     ) -> None:
-        """Store step ``t``: ``dones`` marks episodes that ended at this step."""
+        """Store step ``t``: ``dones`` marks episodes that ended at this step; ``state`` is the
+        recurrent state entering it (before the reset at an episode start)."""
         if self.step >= self.num_steps:
             raise RuntimeError(
                 f"RolloutStorage is full ({self.num_steps} steps); call reset() after the update"
@@ -225,6 +270,14 @@ class RolloutStorage(Storage):
         self.values[t] = values
         self.log_probs[t] = log_probs
         self.episode_starts[t] = episode_starts
+        if self.states:
+            if state is None or len(state) != len(self.states):
+                raise ValueError(
+                    f"RolloutStorage.add: the storage keeps a recurrent state of "
+                    f"{len(self.states)} tensors; pass state= with one tensor each"
+                )
+            for buffer, value in zip(self.states, state, strict=True):
+                buffer[t] = value
         self.step += 1
 
     def compute_returns_and_advantages(
@@ -276,6 +329,54 @@ class RolloutStorage(Storage):
         for start in range(0, total, batch_size):
             yield flat.select(perm[start : start + batch_size])
 
+    def sequence_minibatches(
+        self, batch_size: int, seq_len: int | None = None, generator: torch.Generator | None = None
+    ) -> Iterator[RolloutBatch]:
+        """One shuffled pass over the rollout cut into per-env chunks of ``seq_len`` steps
+        (default: the whole rollout), ``max(1, batch_size // seq_len)`` chunks per minibatch,
+        each with the stored state at its first step. Nothing is padded: a chunk crosses
+        episode boundaries and ``episode_starts`` tells the policy where to reset."""
+        steps = self.step
+        length = steps if seq_len is None else int(seq_len)
+        if length < 1 or steps % length:
+            raise ValueError(
+                f"RolloutStorage.sequence_minibatches: seq_len={seq_len} must divide the "
+                f"{steps} stored steps"
+            )
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        chunks = steps // length
+        total = chunks * self.num_envs
+        per_batch = max(1, batch_size // length)
+        if per_batch >= total:
+            order = torch.arange(total)
+        else:
+            order = torch.randperm(total, generator=generator)
+        offsets = torch.arange(length).unsqueeze(1)
+        for start in range(0, total, per_batch):
+            seqs = order[start : start + per_batch].to(self.device)
+            envs, first = seqs % self.num_envs, (seqs // self.num_envs) * length
+            yield self._sequences(first, envs, offsets.to(self.device) + first, length)
+
+    def _sequences(self, first: Tensor, envs: Tensor, times: Tensor, length: int) -> RolloutBatch:
+        """The chunks starting at steps ``first`` of envs ``envs`` (``times [L, M]``)."""
+
+        def take(x: Tensor) -> Tensor:
+            picked = x[times, envs.unsqueeze(0)]
+            return picked.reshape(-1, *picked.shape[2:])
+
+        return RolloutBatch(
+            obs=obs_map(take, self.obs),
+            actions=take(self.actions),
+            old_values=take(self.values),
+            old_log_probs=take(self.log_probs),
+            advantages=take(self.advantages),
+            returns=take(self.returns),
+            episode_starts=take(self.episode_starts),
+            states=tuple(s[first, envs] for s in self.states),
+            seq_len=length,
+        )
+
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> RolloutBatch:
         """A uniformly random minibatch (without replacement) of the current rollout."""
         idx = torch.randperm(len(self), generator=generator)[:batch_size].to(self.device)
@@ -300,6 +401,7 @@ class RolloutStorage(Storage):
             "returns",
         ):
             out[name] = getattr(self, name)
+        out.update({f"state.{i}": s for i, s in enumerate(self.states)})
         for prefix, obs in (("obs", self.obs), ("next_obs", self.next_obs)):
             if isinstance(obs, dict):
                 out.update({f"{prefix}.{k}": v for k, v in obs.items()})
