@@ -126,11 +126,32 @@ def test_relu_backward_probe_fails_without_the_op(monkeypatch: pytest.MonkeyPatc
         torch_private.threshold_backward_works.cache_clear()
 
 
+def test_size_check_probe_and_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert torch_private.size_check_works()
+    torch_private.assume_equal_sizes(3, 3, "fine")
+    with pytest.raises(ValueError, match="sizes differ"):
+        torch_private.assume_equal_sizes(3, 4, "sizes differ")
+    monkeypatch.setattr(torch_private, "size_check_works", lambda: False)
+    torch_private.assume_equal_sizes(3, 3, "fine")
+    with pytest.raises(ValueError, match="sizes differ"):
+        torch_private.assume_equal_sizes(3, 4, "sizes differ")
+
+
+def test_size_check_probe_fails_without_the_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    torch_private.size_check_works.cache_clear()
+    monkeypatch.setattr(torch, "_check", None, raising=False)
+    try:
+        assert not torch_private.size_check_works()
+    finally:
+        torch_private.size_check_works.cache_clear()
+
+
 PROBES = (
     "hook_inspection_works",
     "optimizer_hook_inspection_works",
     "fused_adam_works",
     "threshold_backward_works",
+    "size_check_works",
 )
 
 

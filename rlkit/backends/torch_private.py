@@ -27,6 +27,14 @@
   :func:`relu_backward` is probed once against ``grad * (out > 0)``; the fallback is
   ``grad * sign(out)``, exact for ReLU outputs (``sign(0) = 0``, ``sign(y > 0) = 1``).
 
+- **Size facts for tracers.** A recurrent policy exported with a dynamic batch axis reads
+  several inputs that share it; ``torch.export`` cannot prove that on its own and specialises
+  the batch size. :func:`assume_equal_sizes` states it with ``torch._check`` (what
+  torch.export's docs prescribe for this); probed once in eager mode (passes on equal sizes,
+  raises on different ones); the fallback is a plain comparison that raises ``ValueError``
+  (correct in eager mode; under torch.export the graph may then be specialised, which the
+  export's parity check over several batch sizes reports).
+
 ``tests/test_torch_private.py`` covers each probe and each fallback.
 """
 
@@ -285,7 +293,37 @@ def fused_adam_step(optimizer: torch.optim.Adam) -> bool:
     return True
 
 
+@functools.cache
+def size_check_works() -> bool:
+    """Probe: does ``torch._check(cond, msg)`` pass on True and raise on False?"""
+    try:
+        torch._check(True, lambda: "")
+    except Exception:
+        return False
+    try:
+        torch._check(False, lambda: "probe")
+    except RuntimeError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+def assume_equal_sizes(a: int, b: int, message: str) -> None:
+    """Raise unless sizes ``a`` and ``b`` are equal; under torch.export the fact is recorded
+    for the symbolic sizes (one batch axis shared by several inputs) instead of a guard."""
+    if size_check_works():
+        try:
+            torch._check(a == b, lambda: message)
+        except RuntimeError:
+            raise ValueError(message) from None
+        return
+    if a != b:
+        raise ValueError(message)
+
+
 __all__ = [
+    "assume_equal_sizes",
     "fused_adam_step",
     "fused_adam_works",
     "hook_inspection_works",
@@ -293,4 +331,5 @@ __all__ = [
     "optimizer_hooks_present",
     "own_hooks_present",
     "relu_backward",
+    "size_check_works",
 ]

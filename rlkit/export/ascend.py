@@ -110,8 +110,10 @@ def atc_command(
     """
     source = Path(onnx_path)
     target = _default_om_path(source, om_path)
+    metadata = ExportMetadata.from_onnx(source)
+    metadata.require_feedforward("atc_command", "Ascend OM")
     return _command(
-        ExportMetadata.from_onnx(source).input_shapes(),
+        metadata.input_shapes(),
         str(source),
         target,
         soc_version,
@@ -180,6 +182,7 @@ def convert_to_om(
     source = Path(onnx_path)
     target = _default_om_path(source, om_path)
     metadata = ExportMetadata.from_onnx(source)
+    metadata.require_feedforward("convert_to_om", "Ascend OM")
     workdir = target.parent
     workdir.mkdir(parents=True, exist_ok=True)
     command = _command(
@@ -253,6 +256,7 @@ class OmPolicy(ExportedPolicy):
             )
         strings = json.loads(meta_path.read_text())
         super().__init__(ExportMetadata.from_strings(strings, str(meta_path)))
+        self.metadata.require_feedforward("OmPolicy", "Ascend OM")
         #: the batch profiles of the model, ascending.
         self.batch_sizes: list[int] = sorted(json.loads(strings.get("rlkit.om.batch_sizes", "[]")))
         if not self.batch_sizes:

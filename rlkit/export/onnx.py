@@ -17,9 +17,15 @@ import numpy as np
 import torch
 
 from rlkit.export.metadata import ExportMetadata
-from rlkit.export.parity import CHECK_BATCH_SIZES, ParityError, ParityReport, check_parity
+from rlkit.export.parity import (
+    CHECK_BATCH_SIZES,
+    ParityError,
+    ParityReport,
+    check_parity,
+    check_sequence_parity,
+)
 from rlkit.export.runner import ExportedPolicy
-from rlkit.export.source import cpu_acting_path, resolve_agent
+from rlkit.export.source import cpu_acting_path, quiet_tracing, resolve_agent
 from rlkit.utils.files import atomic_path
 
 log = logging.getLogger("rlkit")
@@ -62,6 +68,13 @@ def to_onnx(
     each batch size and a :class:`ParityError` is raised beyond 1e-5 (fp32; 5e-2 for fp16) or
     on any differing discrete action. ``fp16`` stores weights and activations in float16
     (inputs and outputs keep their types), mainly for GPU runtimes.
+
+    A recurrent policy's graph also takes ``episode_start`` (float32 ``[B]``) and its state
+    tensors (named by the policy's ``state_spec()``, e.g. ``actor_h``, ``actor_c``) after the
+    observations, and returns the next state (``actor_h_out``, ...) after ``action``; every
+    input and output has the dynamic batch axis and the metadata records the state layout.
+    Its check runs :data:`~rlkit.export.parity.SEQUENCE_STEPS`-step sequences with random
+    episode starts, each side fed back its own state, comparing actions and states.
     """
     onnx = _require("onnx")
     _require("onnxscript")
@@ -73,13 +86,14 @@ def to_onnx(
     batch = torch.export.Dim("batch", min=1, max=1_000_000)
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "policy.onnx"
-        with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints progress
+        # the exporter prints progress
+        with contextlib.redirect_stdout(io.StringIO()), quiet_tracing():
             torch.onnx.export(
                 acting,
                 examples,
                 str(raw),
-                input_names=metadata.input_names,
-                output_names=["action"],
+                input_names=acting.input_names,
+                output_names=acting.output_names,
                 opset_version=opset,
                 dynamic_shapes=(tuple({0: batch} for _ in examples),),  # forward(*inputs)
                 dynamo=True,
@@ -96,13 +110,13 @@ def to_onnx(
     parity = None
     if check:
         runner = OnnxPolicy(target)
-        parity = check_parity(
-            acting,
-            runner.run,
-            "onnxruntime",
-            batch_sizes,
-            tolerance=FP16_TOLERANCE if fp16 else 1e-5,
-        )
+        tolerance = FP16_TOLERANCE if fp16 else 1e-5
+        if acting.recurrent:
+            parity = check_sequence_parity(
+                acting, runner.run_outputs, "onnxruntime", batch_sizes, tolerance=tolerance
+            )
+        else:
+            parity = check_parity(acting, runner.run, "onnxruntime", batch_sizes, tolerance)
         log.info("%s", parity)
         if not parity.ok:
             raise ParityError(str(parity))
@@ -154,6 +168,11 @@ class OnnxPolicy(ExportedPolicy):
 
     >>> policy = OnnxPolicy("policy.onnx")
     >>> actions = policy.act(obs)
+
+    A recurrent export keeps its state between calls (see :class:`ExportedPolicy`):
+
+    >>> actions = policy.act(obs, episode_start=terminated | truncated)
+    >>> policy.reset()  # every row starts a new episode at the next call
     """
 
     def __init__(self, path: str | Path, providers: Sequence[str] | None = None) -> None:
@@ -169,8 +188,23 @@ class OnnxPolicy(ExportedPolicy):
             str(self.path), options, providers=list(providers or ["CPUExecutionProvider"])
         )
         self._output = self.session.get_outputs()[0].name
+        self._outputs = [self._output]
+        if self.metadata.recurrent:
+            inputs = [i.name for i in self.session.get_inputs()]
+            outputs = [o.name for o in self.session.get_outputs()]
+            if inputs != self.graph_input_names or outputs != self.output_names:
+                raise ValueError(
+                    f"{self.path}: graph inputs {inputs} / outputs {outputs} differ from the "
+                    f"metadata's {self.graph_input_names} / {self.output_names}"
+                )
+            self._outputs = outputs
 
     def run(self, inputs: list[np.ndarray]) -> np.ndarray:
-        feed = dict(zip(self.input_names, inputs, strict=True))
+        feed = dict(zip(self.graph_input_names, inputs, strict=True))
         out: np.ndarray = self.session.run([self._output], feed)[0]
         return out
+
+    def run_outputs(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        feed = dict(zip(self.graph_input_names, inputs, strict=True))
+        outputs: list[np.ndarray] = self.session.run(self._outputs, feed)
+        return outputs

@@ -60,6 +60,7 @@ def build_tensorrt_engine(
     if workspace_mb < 1:
         raise ValueError(f"build_tensorrt_engine: workspace_mb must be >= 1, got {workspace_mb}")
     metadata = ExportMetadata.from_onnx(source)
+    metadata.require_feedforward("build_tensorrt_engine", "TensorRT")
     shapes = metadata.input_shapes()
     target = Path(engine_path) if engine_path is not None else source.with_suffix(".engine")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -140,6 +141,7 @@ class TensorRTPolicy(ExportedPolicy):
         super().__init__(
             ExportMetadata.from_strings(json.loads(meta_path.read_text()), str(meta_path))
         )
+        self.metadata.require_feedforward("TensorRTPolicy", "TensorRT")
         if not torch.cuda.is_available():
             raise RuntimeError("TensorRTPolicy needs a CUDA GPU, and torch sees none")
         self.device = torch.device(device)

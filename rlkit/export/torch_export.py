@@ -12,9 +12,14 @@ import torch
 
 from rlkit.export.metadata import ExportMetadata
 from rlkit.export.onnx import ExportResult
-from rlkit.export.parity import CHECK_BATCH_SIZES, ParityError, check_parity
+from rlkit.export.parity import (
+    CHECK_BATCH_SIZES,
+    ParityError,
+    check_parity,
+    check_sequence_parity,
+)
 from rlkit.export.runner import ExportedPolicy
-from rlkit.export.source import cpu_acting_path, resolve_agent
+from rlkit.export.source import cpu_acting_path, quiet_tracing, resolve_agent
 from rlkit.trust import UntrustedCodeError
 from rlkit.utils.files import atomic_path
 
@@ -31,14 +36,18 @@ def to_torch_export(
 
     The archive holds the rlkit metadata as an extra file; with ``check`` the reloaded program
     is compared with the eager acting path (max |diff| <= 1e-5, discrete actions equal).
+    A recurrent policy's program takes and returns its state as :func:`~rlkit.export.to_onnx`'s
+    graph does (``(obs..., episode_start, *state) -> (action, *next_state)``), and is checked
+    on multi-step sequences with the state fed back.
     """
     agent = resolve_agent(agent_or_checkpoint)
     acting, metadata = cpu_acting_path(agent)
     examples = acting.example_inputs(2)
     batch = torch.export.Dim("batch", min=1, max=1_000_000)
-    program = torch.export.export(
-        acting, examples, dynamic_shapes=(tuple({0: batch} for _ in examples),)
-    )
+    with quiet_tracing():
+        program = torch.export.export(
+            acting, examples, dynamic_shapes=(tuple({0: batch} for _ in examples),)
+        )
     target = Path(path)
     with atomic_path(target, suffix=".pt2") as tmp:  # torch.export.save wants .pt2
         torch.export.save(
@@ -47,7 +56,12 @@ def to_torch_export(
     parity = None
     if check:
         reloaded = TorchExportPolicy(target, trust_code=True)  # the file just written
-        parity = check_parity(acting, reloaded.run, "torch.export", batch_sizes)
+        if acting.recurrent:
+            parity = check_sequence_parity(
+                acting, reloaded.run_outputs, "torch.export", batch_sizes
+            )
+        else:
+            parity = check_parity(acting, reloaded.run, "torch.export", batch_sizes)
         if not parity.ok:
             raise ParityError(str(parity))
     return ExportResult(target, parity)
@@ -81,6 +95,10 @@ class TorchExportPolicy(ExportedPolicy):
         self.module = program.module()
 
     def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        return self.run_outputs(inputs)[0]
+
+    def run_outputs(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         with torch.inference_mode():
-            out: torch.Tensor = self.module(*(torch.as_tensor(x) for x in inputs))
-        return out.numpy()
+            out = self.module(*(torch.as_tensor(x) for x in inputs))
+        outputs = [out] if isinstance(out, torch.Tensor) else list(out)
+        return [x.numpy() for x in outputs]
