@@ -148,7 +148,10 @@ class TransformerCore(SequenceCore):
         # positions before it are another episode's
         times = torch.arange(steps, device=x.device)
         marked = torch.where(starts.t() > 0.5, times, torch.full_like(times, -1))  # [B, T]
-        begin = torch.cummax(marked, dim=1).values  # last start at or before t (-1: none)
+        # the last start at or before t (-1: none), as a masked max (exports to ONNX, which
+        # has no cumulative max)
+        earlier = times.unsqueeze(0) <= times.unsqueeze(1)  # [t, s]: s <= t
+        begin = marked.unsqueeze(1).masked_fill(~earlier, -1).amax(dim=-1)  # [B, T]
         position = torch.arange(memory + steps, device=x.device)
         query_pos = memory + times  # [T]
         distance = query_pos.unsqueeze(1) - position.unsqueeze(0)  # [T, W - 1 + T]
