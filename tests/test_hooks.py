@@ -61,8 +61,22 @@ ON = {"num_steps": 16, "batch_size": 8, "num_epochs": 2}
 OFF = {"learning_starts": 16, "batch_size": 8, "gradient_steps": 2, "buffer_size": 500}
 DIST = {"num_actors": 1, "num_steps": 8, "num_minibatches": 2, "num_epochs": 1}
 
+LSTM = {"policy": {"id": "lstm_actor_critic", "hidden_size": 8}}
+
+
+class LSTMPPO(PPO):
+    """PPO with an LSTM policy (the hook matrix with a recurrent state: sequence minibatches,
+    the state carried by ``explore``)."""
+
+
+class LSTMAPPO(APPO):
+    """APPO with an LSTM policy (column minibatches, states in the unrolls)."""
+
+
 #: agent -> (env id, num_envs, hyperparameters, env steps to train)
 AGENTS: dict[type, tuple[str, int, dict[str, Any], int]] = {
+    LSTMPPO: ("CartPole-v1", 2, {**ON, **LSTM, "seq_len": 8}, 64),
+    LSTMAPPO: ("CartPole-v1", 2, {**DIST, **LSTM}, 48),
     PPO: ("CartPole-v1", 2, ON, 64),
     A2C: ("CartPole-v1", 2, {"num_steps": 16, "batch_size": 8}, 64),
     DrAC: ("CartPole-v1", 2, {**ON, "augmentation": "gaussian_noise"}, 64),
@@ -375,6 +389,10 @@ class CountingRollout(RolloutStorage):
     def minibatches(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         STORAGE_CALLS["minibatches"] += 1
         yield from super().minibatches(*args, **kwargs)
+
+    def sequence_minibatches(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        STORAGE_CALLS["minibatches"] += 1  # (what a recurrent policy's updates read)
+        yield from super().sequence_minibatches(*args, **kwargs)
 
 
 class CountingReplay(ReplayStorage):

@@ -500,3 +500,20 @@ def test_single_step_cell_equals_the_core(kind: str) -> None:
     torch.testing.assert_close(out, ref_out)
     for a, b in zip(new, ref_new, strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_dict_observations_train_and_replay() -> None:
+    """A Dict observation space (the default dict encoder in front of the LSTM): the stored
+    chunks replay the rollout, and acting with state takes dict observations."""
+    agent = _small_ppo("rlkit/BitFlipping-v0", num_envs=2, env_kwargs={"n_bits": 4})
+    agent.collect_rollout()
+    for mb in agent.storage.sequence_minibatches(24, None):
+        assert isinstance(mb.obs, dict)
+        with torch.no_grad():
+            ev = agent.evaluate_minibatch(mb)
+        torch.testing.assert_close(ev.log_prob, mb.old_log_probs, atol=1e-5, rtol=1e-5)
+    agent.storage.reset()
+    agent.train(96, progress_bar=False)
+    obs, _ = agent.env.reset(seed=1)
+    actions, state = agent.act_with_state(obs, deterministic=True)
+    assert actions.shape == (2,) and state is not None
