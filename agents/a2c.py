@@ -16,14 +16,21 @@ from rlkit.prototypes import AGENTS, OnPolicyAgent, OnPolicyConfig
 class A2CConfig(OnPolicyConfig):
     """A2C defaults (Stable-Baselines3's): short rollouts, one full-batch step, RMSprop."""
 
+    #: rollout length per env.
     num_steps: int = 5
+    #: minibatch size (samples); larger than any rollout: one full batch.
     batch_size: int = 1_000_000  # always the whole rollout
+    #: passes over each rollout (one RMSprop step per rollout).
     num_epochs: int = 1
+    #: learning rate of the RMSprop optimizer (annealed to 0 when anneal_lr).
     lr: float = 7e-4
+    #: GAE lambda; 1.0: plain n-step returns bootstrapped at the rollout's end.
     gae_lambda: float = 1.0
+    #: normalise advantages to zero mean and unit std (off, as SB3's A2C).
     normalize_advantages: bool = False
     #: RMSprop smoothing constant and epsilon (TF-style A2C settings).
     rms_alpha: float = 0.99
+    #: RMSprop's epsilon (added to the denominator for stability).
     rms_eps: float = 1e-5
 
     rules: ClassVar[dict[str, Rule]] = {

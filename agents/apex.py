@@ -30,14 +30,21 @@ class ApeXConfig(DQNConfig, ActorsConfig):
     ``actor_epsilon ** (1 + actor_epsilon_alpha * i / (N - 1))``. ``train_freq`` counts
     transitions from all actors per ``gradient_steps`` updates (the replay ratio)."""
 
+    #: n-step returns (the paper's 3).
     n_step: int = 3
+    #: double Q-learning: the online net picks the next action.
     double_q: bool = True
+    #: dueling head in the default Q-network.
     dueling: bool = True
+    #: prioritized replay, seeded with the actors' initial |TD error| priorities.
     prioritized_replay: bool = True
+    #: unroll length: env steps per sub-env in one actor trajectory.
     num_steps: int = 50
+    #: sub-envs per actor (one, as the paper); None: as many as the env has.
     envs_per_actor: int | None = 1
     #: base exploration rate and its exponent across actors (the paper's 0.4 and 7).
     actor_epsilon: float = 0.4
+    #: exponent spreading epsilon across actors (eps ** (1 + alpha i / (N - 1))).
     actor_epsilon_alpha: float = 7.0
 
     rules: ClassVar[dict[str, Rule]] = {

@@ -20,12 +20,17 @@ from rlkit.utils.tensors import obs_map
 class APPOConfig(DistributedConfig):
     """APPO hyperparameters (on top of :class:`DistributedConfig`)."""
 
+    #: passes over each learner batch.
     num_epochs: int = 4
+    #: shuffled minibatches per pass (env columns for recurrent policies).
     num_minibatches: int = 4
+    #: weight of the entropy bonus in the loss.
     ent_coef: float = 0.0
+    #: global gradient-norm clip; None disables.
     max_grad_norm: float | None = 0.5
     #: policy-ratio clip.
     clip_range: float = 0.2
+    #: normalise the V-trace policy-gradient advantages per minibatch.
     normalize_advantages: bool = True
 
     rules: ClassVar[dict[str, Rule]] = {"clip_range": positive()}

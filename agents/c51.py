@@ -27,8 +27,11 @@ class C51Config(DQNConfig):
     """DQN's hyperparameters plus the support: ``n_atoms`` values from ``v_min`` to ``v_max``
     (51 in [-10, 10], the paper's)."""
 
+    #: atoms of the return distribution's support.
     n_atoms: int = 51
+    #: smallest value of the support (lower bound of the return).
     v_min: float = -10.0
+    #: largest value of the support (upper bound of the return).
     v_max: float = 10.0
 
     rules: ClassVar[dict[str, Rule]] = {

@@ -26,7 +26,9 @@ class CrossQConfig(OffPolicyConfig):
     """CrossQ hyperparameters (the paper's and Stable-Baselines-Jax's, except ``buffer_size``).
     There is no target network: ``tau`` and ``target_update_interval`` do not apply."""
 
+    #: learning rate of the actor's, critics' and temperature's Adam optimizers.
     lr: float = 1e-3
+    #: env steps of uniformly random actions before the first update.
     learning_starts: int = 5_000
     #: critic updates per actor (and temperature) update.
     policy_delay: int = 3

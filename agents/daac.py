@@ -25,12 +25,17 @@ from rlkit.utils.optim import flatten_parameters
 class DAACConfig(OnPolicyConfig):
     """DAAC hyperparameters; ``num_epochs`` is the number of policy epochs (E_pi)."""
 
+    #: rollout length per env.
     num_steps: int = 256
     #: 64 envs x 256 steps in 8 minibatches in the authors' runs.
     batch_size: int = 2048
+    #: policy epochs per rollout (E_pi).
     num_epochs: int = 1
+    #: learning rate of the policy's and the value network's Adam optimizers.
     lr: float = 5e-4
+    #: discount factor of future rewards.
     gamma: float = 0.999
+    #: weight of the entropy bonus in the policy loss.
     ent_coef: float = 0.01
     #: scales the (clipped) value loss of the value network; the authors' code uses 0.5.
     vf_coef: float = 0.5
@@ -44,6 +49,7 @@ class DAACConfig(OnPolicyConfig):
     value_epochs: int = 9
     #: train the value network every ``value_freq`` policy updates.
     value_freq: int = 1
+    #: Adam's epsilon of both optimizers.
     adam_eps: float = 1e-5
 
     rules: ClassVar[dict[str, Rule]] = {

@@ -15,8 +15,11 @@ class DDPGConfig(TD3Config):
     step, no target policy smoothing. Exploration is Gaussian (``action_noise``); pass a policy
     with :class:`~rlkit.distributions.OrnsteinUhlenbeckNoise` for the paper's OU process."""
 
+    #: critic updates per actor (and target) update (DDPG: every update).
     policy_delay: int = 1
+    #: std of the target-action noise (0: no target policy smoothing).
     target_policy_noise: float = 0.0
+    #: clip of the target-action noise (no effect without target_policy_noise).
     target_noise_clip: float = 0.0
 
 

@@ -25,15 +25,23 @@ class DQNConfig(OffPolicyConfig):
     """DQN hyperparameters; defaults are Stable-Baselines3's except ``buffer_size`` and
     ``target_update_interval``, which counts gradient steps here (SB3 counts env steps)."""
 
+    #: minibatch size (transitions per update).
     batch_size: int = 32
+    #: vectorised env steps (``env.step`` calls) between two rounds of updates.
     train_freq: int = 4
+    #: learning rate of the Q-network's Adam optimizer.
     lr: float = 1e-4
+    #: target update coefficient (1.0: hard copy of the online network).
     tau: float = 1.0
+    #: gradient steps between target-network updates.
     target_update_interval: int = 2_500
+    #: global gradient-norm clip; None disables.
     max_grad_norm: float | None = 10.0
     #: epsilon-greedy: from initial to final eps linearly over this fraction of train()'s steps.
     exploration_fraction: float = 0.1
+    #: epsilon at the start of training.
     exploration_initial_eps: float = 1.0
+    #: epsilon after exploration_fraction of the steps (kept until the end).
     exploration_final_eps: float = 0.05
     #: double Q-learning (van Hasselt et al. 2016): the online net picks the next action.
     double_q: bool = False

@@ -34,13 +34,17 @@ class DrQv2Config(OffPolicyConfig):
     buffer_size: int = 100_000
     #: uniformly random actions (and no updates) for the first ``learning_starts`` steps.
     learning_starts: int = 2000
+    #: minibatch size (transitions per update).
     batch_size: int = 256
     #: update every ``train_freq`` env steps (DrQ-v2's ``update_every_steps``).
     train_freq: int = 2
+    #: discount factor of future rewards.
     gamma: float = 0.99
     #: soft update coefficient of the critic target (``critic_target_tau``).
     tau: float = 0.01
+    #: n-step returns (the authors' 3).
     n_step: int = 3
+    #: learning rate of the actor's and the critic's Adam optimizers.
     lr: float = 1e-4
     #: width of the actor's and the critics' LayerNorm trunks.
     feature_dim: int = 50

@@ -26,9 +26,13 @@ class IQNConfig(QRDQNConfig):
     ``n_quantiles`` (N, 64) and ``n_target_quantiles`` (N', 64) fractions per sample for the
     loss, ``n_acting_quantiles`` (K, 32) for acting, and ``n_cos`` (64) cosine features."""
 
+    #: quantile fractions sampled per sample for the online network (N).
     n_quantiles: int = 64
+    #: quantile fractions sampled per sample for the target network (N').
     n_target_quantiles: int = 64
+    #: evenly spaced fractions whose mean gives the Q-values for acting (K).
     n_acting_quantiles: int = 32
+    #: cosine features embedding each quantile fraction.
     n_cos: int = 64
 
     rules: ClassVar[dict[str, Rule]] = {

@@ -25,8 +25,11 @@ class MDQNConfig(DQNConfig):
     temperature 0.03, scaling 0.9, log-policy clip -1). ``double_q`` does not apply (the soft
     expectation replaces the argmax)."""
 
+    #: temperature of the target network's softmax policy (entropy scale).
     munchausen_tau: float = 0.03
+    #: scale of the log-policy bonus added to the reward.
     munchausen_alpha: float = 0.9
+    #: lower clip of tau * log pi in the bonus (the upper bound is 0).
     munchausen_clip: float = -1.0
 
     rules: ClassVar[dict[str, Rule]] = {

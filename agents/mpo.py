@@ -52,12 +52,19 @@ class MPOConfig(OffPolicyConfig):
     before the first update and one update per 8 of them (``samples_per_insert`` 32 at batch
     256). The dual variables' gradient is clipped too, as in Acme's JAX learner."""
 
+    #: env steps of uniformly random actions before the first update.
     learning_starts: int = 1000
+    #: vectorised env steps between two rounds of updates.
     train_freq: int = 8
+    #: n-step returns (Acme's 5).
     n_step: int = 5
+    #: target update coefficient (1.0: hard copy).
     tau: float = 1.0
+    #: gradient steps between target-network copies.
     target_update_interval: int = 100
+    #: learning rate of the actor's and the critic's Adam optimizers.
     lr: float = 1e-4
+    #: gradient-norm clip of every optimizer (the dual variables' too); None disables.
     max_grad_norm: float | None = 40.0
     #: actions drawn from the target policy per next state (E-step samples and TD target).
     num_samples: int = 20
@@ -68,12 +75,15 @@ class MPOConfig(OffPolicyConfig):
     epsilon: float = 0.1
     #: KL bounds of the fitted policy's mean and std to the target policy's (M-step).
     epsilon_mean: float = 2.5e-3
+    #: KL bound of the fitted policy's std to the target policy's (M-step).
     epsilon_stddev: float = 1e-6
     #: bound each action dimension's KL separately (one multiplier per dimension).
     per_dim_constraining: bool = True
     #: initial dual variables in softplus space (softplus(10) = 10.00005).
     init_log_temperature: float = 10.0
+    #: initial dual variable of the mean's KL bound (softplus space).
     init_log_alpha_mean: float = 10.0
+    #: initial dual variable of the std's KL bound (softplus space).
     init_log_alpha_stddev: float = 1000.0
     #: Adam's learning rate for the dual variables.
     dual_lr: float = 1e-2

@@ -28,7 +28,9 @@ class PPGConfig(PPOConfig):
 
     #: policy-phase epochs per rollout (E_pi).
     num_epochs: int = 1
+    #: learning rate of the policy phase's Adam optimizer.
     lr: float = 5e-4
+    #: weight of the entropy bonus in the policy phase.
     ent_coef: float = 0.01
     #: policy-phase iterations between auxiliary phases (N_pi).
     n_pi: int = 32
@@ -40,6 +42,7 @@ class PPGConfig(PPOConfig):
     vf_true_coef: float = 1.0
     #: auxiliary-phase learning rate (None: ``lr``) and minibatch size (None: ``batch_size``).
     aux_lr: float | None = None
+    #: auxiliary-phase minibatch size (samples); None: ``batch_size``.
     aux_batch_size: int | None = None
 
     rules: ClassVar[dict[str, Rule]] = {

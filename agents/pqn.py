@@ -30,17 +30,25 @@ class PQNConfig(OnPolicyConfig):
     ``batch_size`` 128 is its 4 minibatches of 4 x 128 samples). ``gae_lambda``, ``ent_coef``
     and ``vf_coef`` do not apply."""
 
+    #: minibatch size (samples).
     batch_size: int = 128
+    #: passes over each rollout.
     num_epochs: int = 4
+    #: learning rate of the RAdam optimizer (annealed to 0 when anneal_lr).
     lr: float = 2.5e-4
+    #: linearly anneal the learning rate to 0 over ``train(total_steps)``.
     anneal_lr: bool = True
+    #: global gradient-norm clip; None disables.
     max_grad_norm: float | None = 10.0
+    #: normalise advantages (the TD loss regresses on returns, not advantages).
     normalize_advantages: bool = False
     #: lambda of the Q(lambda) returns.
     q_lambda: float = 0.65
     #: epsilon-greedy: from initial to final eps linearly over this fraction of train()'s steps.
     exploration_fraction: float = 0.5
+    #: epsilon at the start of training.
     exploration_initial_eps: float = 1.0
+    #: epsilon after exploration_fraction of the steps (kept until the end).
     exploration_final_eps: float = 0.05
     #: the regression loss: "mse" (CleanRL), "half_mse" (purejaxql) or "huber".
     loss: str = "mse"

@@ -27,7 +27,9 @@ class QRDQNConfig(DQNConfig):
     """DQN's hyperparameters plus the number of quantiles (sb3-contrib's default, 200) and the
     Huber threshold ``kappa`` of the quantile loss (1, as the paper's experiments)."""
 
+    #: quantiles of each action's return predicted by the network.
     n_quantiles: int = 200
+    #: Huber threshold of the quantile regression loss.
     kappa: float = 1.0
 
     rules: ClassVar[dict[str, Rule]] = {"n_quantiles": count(), "kappa": positive()}

@@ -23,17 +23,29 @@ class RainbowDefaults:
     ``per_beta_steps`` (None keeps beta at 0.4; the paper anneals it to 1 over training: set
     it to the run length)."""
 
+    #: dueling head in the default Q-network.
     dueling: bool = True
+    #: initial noise scale of the NoisyNet layers (the paper's 0.5); 0: plain layers.
     noisy: float = 0.5
+    #: double Q-learning: the online net picks the next action.
     double_q: bool = True
+    #: n-step returns (the paper's 3).
     n_step: int = 3
+    #: proportional prioritized replay.
     prioritized_replay: bool = True
+    #: priority exponent of prioritized replay (the paper's 0.5).
     per_alpha: float = 0.5
+    #: epsilon at the start of training (0: NoisyNet does the exploring).
     exploration_initial_eps: float = 0.0
+    #: epsilon at the end of the schedule (0: NoisyNet does the exploring).
     exploration_final_eps: float = 0.0
+    #: learning rate of the Adam optimizer (the paper's 6.25e-5).
     lr: float = 6.25e-5
+    #: Adam's epsilon (the paper's 1.5e-4).
     adam_eps: float = 1.5e-4
+    #: gradient steps between target-network copies.
     target_update_interval: int = 2_000
+    #: global gradient-norm clip; None disables.
     max_grad_norm: float | None = None
 
 

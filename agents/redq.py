@@ -29,7 +29,9 @@ class REDQConfig(SACConfig):
     updated once per ``policy_delay`` = 20 critic updates, 5000 random warm-up steps; lr 3e-4,
     batch 256, (256, 256) layers, tau 0.005 and gamma 0.99 are SAC's defaults and theirs."""
 
+    #: updates per round (G; one round per env step with train_freq 1).
     gradient_steps: int = 20
+    #: env steps of uniformly random actions before the first update.
     learning_starts: int = 5000
     #: critics in the ensemble (N).
     n_critics: int = 10

@@ -20,12 +20,17 @@ class REINFORCEConfig(OnPolicyConfig):
     """REINFORCE hyperparameters (rlkit's own defaults): long rollouts that hold whole CartPole
     episodes, one full-batch Adam step per rollout, Monte-Carlo returns."""
 
+    #: rollout length per env (long enough to hold whole CartPole episodes).
     num_steps: int = 500
+    #: minibatch size (samples); larger than any rollout: one full batch.
     batch_size: int = 1_000_000  # always the whole rollout
+    #: passes over each rollout (one full-batch Adam step).
     num_epochs: int = 1
+    #: learning rate of the Adam optimizer (annealed to 0 when anneal_lr).
     lr: float = 1e-3
     #: Monte-Carlo returns (fixed: lambda < 1 would make this A2C).
     gae_lambda: float = 1.0
+    #: global gradient-norm clip; None disables.
     max_grad_norm: float | None = None
     #: subtract a learned state value from the return (and train it); False: the advantage is
     #: the plain discounted return.

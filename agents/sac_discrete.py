@@ -25,7 +25,9 @@ class SACDiscreteConfig(OffPolicyConfig):
     """SAC-discrete hyperparameters. ``target_entropy_ratio`` sets the target entropy to that
     fraction of the maximum entropy ``log |A|`` (0.98 in the paper)."""
 
+    #: entropy coefficient: a number (fixed), "auto" (learned from 1.0) or "auto_<initial>".
     ent_coef: float | str = "auto"
+    #: target entropy as a fraction of the maximum entropy log |A|.
     target_entropy_ratio: float = 0.98
 
     rules: ClassVar[dict[str, Rule]] = {"ent_coef": ENT_COEF, "target_entropy_ratio": unit()}

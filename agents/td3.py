@@ -28,6 +28,7 @@ class TD3Config(OffPolicyConfig):
     actor, every ``policy_delay`` updates (``target_update_interval`` must stay 1).
     """
 
+    #: learning rate of the actor's and the critics' Adam optimizers.
     lr: float = 1e-3
     #: critic updates per actor (and target) update.
     policy_delay: int = 2
@@ -35,6 +36,7 @@ class TD3Config(OffPolicyConfig):
     action_noise: float = 0.1
     #: std and clip of the noise added to the target action (target policy smoothing).
     target_policy_noise: float = 0.2
+    #: clip of the target-action noise (fraction of the action half-width).
     target_noise_clip: float = 0.5
 
     rules: ClassVar[dict[str, Rule]] = {

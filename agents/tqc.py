@@ -39,8 +39,11 @@ class TQCConfig(SACConfig):
     defaults to 2 critics) and ``top_quantiles_to_drop_per_net`` (``d``: the target drops the
     ``d * n_critics`` largest of the pooled atoms; 2, as both)."""
 
+    #: quantile critics in the ensemble.
     n_critics: int = 5
+    #: quantiles predicted by each critic.
     n_quantiles: int = 25
+    #: largest pooled target atoms dropped per critic (d; d * n_critics in all).
     top_quantiles_to_drop_per_net: int = 2
 
     rules = TQC_RULES  # a class attribute (no annotation), not a field

@@ -25,20 +25,29 @@ from rlkit.utils.trust_region import TrustRegionStep, flat_grad
 class TRPOConfig(OnPolicyConfig):
     """TRPO hyperparameters; ``lr``, ``batch_size`` and ``max_grad_norm`` are the critic's."""
 
+    #: rollout length per env.
     num_steps: int = 2048
+    #: minibatch size (samples) of the critic's Adam steps.
     batch_size: int = 128
     #: one trust-region step per rollout (the critic's passes are ``n_critic_updates``).
     num_epochs: int = 1
+    #: learning rate of the critic's Adam optimizer.
     lr: float = 1e-3
+    #: lambda of generalised advantage estimation.
     gae_lambda: float = 0.95
+    #: weight of the critic's value loss.
     vf_coef: float = 1.0
+    #: global gradient-norm clip of the critic's steps; None disables.
     max_grad_norm: float | None = None
     #: KL radius of the policy step (mean KL(pi_old || pi) over the batch).
     target_kl: float = 0.01
+    #: conjugate-gradient iterations per policy step.
     cg_max_steps: int = 15
     #: added to the Fisher-vector products (F + damping I).
     cg_damping: float = 0.1
+    #: step-size factor per backtracking line-search iteration.
     line_search_shrinking_factor: float = 0.8
+    #: backtracking line-search iterations before the step is rejected.
     line_search_max_iter: int = 10
     #: epochs of critic minibatch steps per rollout.
     n_critic_updates: int = 10

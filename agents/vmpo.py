@@ -73,6 +73,7 @@ class VMPOConfig(OnPolicyConfig):
     epsilon_alpha_sigma: float = 5e-5
     #: initial multipliers of the mean and covariance constraints (Box actions).
     alpha_mu_init: float = 1.0
+    #: initial multiplier of the covariance constraint (Box actions).
     alpha_sigma_init: float = 1.0
     #: Adam learning rate of the dual variables; None: ``lr``.
     dual_lr: float | None = None

@@ -25,7 +25,9 @@ import rlkit.agents  # noqa: F401  (registers the reference agents)
 from rlkit import runtime
 from rlkit.checkpoint import find_checkpoint, read_config
 from rlkit.config import coerce, parse_value
+from rlkit.config.describe import format_config_help
 from rlkit.config.hyperparameters import UnknownHyperparameterError
+from rlkit.config.presets import load_preset
 from rlkit.config.rules import SEED, Rule, Satisfies, count, violations
 from rlkit.configurable import from_json
 from rlkit.device import resolve_device
@@ -167,6 +169,23 @@ def _default_out(algo: str, env_id: str) -> Path:
     return out
 
 
+def resolved_config(
+    algo: str, run: Mapping[str, Any], config: Any, prims: Mapping[str, Any], total: int
+) -> str:
+    """The run's full configuration as YAML, usable as ``rlkit train ALGO --config FILE``:
+    the run settings, every hyperparameter (defaults, preset, file and flags resolved) and the
+    primitives given by id or spec."""
+    settings: dict[str, Any] = {"env": run["env"], "num_envs": run.get("num_envs", 8)}
+    settings["total_steps"] = total
+    if run.get("env_kwargs"):
+        settings["env_kwargs"] = run["env_kwargs"]
+    values = json.loads(json.dumps(dataclasses.asdict(config), default=str))
+    specs = json.loads(json.dumps(dict(prims), default=str))
+    body = {**settings, **values, **specs}
+    header = f"# rlkit train {algo}: the resolved configuration of this run\n"
+    return header + yaml.safe_dump(body, sort_keys=False)
+
+
 def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
     cli = parse_overrides(extra, _valued_names(AGENTS.get(args.algo)))
     for key in ("env", "num_envs", "total_steps", "seed", "out"):
@@ -225,6 +244,11 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
     if replace:  # only now: a run that cannot start leaves the old one as it was
         shutil.rmtree(out)
     total = int(run.get("total_steps", 1_000_000))
+    resolved = resolved_config(args.algo, run, agent.config, prims, total)
+    out.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(out / "config.yaml", resolved.encode())
+    print(f"rlkit train {args.algo}: resolved config (saved to {out / 'config.yaml'}):")
+    print(resolved, end="", flush=True)
     agent.train(
         total,
         run_dir=out,
@@ -376,7 +400,43 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"rlkit: error: {message} (see `{self.prog} --help`)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def train_help_epilog(argv: Sequence[str]) -> str | None:
+    """For ``rlkit train ALGO [--env ENV] --help``: every hyperparameter of ALGO (type,
+    default, meaning) and the preset that applies to ENV; None when ALGO is not a known id
+    (the plain help then shows)."""
+    args = list(argv)
+    if "train" not in args or not {"-h", "--help"} & set(args):
+        return None
+    rest = args[args.index("train") + 1 :]
+    algo = next((a for a in rest if not a.startswith("-")), None)
+    env_id = None
+    for i, arg in enumerate(rest):
+        if arg == "--env" and i + 1 < len(rest):
+            env_id = rest[i + 1]
+        elif arg.startswith("--env="):
+            env_id = arg.split("=", 1)[1]
+    if algo is None or algo not in AGENTS:
+        return None
+    config = AGENTS.get(algo).Config
+    lines = [
+        f"hyperparameters of {algo} ({config.__name__}; any of them as a flag, e.g. "
+        "--num-steps 64):",
+        format_config_help(config),
+        "",
+    ]
+    preset = load_preset(algo, env_id)
+    where = f"rlkit/presets/{algo}.yaml"
+    if env_id is None:
+        lines.append(f"presets: {where} (pass --env ENV with --help to see the one that applies)")
+    elif preset:
+        settings = ", ".join(f"{k}={v!r}" for k, v in preset.items())
+        lines.append(f"preset for --env {env_id} ({where}): {settings}")
+    else:
+        lines.append(f"no preset for --env {env_id} in {where}: the defaults above apply")
+    return "\n".join(lines)
+
+
+def build_parser(train_epilog: str | None = None) -> argparse.ArgumentParser:
     parser = _Parser(prog="rlkit", description="Train, evaluate and list agents.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub: Any = parser.add_subparsers(dest="command", required=True)
@@ -384,7 +444,10 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         help="train an agent and save it",
         description="Train ALGO on ENV. Any hyperparameter is a flag (--lr 5e-4, --num-steps 64); "
-        "flags beat --config, which beats the built-in per-env preset.",
+        "flags beat --config, which beats the built-in per-env preset. "
+        "`rlkit train ALGO --help` lists ALGO's hyperparameters.",
+        epilog=train_epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train.add_argument("algo", help="agent id (see `rlkit list`)")
     train.add_argument("--env", help="gymnasium env id")
@@ -523,7 +586,7 @@ def _add_tune_parser(sub: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(train_help_epilog(sys.argv[1:] if argv is None else argv))
     args, extra = parser.parse_known_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,

@@ -72,6 +72,7 @@ class ActorsConfig:
     backend: str = "local"
     #: "sync": wait for every actor each round; "async": learn from whatever has finished.
     mode: str = "sync"
+    #: number of actors collecting unrolls in parallel.
     num_actors: int = 2
     #: sub-envs per actor; None: as many as the env passed to the agent has.
     envs_per_actor: int | None = None
@@ -89,6 +90,7 @@ class ActorsConfig:
     ray_address: str | None = None
     #: Ray resources per actor.
     actor_num_cpus: float = 1.0
+    #: Ray GPUs per actor (fractions share a GPU).
     actor_num_gpus: float = 0.0
 
     rules: ClassVar[dict[str, Rule]] = {

@@ -69,12 +69,17 @@ class DistributedConfig(AgentConfig, ActorsConfig):
 
     #: device of the learner; None: ``device``.
     learner_device: str | None = None
+    #: learning rate of the learner's Adam optimizer.
     lr: float = 5e-4
     #: linearly anneal the learning rate to 0 over ``train(total_steps)``.
     anneal_lr: bool = False
+    #: Adam's epsilon of the learner's optimizer.
     adam_eps: float = 1e-5
+    #: discount factor of future rewards.
     gamma: float = 0.99
+    #: weight of the entropy bonus in the loss.
     ent_coef: float = 0.01
+    #: weight of the value loss in the loss.
     vf_coef: float = 0.5
     #: global gradient-norm clip; None disables.
     max_grad_norm: float | None = 40.0

@@ -68,6 +68,7 @@ class OffPolicyConfig(AgentConfig):
     train_freq: int = 1
     #: updates per round; -1 takes as many as transitions were collected in the round.
     gradient_steps: int = 1
+    #: discount factor of future rewards.
     gamma: float = 0.99
     #: soft target update coefficient (1.0: hard copy).
     tau: float = 0.005
@@ -79,10 +80,13 @@ class OffPolicyConfig(AgentConfig):
     prioritized_replay: bool = False
     #: priority exponent, initial and final importance-sampling exponents.
     per_alpha: float = 0.6
+    #: initial importance-sampling exponent (beta) of prioritized replay.
     per_beta: float = 0.4
+    #: final importance-sampling exponent, reached after per_beta_steps.
     per_beta_final: float = 1.0
     #: transitions over which beta anneals to per_beta_final; None keeps it at per_beta.
     per_beta_steps: int | None = None
+    #: learning rate of the agent's Adam optimizers.
     lr: float = 3e-4
     #: Adam's epsilon (1e-8, PyTorch's and Stable-Baselines3's; CleanRL's C51 and Dopamine's
     #: distributional agents use larger values).

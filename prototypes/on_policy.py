@@ -48,21 +48,28 @@ class OnPolicyConfig(AgentConfig):
     batch_size: int = 256
     #: passes over each rollout.
     num_epochs: int = 10
+    #: learning rate of the optimizer (Adam by default; annealed to 0 when anneal_lr).
     lr: float = 3e-4
     #: linearly anneal the learning rate to 0 over ``train(total_steps)``.
     anneal_lr: bool = False
+    #: discount factor of future rewards.
     gamma: float = 0.99
+    #: lambda of generalised advantage estimation (0: one-step TD, 1: full returns).
     gae_lambda: float = 0.95
+    #: weight of the entropy bonus in the loss.
     ent_coef: float = 0.0
+    #: weight of the value loss in the loss.
     vf_coef: float = 0.5
     #: global gradient-norm clip; None disables.
     max_grad_norm: float | None = 0.5
+    #: normalise advantages to zero mean and unit std per minibatch.
     normalize_advantages: bool = True
     #: recurrent policies: steps per training sequence chunk (must divide num_steps); None
     #: trains on each env's whole rollout as one chunk.
     seq_len: int | None = None
     #: scale rewards by the running std of the discounted return.
     normalize_reward: bool = False
+    #: clip normalised rewards to +-clip_reward (with normalize_reward).
     clip_reward: float = 10.0
 
     rules: ClassVar[dict[str, Rule]] = {

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from rlkit.cli.main import main
 
@@ -94,10 +95,38 @@ def test_train_prints_saved_and_eval(tmp_path: Path, capsys: pytest.CaptureFixtu
     out = tmp_path / "run"
     assert _cli(["train", "a2c", *BASE, *TINY, "--total-steps", "64", "--out", str(out)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0] == f"saved {out / 'final'}"
+    # the resolved configuration first (also saved in the run directory), then the results
+    assert lines[0] == f"rlkit train a2c: resolved config (saved to {out / 'config.yaml'}):"
+    resolved = yaml.safe_load((out / "config.yaml").read_text())
+    assert "\n".join(lines[1:-2]) == (out / "config.yaml").read_text().strip()
+    assert resolved["env"] == "CartPole-v1" and resolved["total_steps"] == 64
+    assert resolved["lr"] == 7e-4 and resolved["num_steps"] == 16  # default and flag, resolved
+    assert lines[-2] == f"saved {out / 'final'}"
     result = json.loads(lines[-1])["eval"]
     assert result["episodes"] == 1.0 and result["return_mean"] > 0
     assert _config(out)["agent"] == "a2c"
+
+
+def test_resolved_config_reproduces_the_run(tmp_path: Path) -> None:
+    """``rlkit train ALGO --config RUN/config.yaml`` trains with the same configuration."""
+    first, second = tmp_path / "a", tmp_path / "b"
+    args = ["train", "ppo", *BASE, *TINY, "--total-steps", "64", "--lr", "0.002"]
+    assert _cli([*args, "--out", str(first)]) == 0
+    assert _cli(["train", "ppo", "--config", str(first / "config.yaml"), "--out", str(second)]) == 0
+    assert (first / "config.yaml").read_text() == (second / "config.yaml").read_text()
+    assert yaml.safe_load((second / "config.yaml").read_text())["lr"] == 0.002
+
+
+def test_train_help_lists_the_hyperparameters_and_the_preset(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert _cli(["train", "ppo", "--env", "CartPole-v1", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "hyperparameters of ppo (PPOConfig" in text
+    assert "  --clip-range float (default 0.2)\n      policy-ratio clip." in text
+    assert "  --gamma float (default 0.99)" in text
+    assert "preset for --env CartPole-v1 (rlkit/presets/ppo.yaml): num_envs=8" in text
+    assert "(no description)" not in text  # every field says what it means
 
 
 def test_eval_json_subprocess(trained_run: Path) -> None:
