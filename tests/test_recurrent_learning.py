@@ -82,10 +82,11 @@ def _cue_recall(seed: int, policy: dict[str, Any]) -> dict[str, float]:
 @pytest.mark.learning
 def test_lstm_ppo_solves_cartpole_without_velocities() -> None:
     """Recurrent PPO reaches a 10-episode deterministic mean >= 400 at a 10k-step evaluation
-    within 300k steps (the issue's bar). Validated on an AMD EPYC (AVX-512, 2 cores shared
-    with other jobs), fast backend, one thread, seeds 0-9 (``python
-    benchmarks/learning_seeds.py ppo_lstm_cartpole_novel --seeds 0-9``): 10 of 10 reach it,
-    at 10k-80k steps, best evaluations 402-500, 7-101 s per seed."""
+    within 300k steps (the issue's bar). Validated on an AMD EPYC (AVX-512, 2 cores), fast
+    backend, one thread: on the final code, seeds 0-4 (``python benchmarks/learning_seeds.py
+    ppo_lstm_cartpole_novel --seeds 0-4``) 5 of 5 reach it at 10k-70k steps, best evaluations
+    413-500, 6-32 s per seed; with the same settings on an intermediate version (packed
+    sequences in training, equal up to float rounding), seeds 0-9: 10 of 10 at 10k-80k."""
     result = ppo_lstm_cartpole_novel(0)
     assert result["best"] >= 400 and result["reached_at"] > 0, result
 
@@ -94,8 +95,9 @@ def test_lstm_ppo_solves_cartpole_without_velocities() -> None:
 def test_mlp_ppo_stays_below_200_on_cartpole_without_velocities() -> None:
     """The same preset with a feed-forward policy cannot balance the pole without the
     velocities: its evaluations at 50k and 100k steps stay below 200 (where the LSTM reaches
-    400 by 10k-80k). Validated on seeds 0-4 for 300k steps (evaluations every 10k, the best of
-    30 was 47-51 per seed; AMD EPYC, one thread); the test trains 100k to stay cheap."""
+    400 by 10k-80k). Validated as above, seeds 0-4 (``ppo_mlp_cartpole_novel``): best 44-49;
+    for 300k steps (evaluations every 10k, intermediate version) the best of 30 was 47-51 per
+    seed. The test trains 100k to stay cheap."""
     result = ppo_mlp_cartpole_novel(0)
     assert result["best"] < 200, result
 
@@ -105,7 +107,7 @@ def test_lstm_ppo_recalls_a_cue_over_16_steps() -> None:
     """The LSTM answers the cue after 16 blank steps in all of 64 deterministic episodes
     (mean >= 0.99; chance 0.5, and a policy without memory cannot beat it) within 150k
     steps. Validated as above on seeds 0-9 (``ppo_lstm_cue_recall``): 10 of 10, at 13k-97k
-    steps, 1-11 s per seed."""
+    steps, 1-11 s per seed (seeds 0-4 re-run on the final code: the same steps)."""
     result = ppo_lstm_cue_recall(0)
     assert result["best"] >= 0.99 and result["reached_at"] > 0, result
 
@@ -114,6 +116,6 @@ def test_lstm_ppo_recalls_a_cue_over_16_steps() -> None:
 def test_transformer_ppo_recalls_a_cue_over_16_steps() -> None:
     """The Transformer policy solves the memory length the LSTM solves (same bar and budget).
     Validated as above on seeds 0-9 (``ppo_transformer_cue_recall``): 10 of 10, at 4.6k-13k
-    steps, 1-4 s per seed."""
+    steps, 1-4 s per seed (seeds 0-4 re-run on the final code: 4.6k-13k)."""
     result = ppo_transformer_cue_recall(0)
     assert result["best"] >= 0.99 and result["reached_at"] > 0, result
