@@ -18,7 +18,9 @@ from .ppg import PPG, PPGConfig
 from .ppo import PPO, PPOConfig
 from .pqn import PQN, PQNConfig
 from .qrdqn import QRDQN, QRDQNConfig
+from .r2d2 import R2D2, R2D2Config
 from .rainbow import Rainbow, RainbowConfig, RainbowIQN, RainbowIQNConfig
+from .recurrent_sac import RecurrentSAC, RecurrentSACConfig
 from .redq import REDQ, REDQConfig
 from .reinforce import REINFORCE, REINFORCEConfig
 from .sac import SAC, SACConfig
@@ -43,6 +45,7 @@ __all__ = [
     "PPO",
     "PQN",
     "QRDQN",
+    "R2D2",
     "REDQ",
     "REINFORCE",
     "SAC",
@@ -72,12 +75,15 @@ __all__ = [
     "PPOConfig",
     "PQNConfig",
     "QRDQNConfig",
+    "R2D2Config",
     "REDQConfig",
     "REINFORCEConfig",
     "Rainbow",
     "RainbowConfig",
     "RainbowIQN",
     "RainbowIQNConfig",
+    "RecurrentSAC",
+    "RecurrentSACConfig",
     "SACConfig",
     "SACDiscrete",
     "SACDiscreteConfig",

@@ -64,7 +64,7 @@ class C51(DQN):
     policy_class = CategoricalQNetwork
     policy: CategoricalQNetwork
 
-    def default_policy(self, encoder: Encoder | None) -> CategoricalQNetwork:  # type: ignore[override]
+    def default_policy(self, encoder: Encoder | None) -> CategoricalQNetwork:
         cfg = self.config
         return CategoricalQNetwork(
             self.observation_space,

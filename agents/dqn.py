@@ -74,7 +74,7 @@ class DQN(OffPolicyAgent):
     policy_class = QPolicy
     policy: QPolicy
 
-    def default_policy(self, encoder: Encoder | None) -> QNetwork:
+    def default_policy(self, encoder: Encoder | None) -> QPolicy:
         cfg, obs_space, act_space = self.config, self.observation_space, self.action_space
         sizes = cfg.hidden_sizes
         return QNetwork(obs_space, act_space, encoder, sizes, dueling=cfg.dueling, noisy=cfg.noisy)

@@ -49,7 +49,7 @@ class QRDQN(DQN):
     policy_class = QuantileQNetwork
     policy: QuantileQNetwork
 
-    def default_policy(self, encoder: Encoder | None) -> QuantileQNetwork:  # type: ignore[override]
+    def default_policy(self, encoder: Encoder | None) -> QuantileQNetwork:
         cfg = self.config
         return QuantileQNetwork(
             self.observation_space,

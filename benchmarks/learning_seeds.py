@@ -38,6 +38,8 @@ RUNS: dict[str, tuple[str, str]] = {
     "ppo_lstm_cartpole_novel": ("test_recurrent_learning", "best >= 400 (reached_at > 0)"),
     "ppo_mlp_cartpole_novel": ("test_recurrent_learning", "best < 200"),
     "ppo_lstm_cue_recall": ("test_recurrent_learning", "best >= 0.99 (reached_at > 0)"),
+    "r2d2_lstm_cartpole_novel": ("test_recurrent_learning", "best >= 300 (reached_at > 0)"),
+    "rsac_pendulum_novel": ("test_recurrent_learning", "(not in the suite) return_mean"),
     "ppo_transformer_cue_recall": ("test_recurrent_learning", "best >= 0.99 (reached_at > 0)"),
     "dqn_cartpole": ("test_off_policy_learning", "max(30k, 40k, 50k) >= 200"),
     "qrdqn_cartpole": ("test_qrdqn", "reaches 200 (stops there)"),

@@ -57,6 +57,7 @@ from rlkit.export.acting import ActingPath
 from rlkit.losses import LossTerm
 from rlkit.normalization import ObsNormalizer
 from rlkit.policies.base import ActorCriticPolicy, Policy
+from rlkit.policies.state import as_tuple
 from rlkit.registry import Registry
 from rlkit.rewards.base import IntrinsicReward
 from rlkit.spaces import check_observation, check_space, describe_space, spaces_equal
@@ -311,6 +312,36 @@ class Agent(ABC):
         getter = get if get is not None else (lambda: getattr(self, name))
         setter = set if set is not None else (lambda value: setattr(self, name, value))
         self.registry.values[name] = (getter, setter)
+
+    def track_policy_state(self, always_starts: bool = False) -> None:
+        """Keep a recurrent policy's loop-carried state, checkpointed for exact resume:
+        :attr:`policy_state` (the state entering the next step, one row per env; None for a
+        feed-forward policy) and the per-env episode-start flags of the next step (registered
+        for every policy with ``always_starts``, else only for a recurrent one)."""
+        self._episode_starts = torch.ones(self.num_envs, device=self.device)
+        if always_starts or self.policy.recurrent:
+            self.add_state("episode_starts", lambda: self._episode_starts, self._set_starts)
+        #: recurrent policies: the state entering the next step, one row per env (None when
+        #: feed-forward). An ``explore`` override must advance it.
+        self.policy_state: PolicyState = self.policy.initial_state(self.num_envs)
+        for i in range(len(as_tuple(self.policy_state))):
+            self.add_state(f"policy_state_{i}", self._state_getter(i), self._state_setter(i))
+
+    def _state_getter(self, i: int) -> Callable[[], Tensor]:
+        return lambda: as_tuple(self.policy_state)[i]
+
+    def _state_setter(self, i: int) -> Callable[[Any], None]:
+        def set_row(value: Any) -> None:
+            state = list(as_tuple(self.policy_state))
+            if isinstance(value, Tensor) and value.shape == state[i].shape:
+                state[i] = value.to(state[i].device, state[i].dtype)
+                self.policy_state = tuple(state)
+
+        return set_row
+
+    def _set_starts(self, value: Tensor) -> None:
+        if value.shape == self._episode_starts.shape:
+            self._episode_starts = value.to(self.device, self._episode_starts.dtype)
 
     def add_generator(self, name: str, generator: RandomGenerator) -> None:
         """Checkpoint the state of a random generator the agent draws from, so a resumed run

@@ -34,11 +34,12 @@ from rlkit.encoders.base import Encoder
 from rlkit.envs import check_same_step_autoreset
 from rlkit.losses import Inputs, Loss, LossPlan, LossTerm
 from rlkit.policies.base import Policy
+from rlkit.policies.state import as_tuple
 from rlkit.rewards.base import IntrinsicReward, TransitionBatch
 from rlkit.runtime import retain_freed_memory
-from rlkit.storages.base import Storage
 from rlkit.storages.replay import ReplayBatch, ReplayStorage
 from rlkit.storages.samplers import PrioritizedSampler
+from rlkit.storages.sequence_replay import SequenceBatch
 from rlkit.types import Obs
 from rlkit.utils.noisy import draw_noise, noisy_layers
 from rlkit.utils.tensors import obs_map
@@ -143,6 +144,11 @@ class OffPolicyAgent(Agent):
     policy_parts = ("encoder",)
     #: the policy base class this agent trains.
     policy_class: ClassVar[type[Policy]] = Policy
+    #: the replay storage class this agent needs (the default one is built from it).
+    storage_class: ClassVar[type[ReplayStorage]] = ReplayStorage
+    #: whether the algorithm trains recurrent policies (on replayed sequences with their
+    #: stored states, as R2D2); other agents refuse a recurrent policy with one line.
+    trains_recurrent_policies: ClassVar[bool] = False
     hooks: ClassVar[tuple[str, ...]] = (
         "explore",
         "update",
@@ -185,8 +191,15 @@ class OffPolicyAgent(Agent):
             raise TypeError(
                 f"{name} needs a {self.policy_class.__name__} policy, got {type(built).__name__}"
             )
+        if built.recurrent and not self.trains_recurrent_policies:
+            raise ValueError(
+                f"{name} does not train recurrent policies (got {type(built).__name__}); "
+                "use R2D2 (a recurrent Q-network) or RecurrentSAC (continuous actions), or a "
+                "feed-forward policy"
+            )
         self.policy = built.to(self.device)
         self.add_module("policy", self.policy)
+        self.track_policy_state()
         self.build_batch_primitives(augmentation, intrinsic_reward)
         self.storage = self._build_storage(storage)
         self._custom_storage = storage is not None
@@ -251,12 +264,23 @@ class OffPolicyAgent(Agent):
     def explore(self, obs: Obs) -> np.ndarray:
         """Env actions for the collection step after warm-up (hook; default: the policy's
         non-deterministic ``act``, after advancing a stateful exploration noise process such
-        as Ornstein-Uhlenbeck, one the policy exposes as ``noise`` with ``step``/``reset``)."""
+        as Ornstein-Uhlenbeck, one the policy exposes as ``noise`` with ``step``/``reset``).
+        With a recurrent policy an override must advance :attr:`policy_state`
+        (:meth:`act_and_advance` does)."""
         noise = getattr(self.policy, "noise", None)
         if callable(getattr(noise, "step", None)):
             noise.step(self._generator)  # type: ignore[union-attr]
-        actions, _ = self.policy.act(obs, deterministic=False)
-        return self.to_env_actions(actions)
+        return self.to_env_actions(self.act_and_advance(obs, deterministic=False))
+
+    def act_and_advance(self, obs: Obs, deterministic: bool) -> Tensor:
+        """The policy's raw actions for ``obs``; a recurrent policy acts from
+        :attr:`policy_state` (reset where an episode starts) and the state moves on a step."""
+        if not self.policy.recurrent:
+            return self.policy.act(obs, deterministic=deterministic)[0]
+        actions, self.policy_state = self.policy.act(
+            obs, deterministic, self.policy_state, self._episode_starts
+        )
+        return actions
 
     def explore_numpy(self, obs: Any) -> np.ndarray | None:
         """Env actions straight from the env's NumPy observation, or None to use
@@ -269,10 +293,9 @@ class OffPolicyAgent(Agent):
         """Per env: a uniformly random action with probability ``epsilon``, else the policy's
         deterministic action (the network runs only if some env acts greedily)."""
         explore = self.np_random.random(self.num_envs) < epsilon
-        if explore.all():
+        if explore.all() and not self.policy.recurrent:
             return self.random_actions()
-        actions, _ = self.policy.act(obs, deterministic=True)
-        out = self.to_env_actions(actions)
+        out = self.to_env_actions(self.act_and_advance(obs, deterministic=True))
         if explore.any():
             out[explore] = self.random_actions()[explore]
         return out
@@ -337,7 +360,25 @@ class OffPolicyAgent(Agent):
                 "beta_final": cfg.per_beta_final,
                 "beta_steps": cfg.per_beta_steps,
             }
-        defaults: dict[str, Any] = {
+        defaults = self.storage_defaults()
+        if sampler is not None:
+            defaults["sampler"] = sampler
+        built = self.build_primitive("storage", storage, self.storage_class, **defaults)
+        if built is None:
+            built = self.storage_class(**defaults)
+        return self._check_storage(built)
+
+    def storage_defaults(self) -> dict[str, Any]:
+        """Constructor arguments of the storage (default, or named by id) besides the
+        sampler: layout, capacity and discounting (hook; a sequence agent returns
+        :meth:`sequence_storage_defaults`)."""
+        return self.storage_defaults_base()
+
+    def storage_defaults_base(self) -> dict[str, Any]:
+        """The transition storage's arguments (what :meth:`storage_defaults` returns unless
+        overridden)."""
+        cfg = self.config
+        return {
             "observation_space": self.observation_space,
             "action_space": self.action_space,
             "capacity": cfg.buffer_size,
@@ -346,18 +387,44 @@ class OffPolicyAgent(Agent):
             "gamma": cfg.gamma,
             "device": str(self.device),
         }
-        if sampler is not None:
-            defaults["sampler"] = sampler
-        built = self.build_primitive("storage", storage, Storage, **defaults)
-        if built is None:
-            built = ReplayStorage(**defaults)
-        return self._check_storage(built)
+
+    def sequence_storage_defaults(self, sequence_length: int) -> dict[str, Any]:
+        """:meth:`storage_defaults` for a :class:`~rlkit.storages.SequenceReplay`: windows of
+        ``sequence_length`` steps and the policy's state layout (no ``n_step``: the targets
+        are computed inside the windows)."""
+        out = {k: v for k, v in self.storage_defaults_base().items() if k != "n_step"}
+        specs = self.policy.state_spec()
+        out["sequence_length"] = int(sequence_length)
+        out["state_shapes"] = [list(spec.shape) for spec in specs]
+        out["state_dtypes"] = [str(spec.dtype).removeprefix("torch.") for spec in specs]
+        return out
+
+    def check_sequence_storage(self, sequence_length: int) -> None:
+        """Refuse what sequence replay cannot serve: a storage whose windows are not
+        ``sequence_length`` steps, and an intrinsic reward (it scores single transitions)."""
+        name, storage = type(self).__name__, self.storage
+        if self.intrinsic_reward is not None:
+            raise ValueError(f"{name}: intrinsic_reward is not supported on sequence replay")
+        if getattr(storage, "sequence_length", None) != sequence_length:
+            raise ValueError(
+                f"{name}: the storage's sequence_length is "
+                f"{getattr(storage, 'sequence_length', None)}, but burn_in + seq_len = "
+                f"{sequence_length}"
+            )
+        stored = [(tuple(s.shape[1:]), str(s.dtype)) for s in getattr(storage, "states", ())]
+        specs = self.policy.state_spec()
+        declared = [(s.shape, str(s.dtype).removeprefix("torch.")) for s in specs]
+        if stored != declared:
+            raise ValueError(
+                f"{name}: the storage keeps recurrent states {stored}, but the policy's state "
+                f"is {declared} (state_shapes / state_dtypes)"
+            )
 
     def _check_storage(self, storage: Any) -> ReplayStorage:
         """``storage`` if it is a ReplayStorage laid out for this agent, else a clear error."""
-        name = type(self).__name__
-        if not isinstance(storage, ReplayStorage):
-            raise TypeError(f"{name} needs a ReplayStorage, got {type(storage).__name__}")
+        name, need = type(self).__name__, self.storage_class
+        if not isinstance(storage, need):
+            raise TypeError(f"{name} needs a {need.__name__}, got {type(storage).__name__}")
         if storage.num_envs != self.num_envs:
             raise ValueError(
                 f"{name}: the storage is laid out for {storage.num_envs} envs, but the env has "
@@ -375,9 +442,9 @@ class OffPolicyAgent(Agent):
         """Whether the storage samples by priority (so updates report TD errors)."""
         return isinstance(self.storage.sampler, PrioritizedSampler)
 
-    def report_td_errors(self, batch: ReplayBatch, td_errors: Tensor) -> None:
+    def report_td_errors(self, batch: ReplayBatch | SequenceBatch, td_errors: Tensor) -> None:
         """Give ``|td_errors|`` ([B]) of ``batch`` to a prioritized storage as new priorities
-        (nothing to do for uniform sampling)."""
+        (nothing to do for uniform sampling); for sequences, one priority per window."""
         if self.prioritized:
             self.storage.update_priorities(batch.indices, td_errors.detach().abs().cpu())
 
@@ -409,7 +476,7 @@ class OffPolicyAgent(Agent):
             if self._round_steps < cfg.train_freq:
                 continue
             self._round_steps = 0
-            if self.global_step >= cfg.learning_starts and len(self.storage) > 0:
+            if self.global_step >= cfg.learning_starts and self.storage.can_sample():
                 metrics = {**metrics, **self.train_round(per_round)}
         out = {k: float(v) for k, v in metrics.items()}
         out.update(self.iteration_metrics())
@@ -426,6 +493,7 @@ class OffPolicyAgent(Agent):
         self._obs_np = obs
         if obs is None:  # every env starts a new episode
             super().continue_from(None)
+            self._episode_starts = torch.ones(self.num_envs, device=self.device)
             noise = getattr(self.policy, "noise", None)
             if callable(getattr(noise, "reset", None)):
                 noise.reset()  # type: ignore[union-attr]
@@ -451,28 +519,43 @@ class OffPolicyAgent(Agent):
         defines it) or :meth:`explore`."""
         env, storage, cfg = self.env, self.storage, self.config
         normalizer = self.obs_normalizer
+        recurrent = self.policy.recurrent
         obs = self._current_obs()
         for _ in range(num_steps):
             actions: np.ndarray | None = None
+            state_in = self.policy_state
             if self.global_step < cfg.learning_starts:
                 actions = self.random_actions()
-            elif normalizer is None:
+                if recurrent:  # the memory follows the random actions' observations
+                    with torch.inference_mode():
+                        self.act_and_advance(self.preprocess(self.obs_to_tensor(obs)), True)
+            elif normalizer is None and not recurrent:
                 actions = self.explore_numpy(obs)
             if actions is None:
                 with torch.inference_mode():
                     actions = self.explore(self.preprocess(self.obs_to_tensor(obs)))
+                if recurrent and self.policy_state is state_in:
+                    raise RuntimeError(
+                        f"{type(self).__name__}.explore did not advance policy_state; an "
+                        "override for a recurrent policy must set self.policy_state to the "
+                        "state after the step (self.act_and_advance does)"
+                    )
             next_obs, rewards, terminated, truncated, info = env.step(actions)
             guard.check_env(next_obs, rewards, self.global_step)
             dones = np.logical_or(terminated, truncated)
             self.episodes.step(rewards, dones, info)
+            extra: dict[str, Any] = {}
+            if recurrent:
+                extra = {"state": as_tuple(state_in), "episode_start": self._episode_starts}
+                self._episode_starts = torch.as_tensor(dones, device=self.device).float()
             if dones.any():
                 storage.add(
                     obs, actions, rewards, self._true_next_obs(next_obs, info, dones),
-                    terminated, truncated,
+                    terminated, truncated, **extra,
                 )  # fmt: skip
                 self.on_episode_end(dones)
             else:
-                storage.add(obs, actions, rewards, next_obs, terminated, truncated)
+                storage.add(obs, actions, rewards, next_obs, terminated, truncated, **extra)
             if normalizer is not None:
                 normalizer.update(self.obs_to_tensor(next_obs))
             obs = next_obs
@@ -508,7 +591,7 @@ class OffPolicyAgent(Agent):
         sampling draws each batch after the previous update's new priorities.
         """
         size = self.config.batch_size
-        if num_updates > 1 and not self.prioritized:
+        if num_updates > 1 and not self.prioritized and self.storage.rows_independent:
             batches = self.storage.sample(size * num_updates, self._generator)
             self.begin_round(batches)
             for i in range(num_updates):
@@ -563,13 +646,9 @@ class OffPolicyAgent(Agent):
         the batch, the transitions the intrinsic reward trains on, and metrics."""
         metrics: dict[str, Tensor | float] = {}
         if self.obs_normalizer is not None:
-            batch = dataclasses.replace(
-                batch, obs=self.preprocess(batch.obs), next_obs=self.preprocess(batch.next_obs)
-            )
+            batch = batch.map_obs(self.preprocess)
         if self.augmentation is not None:
-            batch = dataclasses.replace(
-                batch, obs=self.augment(batch.obs), next_obs=self.augment(batch.next_obs)
-            )
+            batch = batch.map_obs(self.augment)
         transitions = None
         if self.intrinsic_reward is not None:
             transitions = TransitionBatch(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -28,7 +28,7 @@ from rlkit.policies.state import as_tuple, state_rows
 from rlkit.rewards.base import IntrinsicReward, TransitionBatch
 from rlkit.storages.base import Storage
 from rlkit.storages.rollout import RolloutBatch, RolloutStorage
-from rlkit.types import Obs, PolicyState
+from rlkit.types import Obs
 from rlkit.utils.compiling import eager_only
 from rlkit.utils.optim import clip_grad_norm_, flatten_parameters, optimizer_step
 from rlkit.utils.tensors import obs_map, stack_obs
@@ -167,28 +167,9 @@ class OnPolicyAgent(Agent):
         self.terms = nn.ModuleList(self.loss_terms())
         self.add_module("loss_terms", self.terms)
         self.record_loss_terms(list(self.terms))  # type: ignore[arg-type]
-        self._episode_starts = torch.ones(self.num_envs, device=self.device)
-        # loop-carried between rollouts (exact resume): which envs start an episode next step
-        self.add_state("episode_starts", lambda: self._episode_starts, self._set_episode_starts)
-        #: recurrent policies: the state entering the next step, one row per env (None when
-        #: feed-forward). An :meth:`explore` override must advance it.
-        self.policy_state: PolicyState = self.policy.initial_state(self.num_envs)
-        for i in range(len(as_tuple(self.policy_state))):
-            self.add_state(f"policy_state_{i}", self._state_getter(i), self._state_setter(i))
+        self.track_policy_state(always_starts=True)
         self._kernel: FusedActorCritic | None = None
         self._plan: LossPlan | None = None
-
-    def _state_getter(self, i: int) -> Callable[[], Tensor]:
-        return lambda: as_tuple(self.policy_state)[i]
-
-    def _state_setter(self, i: int) -> Callable[[Any], None]:
-        def set_row(value: Any) -> None:
-            state = list(as_tuple(self.policy_state))
-            if isinstance(value, Tensor) and value.shape == state[i].shape:
-                state[i] = value.to(state[i].device, state[i].dtype)
-                self.policy_state = tuple(state)
-
-        return set_row
 
     def _build_storage(
         self, storage: RolloutStorage | str | dict[str, Any] | None
@@ -473,10 +454,6 @@ class OnPolicyAgent(Agent):
             # the default storage is rebuilt from the hyperparameters; a custom one is recorded
             "storage": self.storage if self._custom_storage else None,
         }
-
-    def _set_episode_starts(self, value: Tensor) -> None:
-        if value.shape == self._episode_starts.shape:
-            self._episode_starts = value.to(self.device, self._episode_starts.dtype)
 
     def continue_from(self, obs: Any | None) -> None:
         super().continue_from(obs)

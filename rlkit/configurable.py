@@ -180,7 +180,12 @@ def build_primitive(
     if isinstance(value, str | Mapping):
         if kind not in REGISTRIES and kind in _KIND_MODULES:
             importlib.import_module(_KIND_MODULES[kind][0])
-        built = REGISTRIES[kind].build(value, **defaults)
+        registry = REGISTRIES[kind]
+        name = value if isinstance(value, str) else value.get("id")
+        cls = registry.lookup(name) if isinstance(name, str) else None
+        if cls is not None and not issubclass(cls, base):  # say so before building it
+            raise TypeError(f"{owner}: {kind} {name!r} is a {cls.__name__}, not a {base.__name__}")
+        built = registry.build(value, **defaults)
         if not isinstance(built, base):
             raise TypeError(
                 f"{owner}: {kind} {value!r} is a {type(built).__name__}, not a {base.__name__}"

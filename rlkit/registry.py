@@ -95,6 +95,10 @@ class Registry(Generic[T]):
                 f"unknown {self.kind} id {id!r}; known {self.kind}s: {known}"
             ) from None
 
+    def lookup(self, id: str) -> type[T] | None:
+        """The class registered under ``id``, or None (no error, nothing imported)."""
+        return self._classes.get(id)
+
     def id_of(self, cls: type) -> str | None:
         """The id ``cls`` is registered under, or None."""
         for key, value in self._classes.items():

@@ -104,6 +104,8 @@ AGENT_CONFIGS = {
     "DDPG": agents.DDPGConfig,
     "TD3": agents.TD3Config,
     "SAC": agents.SACConfig,
+    "RecurrentSAC": agents.RecurrentSACConfig,
+    "R2D2": agents.R2D2Config,
     "TQC": agents.TQCConfig,
     "MPO": agents.MPOConfig,
     "REDQ": agents.REDQConfig,

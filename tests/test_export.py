@@ -52,6 +52,9 @@ AGENT_ARGS: dict[str, dict[str, Any]] = {
     "redq": {"learning_starts": 32, "gradient_steps": 2},
     "crossq": {"learning_starts": 32, "critic_hidden_sizes": [64, 64]},
     "mpo": {"learning_starts": 32},
+    # sequence agents: short windows, so a 64-step run trains
+    "r2d2": {"learning_starts": 32, "burn_in": 2, "seq_len": 4, "batch_size": 4},
+    "recurrent_sac": {"learning_starts": 32, "burn_in": 2, "seq_len": 4, "batch_size": 4},
 }
 #: off-policy actors that squash into the action bounds, so need finite ones.
 BOUNDED_ACTION_AGENTS = {"ddpg", "td3", "sac", "drqv2", "tqc", "redq", "crossq", "mpo"}
@@ -216,6 +219,20 @@ def _assert_actions_equal(got: np.ndarray, expected: np.ndarray, atol: float = 1
         np.testing.assert_array_equal(got, expected)
 
 
+def _expected(agent: Any, obs: Any) -> np.ndarray:
+    """The agent's deterministic actions, for fresh episodes when its policy is recurrent
+    (R2D2, RecurrentSAC): what a runner's ``act_with_state(obs)`` computes."""
+    actions, _ = agent.act_with_state(obs, deterministic=True)
+    return np.asarray(actions)
+
+
+def _run(runner: Any, obs: Any) -> np.ndarray:
+    """An exported policy's actions for fresh episodes (a recurrent runner's kept state is
+    left alone, so calls do not depend on each other)."""
+    actions, _ = runner.act_with_state(obs)
+    return np.asarray(actions)
+
+
 def _state(agent: Any) -> dict[str, torch.Tensor]:
     return {
         f"{name}.{k}": v.detach().clone()
@@ -249,14 +266,14 @@ def test_onnx_export_matches_agent(
 
     # the runner's act() is the agent's deterministic act(), batched and unbatched
     obs = _obs_batch(obs_space, 32, seed=1)
-    expected = agent.act(obs, deterministic=True)
-    got = policy.act(obs)
+    expected = _expected(agent, obs)
+    got = _run(policy, obs)
     assert got.dtype == action_space.dtype
     assert got.shape == (32, *action_space.shape)
     _assert_actions_equal(got, expected)
     assert all(action_space.contains(a) for a in got)
     for i in (0, 5):
-        one, one_expected = policy.act(_row(obs, i)), agent.act(_row(obs, i), deterministic=True)
+        one, one_expected = _run(policy, _row(obs, i)), _expected(agent, _row(obs, i))
         assert one.shape == action_space.shape
         _assert_actions_equal(one, one_expected)
         assert action_space.contains(one)
@@ -277,9 +294,12 @@ def test_onnx_export_matches_agent(
         if isinstance(obs_space, spaces.Dict)
         else {"obs": obs_space}
     )
-    assert [i.name for i in model.graph.input] == list(input_spaces)
-    assert [o.name for o in model.graph.output] == ["action"]
-    for graph_input, space in zip(model.graph.input, input_spaces.values(), strict=True):
+    # a recurrent policy (R2D2, RecurrentSAC) also takes the episode starts and its state
+    state_names = [spec.name for spec in agent.policy.state_spec()]
+    extra = ["episode_start", *state_names] if state_names else []
+    assert [i.name for i in model.graph.input] == [*input_spaces, *extra]
+    assert [o.name for o in model.graph.output] == ["action", *(f"{n}_out" for n in state_names)]
+    for graph_input, space in zip(model.graph.input, input_spaces.values(), strict=False):
         tensor_type = graph_input.type.tensor_type
         want = onnx.TensorProto.UINT8 if is_image_space(space) else onnx.TensorProto.FLOAT
         assert tensor_type.elem_type == want, graph_input
@@ -290,9 +310,14 @@ def test_onnx_export_matches_agent(
     session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
     for n in (1, 3, 300):
         batch = _obs_batch(obs_space, n, seed=10 + n)
-        (out,) = session.run(None, _feed(obs_space, batch))
+        feed = _feed(obs_space, batch)
+        if state_names:  # fresh episodes: every row starts, from the zero state
+            feed["episode_start"] = np.ones(n, np.float32)
+            for spec in agent.policy.state_spec():
+                feed[spec.name] = np.zeros((n, *spec.shape), np.float32)
+        out = session.run(None, feed)[0]
         assert out.dtype == action_space.dtype  # env-ready straight out of the graph
-        _assert_actions_equal(out, agent.act(batch, deterministic=True))
+        _assert_actions_equal(out, _expected(agent, batch))
 
 
 # --------------------------------------------------------------------------- normalisation
@@ -315,8 +340,8 @@ def test_observation_normalisation_is_in_the_graph(agent_id: str, tmp_path: Path
     assert result.parity.max_abs_diff <= 1e-5
 
     obs = _obs_batch(obs_space, 64, seed=2, offset=50.0)  # observations like the env's
-    got = OnnxPolicy(result.path).act(obs)
-    _assert_actions_equal(got, agent.act(obs, deterministic=True))
+    got = _run(OnnxPolicy(result.path), obs)
+    _assert_actions_equal(got, _expected(agent, obs))
     bare = ActingPath(agent.policy, obs_space, action_space, obs_normalizer=None)
     with torch.inference_mode():
         unnormalised = bare(torch.as_tensor(obs)).numpy()
@@ -344,11 +369,11 @@ def test_torch_export_matches_agent(
     assert spaces_equal(policy.action_space, action_space)
     for n in (1, 9):
         obs = _obs_batch(obs_space, n, seed=n)
-        got = policy.act(obs)
+        got = _run(policy, obs)
         assert got.dtype == action_space.dtype and got.shape == (n, *action_space.shape)
-        _assert_actions_equal(got, agent.act(obs, deterministic=True))
+        _assert_actions_equal(got, _expected(agent, obs))
     single = _row(_obs_batch(obs_space, 1, seed=4), 0)
-    _assert_actions_equal(policy.act(single), agent.act(single, deterministic=True))
+    _assert_actions_equal(_run(policy, single), _expected(agent, single))
 
 
 # --------------------------------------------------------------------------- fp16
@@ -381,7 +406,7 @@ def test_fp16_export_within_tolerance_and_smaller(fp16_exports: tuple[Any, Any, 
     obs = _obs_batch(OBS_SPACES["vec"], 64, seed=3)
     got = OnnxPolicy(half.path).act(obs)
     assert got.dtype == np.float32 and got.shape == (64, 2)
-    _assert_actions_equal(got, agent.act(obs, deterministic=True), atol=FP16_TOLERANCE)
+    _assert_actions_equal(got, _expected(agent, obs), atol=FP16_TOLERANCE)
 
 
 def test_fp16_export_keeps_the_output_type_and_the_bounds(
@@ -389,7 +414,7 @@ def test_fp16_export_keeps_the_output_type_and_the_bounds(
 ) -> None:
     agent, _, half = fp16_exports
     obs = _obs_batch(OBS_SPACES["vec"], 64, seed=3)
-    expected = agent.act(obs, deterministic=True)
+    expected = _expected(agent, obs)
     assert np.any(np.abs(expected[:, 0]) == np.float32(0.001))  # the bounds are hit
     # env-ready: clipped actions stay inside the bounds
     got = OnnxPolicy(half.path).act(obs)
@@ -415,7 +440,7 @@ def _cartpole_agent(agent_id: str) -> Any:
         env_id = "Pendulum-v1"
     env = make_vec_env(env_id, num_envs=2, seed=0)
     extra = AGENT_ARGS.get(agent_id, {})
-    agent = agent_cls(env, seed=0, device="cpu", **_small_hyperparameters(agent_cls), **extra)
+    agent = agent_cls(env, seed=0, device="cpu", **{**_small_hyperparameters(agent_cls), **extra})
     agent.train(64, progress_bar=False)
     return agent
 
@@ -438,7 +463,7 @@ def test_export_from_checkpoint_and_run_directory(
     assert spaces_equal(policy.observation_space, agent.observation_space)
     assert spaces_equal(policy.action_space, agent.action_space)
     obs = _obs_batch(agent.observation_space, 50, seed=5)
-    _assert_actions_equal(policy.act(obs), agent.act(obs, deterministic=True))
+    _assert_actions_equal(_run(policy, obs), _expected(agent, obs))
 
 
 # --------------------------------------------------------------------------- errors
@@ -538,7 +563,7 @@ def test_cli_export_onnx(
     assert f"exported {out}" in printed
     assert "onnxruntime parity OK" in printed and "integer actions differ" in printed
     obs = _obs_batch(agent.observation_space, 20, seed=6)
-    _assert_actions_equal(OnnxPolicy(out).act(obs), agent.act(obs, deterministic=True))
+    _assert_actions_equal(_run(OnnxPolicy(out), obs), _expected(agent, obs))
 
 
 def test_cli_export_torch(
@@ -551,7 +576,7 @@ def test_cli_export_torch(
     assert out.is_file() and "torch.export parity OK" in printed
     obs = _obs_batch(agent.observation_space, 20, seed=7)
     policy = TorchExportPolicy(out, trust_code=True)  # .pt2 unpickles: a file we just wrote
-    _assert_actions_equal(policy.act(obs), agent.act(obs, deterministic=True))
+    _assert_actions_equal(_run(policy, obs), _expected(agent, obs))
 
 
 def test_cli_export_no_check(
@@ -597,19 +622,27 @@ def test_acting_path_is_deterministic_and_matches_act(
     acting = agent.acting_path()
     assert acting.policy is agent.policy  # shares the agent's weights
     inputs = acting.example_inputs(24, seed=3)
-    for x, name in zip(inputs, acting.input_names, strict=True):
+    # a recurrent path's inputs end with the episode starts and the state (random ones)
+    n_obs = len(inputs) - (1 + len(acting.state_names) if acting.recurrent else 0)
+    for x, name in zip(inputs[:n_obs], acting.input_names[:n_obs], strict=True):
         space = obs_space.spaces[name] if isinstance(obs_space, spaces.Dict) else obs_space
         assert x.dtype == (torch.uint8 if is_image_space(space) else torch.float32)
     with torch.inference_mode():
         first, second = acting(*inputs), acting(*inputs)
-    assert torch.equal(first, second)
-    obs = dict(zip(acting.input_names, (x.numpy() for x in inputs), strict=True))
+    if acting.recurrent:
+        assert isinstance(first, tuple) and isinstance(second, tuple)
+        assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+        first = first[0]
+    assert isinstance(first, torch.Tensor)
+    assert torch.equal(first, second[0] if isinstance(second, tuple) else second)
+    obs = dict(zip(acting.input_names, (x.numpy() for x in inputs[:n_obs]), strict=False))
     if not isinstance(obs_space, spaces.Dict):
         obs = obs["obs"]
-    _assert_actions_equal(first.numpy(), agent.act(obs, deterministic=True), atol=0.0)
-    _assert_actions_equal(
-        agent.act(obs, deterministic=True), agent.act(obs, deterministic=True), atol=0.0
-    )
+    state = tuple(inputs[n_obs + 1 :]) if acting.recurrent else None
+    starts = inputs[n_obs].numpy() if acting.recurrent else None
+    expected, _ = agent.act_with_state(obs, state, starts, deterministic=True)
+    _assert_actions_equal(first.numpy(), np.asarray(expected), atol=0.0)
+    _assert_actions_equal(_expected(agent, obs), _expected(agent, obs), atol=0.0)
 
 
 @pytest.mark.parametrize("agent_id", AGENT_IDS)
@@ -619,7 +652,7 @@ def test_exporting_leaves_the_agent_untouched(agent_id: str, tmp_path: Path) -> 
     agent.train(64, progress_bar=False)
     before, training = _state(agent), agent.policy.training
     obs = _obs_batch(obs_space, 16, seed=8)
-    actions = agent.act(obs, deterministic=True)
+    actions = _expected(agent, obs)
 
     to_onnx(agent, tmp_path / "p.onnx")
     to_torch_export(agent, tmp_path / "p.pt2")
@@ -629,7 +662,7 @@ def test_exporting_leaves_the_agent_untouched(agent_id: str, tmp_path: Path) -> 
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert agent.policy.training == training
     assert all(p.requires_grad for p in agent.policy.parameters())
-    _assert_actions_equal(agent.act(obs, deterministic=True), actions, atol=0.0)
+    _assert_actions_equal(_expected(agent, obs), actions, atol=0.0)
 
     step = agent.global_step
     agent.train(step + 64, progress_bar=False)

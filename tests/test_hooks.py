@@ -31,6 +31,7 @@ from rlkit.agents import (
     PPG,
     PPO,
     PQN,
+    R2D2,
     REDQ,
     REINFORCE,
     SAC,
@@ -42,6 +43,7 @@ from rlkit.agents import (
     CrossQ,
     DrAC,
     DrQv2,
+    RecurrentSAC,
     SACDiscrete,
 )
 from rlkit.agents.apex import ApeXActor
@@ -49,7 +51,7 @@ from rlkit.envs import make_vec_env
 from rlkit.envs.pixel_control import ENV_ID as PIXEL_ENV
 from rlkit.losses import Inputs, LossTerm
 from rlkit.prototypes import ActorLearner, OffPolicyAgent, OnPolicyAgent
-from rlkit.storages import STORAGES, ReplayStorage, RolloutStorage
+from rlkit.storages import STORAGES, ReplayStorage, RolloutStorage, SequenceReplay
 
 BACKENDS = {
     "reference": {"compute": "reference"},
@@ -105,6 +107,27 @@ AGENTS: dict[type, tuple[str, int, dict[str, Any], int]] = {
     TD3: ("Pendulum-v1", 1, {**OFF, "hidden_sizes": [16]}, 48),
     DDPG: ("Pendulum-v1", 1, {**OFF, "hidden_sizes": [16]}, 48),
     SACDiscrete: ("CartPole-v1", 1, {**OFF, "hidden_sizes": [16]}, 48),
+    R2D2: (
+        "CartPole-v1",
+        2,
+        {
+            **OFF,
+            "burn_in": 2,
+            "seq_len": 4,
+            "hidden_size": 8,
+            "hidden_sizes": [8],
+            "train_freq": 4,
+            "tau": 0.5,
+            "target_update_interval": 1,
+        },
+        64,
+    ),
+    RecurrentSAC: (
+        "rlkit/PendulumNoVel-v1",
+        2,
+        {**OFF, "burn_in": 2, "seq_len": 4, "hidden_size": 8, "hidden_sizes": [8]},
+        48,
+    ),
     DrQv2: (PIXEL_ENV, 1, {**OFF, "hidden_sizes": [16], "feature_dim": 8, "frame_stack": 1}, 40),
     IMPALA: ("CartPole-v1", 2, DIST, 48),
     APPO: ("CartPole-v1", 2, DIST, 48),
@@ -407,13 +430,27 @@ class CountingReplay(ReplayStorage):
         return super().sample(*args, **kwargs)
 
 
+class CountingSequenceReplay(SequenceReplay):
+    """A sequence replay (R2D2) that counts its calls and stores every reward as 0."""
+
+    def add(self, obs: Any, actions: Any, rewards: Any, *args: Any, **kwargs: Any) -> None:
+        STORAGE_CALLS["add"] += 1
+        super().add(obs, actions, np.zeros_like(rewards), *args, **kwargs)
+
+    def sample(self, *args: Any, **kwargs: Any) -> Any:
+        STORAGE_CALLS["sample"] += 1
+        return super().sample(*args, **kwargs)
+
+
 @pytest.fixture(scope="module")
 def counting_storages() -> Iterator[None]:
     STORAGES.register("test_counting_rollout")(CountingRollout)
     STORAGES.register("test_counting_replay")(CountingReplay)
+    STORAGES.register("test_counting_sequence_replay")(CountingSequenceReplay)
     yield
     STORAGES.unregister("test_counting_rollout")
     STORAGES.unregister("test_counting_replay")
+    STORAGES.unregister("test_counting_sequence_replay")
 
 
 STORAGE_CASES = [
@@ -432,11 +469,14 @@ def test_a_custom_storage_is_called_and_takes_effect(cls: type, backend: str) ->
     env_id, num_envs, hyper, steps = AGENTS[cls]
     on_policy = issubclass(cls, OnPolicyAgent)
     spec: Any = "test_counting_rollout" if on_policy else "test_counting_replay"
+    expected: type = CountingRollout if on_policy else CountingReplay
+    if not on_policy and issubclass(cls.storage_class, SequenceReplay):
+        spec, expected = "test_counting_sequence_replay", CountingSequenceReplay
     if cls is DrQv2:  # (its default storage keeps stacked frames in a pixel store)
         spec = {"id": spec, "store": {"id": "pixel", "stack_size": hyper["frame_stack"]}}
     STORAGE_CALLS.clear()
     agent = cls(_env(env_id, num_envs), seed=0, storage=spec, **hyper, **BACKENDS[backend])
-    assert type(agent.storage) is (CountingRollout if on_policy else CountingReplay)
+    assert type(agent.storage) is expected
     agent.train(steps, progress_bar=False)
     assert STORAGE_CALLS["add"] * num_envs == agent.global_step
     if on_policy:

@@ -17,7 +17,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
 from safetensors.torch import load_file, save_file
 
 import rlkit.agents  # noqa: F401  (registers the agents load_agent looks up)
-from rlkit.agents import A2C, APPO, DQN, IMPALA, PPG, PPO, QRDQN, SAC, TD3
+from rlkit.agents import A2C, APPO, DQN, IMPALA, PPG, PPO, QRDQN, R2D2, SAC, TD3, RecurrentSAC
 from rlkit.envs import make_vec_env
 from rlkit.prototypes import Agent, load_agent
 from rlkit.rewards import EpisodicIntrinsicReward
@@ -66,8 +66,41 @@ CASES: dict[str, tuple[type[Agent], str, int, int, dict[str, Any]]] = {
         500,
         {**SMALL_OFF, "learning_starts": 200, "train_freq": 4, "n_quantiles": 5},
     ),
+    # the acting memory, the episode-start flags and the sequence replay (states, starts,
+    # window priorities) are carried across the checkpoint
+    "r2d2": (
+        R2D2,
+        "CartPole-v1",
+        502,
+        500,
+        {
+            **SMALL_OFF,
+            "batch_size": 8,
+            "learning_starts": 200,
+            "train_freq": 4,
+            "target_update_interval": 50,
+            "burn_in": 2,
+            "seq_len": 6,
+            "hidden_size": 8,
+        },
+    ),
     "sac": (SAC, "Pendulum-v1", 300, 300, {**SMALL_OFF, "learning_starts": 100}),
     "td3": (TD3, "Pendulum-v1", 300, 300, {**SMALL_OFF, "learning_starts": 100}),
+    "recurrent_sac": (
+        RecurrentSAC,
+        "rlkit/PendulumNoVel-v1",
+        300,
+        300,
+        {
+            **SMALL_OFF,
+            "batch_size": 4,
+            "learning_starts": 100,
+            "burn_in": 2,
+            "seq_len": 4,
+            "hidden_size": 8,
+            "train_freq": 4,
+        },
+    ),
     "impala": (IMPALA, "CartPole-v1", 256, 256, {"num_actors": 2, "num_steps": 16}),
     "appo": (APPO, "CartPole-v1", 256, 256, {"num_actors": 2, "num_steps": 16}),
     # actors' recurrent states (and reset flags) are part of their positions

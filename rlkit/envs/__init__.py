@@ -8,11 +8,13 @@ from rlkit.envs.make import (
     env_spec_of,
     make_vec_env,
 )
-from rlkit.envs.memory import (  # registers rlkit/CartPoleNoVel-v1, rlkit/CueRecall-v0
+from rlkit.envs.memory import (  # registers the memory testbeds (rlkit/CartPoleNoVel-v1, ...)
     CARTPOLE_NOVEL_ID,
     CUE_RECALL_ID,
+    PENDULUM_NOVEL_ID,
     CartPoleNoVel,
     CueRecall,
+    PendulumNoVel,
 )
 from rlkit.envs.pixel import PixelReach  # registers "rlkit/PixelReach-v0"
 from rlkit.envs.pixel_control import PixelPointMass  # registers "rlkit/PixelPointMass-v0"
@@ -22,12 +24,14 @@ from rlkit.envs.wrappers import ChannelFirst
 __all__ = [
     "CARTPOLE_NOVEL_ID",
     "CUE_RECALL_ID",
+    "PENDULUM_NOVEL_ID",
     "BitFlipping",
     "CartPoleNoVel",
     "ChannelFirst",
     "CueRecall",
     "DeepChain",
     "EpisodeTracker",
+    "PendulumNoVel",
     "PixelPointMass",
     "PixelReach",
     "PointGoal",

@@ -6,6 +6,9 @@ Registered with gymnasium when this module is imported:
   (the velocities are masked), the partially observed CartPole of rl-baselines3-zoo and
   sb3-contrib (``CartPoleNoVel-v1``); 500-step episodes. A policy must infer the velocities
   from consecutive observations.
+- ``rlkit/PendulumNoVel-v1``: Pendulum-v1 observing ``(cos theta, sin theta)`` only (the
+  angular velocity is masked), the partially observed Pendulum of the recurrent off-policy
+  literature (Ni et al. 2022's "Pendulum-P"); 200-step episodes.
 - ``rlkit/CueRecall-v0``: a cue is shown on the first step, then ``memory_length`` blank steps,
   then a query; the agent is rewarded for answering the cue. The memory the task needs is the
   parameter ``memory_length`` (a T-maze without the walking).
@@ -19,9 +22,11 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
+from gymnasium.envs.classic_control.pendulum import PendulumEnv
 
 CARTPOLE_NOVEL_ID = "rlkit/CartPoleNoVel-v1"
 CUE_RECALL_ID = "rlkit/CueRecall-v0"
+PENDULUM_NOVEL_ID = "rlkit/PendulumNoVel-v1"
 
 
 class CartPoleNoVel(CartPoleEnv):
@@ -46,6 +51,25 @@ class CartPoleNoVel(CartPoleEnv):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         full, reward, terminated, truncated, info = super().step(action)
         return self._positions(full), float(reward), terminated, truncated, info
+
+
+class PendulumNoVel(PendulumEnv):
+    """Pendulum observing ``(cos theta, sin theta)`` only: the dynamics, reward and the
+    200-step limit are Pendulum-v1's."""
+
+    def __init__(self, render_mode: str | None = None, g: float = 10.0) -> None:
+        super().__init__(render_mode=render_mode, g=g)
+        self.observation_space = spaces.Box(-1.0, 1.0, (2,), dtype=np.float32)
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        full, info = super().reset(seed=seed, options=options)
+        return full[:2].astype(np.float32), info
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        full, reward, terminated, truncated, info = super().step(action)
+        return full[:2].astype(np.float32), float(reward), terminated, truncated, info
 
 
 class CueRecall(gym.Env[np.ndarray, np.int64]):
@@ -110,10 +134,21 @@ def _register() -> None:
             max_episode_steps=500,
             reward_threshold=475.0,
         )
+    if PENDULUM_NOVEL_ID not in gym.registry:
+        gym.register(
+            PENDULUM_NOVEL_ID, entry_point="rlkit.envs.memory:PendulumNoVel", max_episode_steps=200
+        )
     if CUE_RECALL_ID not in gym.registry:
         gym.register(CUE_RECALL_ID, entry_point="rlkit.envs.memory:CueRecall")
 
 
 _register()
 
-__all__ = ["CARTPOLE_NOVEL_ID", "CUE_RECALL_ID", "CartPoleNoVel", "CueRecall"]
+__all__ = [
+    "CARTPOLE_NOVEL_ID",
+    "CUE_RECALL_ID",
+    "PENDULUM_NOVEL_ID",
+    "CartPoleNoVel",
+    "CueRecall",
+    "PendulumNoVel",
+]

@@ -91,15 +91,69 @@ def smoothed_actions(
     return (actions + noise.clamp_(-noise_clip, noise_clip)).clamp_(-1.0, 1.0)
 
 
+def value_rescale(x: Tensor, eps: float = 1e-3) -> Tensor:
+    """R2D2's value rescaling ``h(x) = sign(x) (sqrt(|x| + 1) - 1) + eps x`` (Pohlen et al.
+    2018): compresses large returns so one network fits rewards of any scale."""
+    return x.sign() * ((x.abs() + 1.0).sqrt() - 1.0) + eps * x
+
+
+def inverse_value_rescale(x: Tensor, eps: float = 1e-3) -> Tensor:
+    """``h^-1(x) = sign(x) (((sqrt(1 + 4 eps (|x| + 1 + eps)) - 1) / (2 eps))^2 - 1)``, the
+    inverse of :func:`value_rescale` (``eps > 0``)."""
+    root = ((1.0 + 4.0 * eps * (x.abs() + 1.0 + eps)).sqrt() - 1.0) / (2.0 * eps)
+    return x.sign() * (root.square() - 1.0)
+
+
+def sequence_nstep_targets(
+    rewards: Tensor,
+    terminated: Tensor,
+    truncated: Tensor,
+    next_values: Tensor,
+    gamma: float,
+    n_step: int,
+) -> Tensor:
+    """n-step targets inside time-major sequences ``[T, B]`` (R2D2):
+    ``r_t + ... + g^(k-1) r_(t+k-1) + g^k V_(t+k-1)`` where ``V_s`` (``next_values``) is the
+    value of step ``s``'s true next observation and ``k <= n_step`` stops at the first step
+    that ended its episode (terminated: no bootstrap; truncated: bootstrap from its final
+    observation) or at the end of the sequence."""
+    steps = rewards.shape[0]
+    done = torch.maximum(terminated, truncated)
+    returns = rewards.clone()
+    last = torch.arange(steps, device=rewards.device).unsqueeze(1).expand_as(rewards).clone()
+    open_ = 1.0 - done  # the window of step t continues past its latest step
+    for j in range(1, n_step):
+        if j >= steps:
+            break
+        ok = open_[: steps - j]
+        returns[: steps - j] += ok * (gamma**j) * rewards[j:]
+        last[: steps - j] += ok.long()
+        open_[: steps - j] = ok * (1.0 - done[j:])
+    k = (last - torch.arange(steps, device=rewards.device).unsqueeze(1) + 1).to(rewards.dtype)
+    alive = 1.0 - terminated.gather(0, last)
+    return returns + gamma**k * alive * next_values.gather(0, last)
+
+
+def sequence_priorities(td_errors: Tensor, eta: float = 0.9) -> Tensor:
+    """R2D2's sequence priority ``eta max_t |d_t| + (1 - eta) mean_t |d_t|`` from
+    ``td_errors`` ``[T, B]``: ``[B]``."""
+    errors = td_errors.detach().abs()
+    return eta * errors.amax(0) + (1.0 - eta) * errors.mean(0)
+
+
 __all__ = [
     "clipped_double_q",
     "expected_soft_value",
     "greedy_value",
+    "inverse_value_rescale",
     "munchausen_bonus",
     "random_members",
     "scaled_log_policy",
+    "sequence_nstep_targets",
+    "sequence_priorities",
     "smoothed_actions",
     "soft_expectation",
     "soft_value",
     "td_target",
+    "value_rescale",
 ]

@@ -24,6 +24,8 @@ from rlkit.policies.recurrent import (
     RecurrentCore,
     SequenceCore,
 )
+from rlkit.policies.recurrent_q import GRUQNetwork, LSTMQNetwork, RecurrentQNetwork
+from rlkit.policies.recurrent_sac import RecurrentSquashedGaussianActorCritic
 from rlkit.policies.state import StateSpec
 from rlkit.policies.transformer import TransformerActorCritic, TransformerCore
 from rlkit.policies.twin_q import (
@@ -53,8 +55,10 @@ __all__ = [
     "EnsembleLinear",
     "EnsembleMLP",
     "GRUActorCritic",
+    "GRUQNetwork",
     "ImplicitQuantileNetwork",
     "LSTMActorCritic",
+    "LSTMQNetwork",
     "OffPolicyActorCritic",
     "Policy",
     "QNetwork",
@@ -63,6 +67,8 @@ __all__ = [
     "QuantileQNetwork",
     "RecurrentActorCritic",
     "RecurrentCore",
+    "RecurrentQNetwork",
+    "RecurrentSquashedGaussianActorCritic",
     "SeparateActorCritic",
     "SequenceCore",
     "SquashedGaussianActorCritic",

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from rlkit.config.rules import PAIR, Rule, Sizes, count, positive
 from rlkit.configurable import Configurable
 from rlkit.distributions.base import ActionDistribution, Distribution
-from rlkit.policies.state import StateSpec
+from rlkit.policies.state import StateSpec, StateTuple, as_tuple, check_state
 from rlkit.registry import Registry
 from rlkit.types import Obs, PolicyState
 from rlkit.utils.nn import ACTIVATION
@@ -73,6 +73,15 @@ class Policy(Configurable, nn.Module, ABC):
         param = next(self.parameters(), None)
         device = param.device if param is not None else "cpu"
         return tuple(spec.zeros(batch_size, device) for spec in specs)
+
+    def state_tuple(self, state: PolicyState, batch_size: int) -> StateTuple:
+        """``state`` as a tuple checked against :meth:`state_spec` for ``batch_size`` rows
+        (a clear error names a wrong shape or dtype); ``None`` is the initial state."""
+        if state is None:
+            return as_tuple(self.initial_state(batch_size))
+        out = as_tuple(state)
+        check_state(out, self.state_spec(), batch_size, type(self).__name__)
+        return out
 
     @abstractmethod
     def act(

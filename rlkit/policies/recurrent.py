@@ -30,7 +30,7 @@ from rlkit.policies.base import (
     ActorCriticPolicy,
     log_prob_and_entropy,
 )
-from rlkit.policies.state import StateSpec, StateTuple, as_tuple, check_state, reset_rows
+from rlkit.policies.state import StateSpec, StateTuple, as_tuple, reset_rows
 from rlkit.types import Obs, PolicyState
 from rlkit.utils.nn import orthogonal_init
 
@@ -178,6 +178,27 @@ class RecurrentCore(SequenceCore):
         return out, (h.transpose(0, 1),)
 
 
+def time_major(
+    features: Tensor, state: PolicyState, episode_start: Tensor | None, owner: str
+) -> tuple[Tensor, Tensor]:
+    """Time-major rows ``[T * B, F]`` as ``[T, B, F]`` for a ``B``-row ``state`` (``None``: one
+    step of ``T * B`` rows), and ``episode_start`` as ``[T, B]`` floats (zeros if None)."""
+    rows = features.shape[0]
+    batch = rows if state is None else as_tuple(state)[0].shape[0]
+    if batch == 0 or rows % batch:
+        raise ValueError(
+            f"{owner}: {rows} observation rows is not a whole number of steps for a state of "
+            f"{batch} rows (rows are time-major [T * B])"
+        )
+    steps = rows // batch
+    starts = (
+        torch.zeros(steps, batch, device=features.device)
+        if episode_start is None
+        else episode_start.reshape(steps, batch).to(features.device, torch.float32)
+    )
+    return features.reshape(steps, batch, -1), starts
+
+
 class RecurrentActorCritic(ActorCriticPolicy):
     """Encoder -> sequence core -> actor/critic MLP trunks -> heads.
 
@@ -259,15 +280,6 @@ class RecurrentActorCritic(ActorCriticPolicy):
             specs += self.critic_core.state_spec("critic")
         return specs
 
-    def _state(self, state: PolicyState, batch: int) -> StateTuple:
-        if state is None:
-            initial = self.initial_state(batch)
-            assert isinstance(initial, tuple)
-            return initial
-        out = as_tuple(state)
-        check_state(out, self.state_spec(), batch, type(self).__name__)
-        return out
-
     def _cores(
         self,
         obs: Obs,
@@ -280,20 +292,8 @@ class RecurrentActorCritic(ActorCriticPolicy):
         the next state (None unless ``need_state``)."""
         features = self.encoder(obs)
         rows = features.shape[0]
-        batch = rows if state is None else as_tuple(state)[0].shape[0]
-        if rows % batch:
-            raise ValueError(
-                f"{type(self).__name__}: {rows} observation rows is not a whole number of "
-                f"steps for a state of {batch} rows (rows are time-major [T * B])"
-            )
-        full = self._state(state, batch)
-        steps = rows // batch
-        starts = (
-            torch.zeros(steps, batch, device=features.device)
-            if episode_start is None
-            else episode_start.reshape(steps, batch).to(features.device, torch.float32)
-        )
-        seq = features.reshape(steps, batch, -1)
+        seq, starts = time_major(features, state, episode_start, type(self).__name__)
+        full = self.state_tuple(state, seq.shape[1])
         n_actor = len(self.core.state_spec("actor"))
         actor_out, actor_state = self.core(seq, full[:n_actor], starts, need_state)
         critic_in: Tensor | None = None
@@ -406,4 +406,5 @@ __all__ = [
     "RecurrentActorCritic",
     "RecurrentCore",
     "SequenceCore",
+    "time_major",
 ]

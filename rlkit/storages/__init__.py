@@ -11,6 +11,7 @@ from rlkit.storages.rollout import (
     q_lambda_returns,
 )
 from rlkit.storages.samplers import REPLAY_SAMPLERS, PrioritizedSampler, Sampler, UniformSampler
+from rlkit.storages.sequence_replay import SequenceBatch, SequenceReplay
 from rlkit.storages.stores import REPLAY_STORES, ArrayStore, PixelStore, Store
 from rlkit.storages.transition_replay import TransitionReplay
 
@@ -28,6 +29,8 @@ __all__ = [
     "RolloutBatch",
     "RolloutStorage",
     "Sampler",
+    "SequenceBatch",
+    "SequenceReplay",
     "Storage",
     "Store",
     "TransitionReplay",

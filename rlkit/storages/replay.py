@@ -14,10 +14,11 @@ can be sampled.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -57,6 +58,11 @@ class ReplayBatch:
     #: slot indices ``[B]`` int64, to pass back to :meth:`ReplayStorage.update_priorities`.
     indices: Tensor
 
+    def map_obs(self, fn: Callable[[Obs], Obs]) -> ReplayBatch:
+        """This batch with ``fn`` applied to ``obs`` and to ``next_obs`` (each called once:
+        normalisation, augmentation)."""
+        return dataclasses.replace(self, obs=fn(self.obs), next_obs=fn(self.next_obs))
+
 
 def _to_numpy(x: Any) -> Any:
     if isinstance(x, Tensor):
@@ -89,6 +95,10 @@ class ReplayStorage(Storage):
 
     ``add`` takes the TRUE next observation (``info["final_obs"]`` where an episode ended).
     """
+
+    #: whether ``sample(k * B)`` sliced into ``k`` row blocks gives ``k`` batches of ``B``
+    #: (the off-policy loop then draws a round's uniform batches in one call).
+    rows_independent: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -170,6 +180,10 @@ class ReplayStorage(Storage):
 
     def __len__(self) -> int:
         return min(self.steps, self.num_rows) * self.num_envs
+
+    def can_sample(self) -> bool:
+        """Whether :meth:`sample` has something to draw (any stored transition)."""
+        return len(self) > 0
 
     @property
     def nbytes(self) -> int:

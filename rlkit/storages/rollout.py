@@ -141,6 +141,28 @@ def q_lambda_returns(
     return returns
 
 
+def state_layout(
+    shapes: Sequence[Sequence[int]] | None, dtypes: Sequence[str] | None, owner: str
+) -> list[tuple[tuple[int, ...], torch.dtype]]:
+    """``(per-row shape, dtype)`` of each recurrent state tensor a storage keeps, from the
+    shapes and dtype names of a config (default float32); clear errors name ``owner``."""
+    layout = [tuple(int(d) for d in shape) for shape in (shapes or ())]
+    names = list(dtypes) if dtypes is not None else ["float32"] * len(layout)
+    if len(names) != len(layout):
+        raise ValueError(
+            f"{owner}: state_dtypes has {len(names)} entries for {len(layout)} state_shapes"
+        )
+    out = []
+    for shape, name in zip(layout, names, strict=True):
+        dtype = _DTYPES.get(str(name))
+        if dtype is None:
+            raise ValueError(
+                f"{owner}: unknown state dtype {name!r}; allowed: {', '.join(sorted(_DTYPES))}"
+            )
+        out.append((shape, dtype))
+    return out
+
+
 @STORAGES.register("rollout")
 class RolloutStorage(Storage):
     """Preallocated ``[num_steps, num_envs]`` buffers for one on-policy rollout.
@@ -200,25 +222,10 @@ class RolloutStorage(Storage):
     def _alloc_states(
         self, shapes: Sequence[Sequence[int]] | None, dtypes: Sequence[str] | None
     ) -> tuple[Tensor, ...]:
-        shapes = [tuple(int(d) for d in shape) for shape in (shapes or ())]
-        names = list(dtypes) if dtypes is not None else ["float32"] * len(shapes)
-        if len(names) != len(shapes):
-            raise ValueError(
-                f"RolloutStorage: state_dtypes has {len(names)} entries for {len(shapes)} "
-                "state_shapes"
-            )
-        out = []
-        for shape, name in zip(shapes, names, strict=True):
-            dtype = _DTYPES.get(str(name))
-            if dtype is None:
-                raise ValueError(
-                    f"RolloutStorage: unknown state dtype {name!r}; allowed: "
-                    f"{', '.join(sorted(_DTYPES))}"
-                )
-            out.append(
-                torch.zeros(self.num_steps, self.num_envs, *shape, dtype=dtype, device=self.device)
-            )
-        return tuple(out)
+        return tuple(
+            torch.zeros(self.num_steps, self.num_envs, *shape, dtype=dtype, device=self.device)
+            for shape, dtype in state_layout(shapes, dtypes, "RolloutStorage")
+        )
 
     def _alloc_obs(self) -> Obs:
         def alloc(space: spaces.Space[Any]) -> Tensor:

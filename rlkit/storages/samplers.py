@@ -144,6 +144,13 @@ class PrioritizedSampler(Sampler):
         self._tree().set(indices, np.full(len(indices), self.max_priority**self.alpha))
         self.added += len(indices)
 
+    def set_sampleable(self, indices: np.ndarray, sampleable: bool) -> None:
+        """Give slots the largest priority seen (``sampleable``) or priority 0 (never drawn),
+        without counting them as added: for storages whose samples start at a slot and whose
+        newest slots cannot start one yet (:class:`~rlkit.storages.SequenceReplay`)."""
+        value = self.max_priority**self.alpha if sampleable else 0.0
+        self._tree().set(np.asarray(indices, dtype=np.int64), np.full(len(indices), value))
+
     def sample(
         self, batch_size: int, size: int, generator: torch.Generator | None
     ) -> tuple[np.ndarray, np.ndarray | None]:
