@@ -51,14 +51,29 @@ HYPERPARAMETERS: dict[str, Any] = {
 }
 
 
-def train_rlkit(seed: int, steps: int, threads: int, repeat: int, order: int) -> RunResult:
-    """Build, train (timed) and evaluate rlkit PPO with the LSTM policy."""
+def train_rlkit_ppo(
+    env_id: str,
+    num_envs: int,
+    hyperparameters: dict[str, Any],
+    seed: int,
+    steps: int,
+    threads: int,
+    repeat: int,
+    order: int,
+) -> RunResult:
+    """Build, train (timed) and evaluate rlkit PPO with ``hyperparameters`` (a preset plus
+    the benchmark's notes: ``num_envs`` and ``network`` are left out)."""
     torch.set_num_threads(threads)
-    hp = {k: v for k, v in HYPERPARAMETERS.items() if k not in ("num_envs", "network")}
-    env = make_vec_env(ENV_ID, num_envs=NUM_ENVS, seed=seed)
+    hp = {k: v for k, v in hyperparameters.items() if k not in ("num_envs", "network")}
+    env = make_vec_env(env_id, num_envs=num_envs, seed=seed)
     agent = PPO(env, seed=seed, num_threads=threads, **rlkit_backend_options(), **hp)
     log = EvalLog(OPTIONS.eval_every, OPTIONS.threshold)
     return rlkit_run(agent, seed, steps, repeat, order, log, ("collect_rollout", "update"))
+
+
+def train_rlkit(seed: int, steps: int, threads: int, repeat: int, order: int) -> RunResult:
+    """rlkit PPO with the LSTM policy."""
+    return train_rlkit_ppo(ENV_ID, NUM_ENVS, HYPERPARAMETERS, seed, steps, threads, repeat, order)
 
 
 def train_sb3(seed: int, steps: int, threads: int, repeat: int, order: int) -> RunResult:
@@ -99,9 +114,27 @@ def train_sb3(seed: int, steps: int, threads: int, repeat: int, order: int) -> R
         verbose=0,
     )
 
-    def make_eval_env() -> Any:  # 8 envs like rlkit's, normalised with the training statistics
+    return sb3_run_normalized(model, env, ENV_ID, NUM_ENVS, seed, steps, repeat, order)
+
+
+def sb3_run_normalized(
+    model: Any,
+    env: Any,
+    env_id: str,
+    num_envs: int,
+    seed: int,
+    steps: int,
+    repeat: int,
+    order: int,
+) -> RunResult:
+    """:func:`sb3_run` for a model trained on a ``VecNormalize`` env: evaluation envs (as
+    many as rlkit's) see observations normalised with the training statistics, raw rewards."""
+    from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    def make_eval_env() -> Any:
         eval_env = VecNormalize(
-            sb3_make_vec_env(ENV_ID, n_envs=NUM_ENVS, seed=seed + EVAL_SEED_OFFSET),
+            sb3_make_vec_env(env_id, n_envs=num_envs, seed=seed + EVAL_SEED_OFFSET),
             training=False,
             norm_obs=True,
             norm_reward=False,

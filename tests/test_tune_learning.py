@@ -16,14 +16,17 @@ from rlkit.tune import tune
 
 
 def tune_search(seed: int) -> dict[str, Any]:
-    """PPO (CartPole zoo preset) searching the learning rate, log-uniform in [1e-6, 3e-3],
-    starting from 1e-6 (where PPO barely moves from its initial policy): 5 trials of 16k
-    steps, the score is a 10-episode deterministic evaluation at the end."""
+    """PPO (CartPole zoo preset, but a constant clip range: the zoo's annealed one shrinks
+    every trial's updates to nothing within the short budget, which is not what this search
+    is about) searching the learning rate, log-uniform in [1e-6, 3e-3], starting from 1e-6
+    (where PPO barely moves from its initial policy): 5 trials of 16k steps, the score is a
+    10-episode deterministic evaluation at the end."""
     with tempfile.TemporaryDirectory() as out:
         result = tune(
             "ppo",
             "CartPole-v1",
             space={"lr": {"type": "loguniform", "low": 1e-6, "high": 3e-3}},
+            overrides={"anneal_clip_range": False},
             start={"lr": 1e-6},
             trials=5,
             budget=16_384,
@@ -76,8 +79,9 @@ def tune_pruning(seed: int) -> dict[str, Any]:
 
 def test_a_small_search_beats_a_deliberately_bad_start() -> None:
     """Validated over study seeds 0-9 (Intel Xeon, AVX-512): the start scored 55-156, the best
-    trial 472-500, always with a learning rate >= 1e-3; the test asks for 200 more than the
-    start and a learning rate >= 1e-4."""
+    trial 472-500, always with a learning rate >= 1e-3; re-run on seeds 0-4 (AMD EPYC): start
+    55-156, best 500, lr >= 1.9e-3. The test asks for 200 more than the start and a learning
+    rate >= 1e-4."""
     result = tune_search(0)
     assert result["best"] >= result["start"] + 200, result
     assert result["best_lr"] >= 1e-4, result
@@ -85,7 +89,8 @@ def test_a_small_search_beats_a_deliberately_bad_start() -> None:
 
 def test_the_median_pruner_stops_trials_that_are_behind() -> None:
     """Validated over study seeds 0-9: the two good trials complete, the two blind ones are
-    pruned at the second evaluation (4096 steps) every time."""
+    pruned at the second evaluation (4096 steps) every time; re-run on seeds 0-4 with the
+    preset's annealed clip range (AMD EPYC): the same, every time."""
     result = tune_pruning(0)
     assert result["states"] == ["complete", "complete", "pruned", "pruned"], result
     assert result["steps"][2] < 8192 and result["steps"][3] < 8192, result
