@@ -38,6 +38,9 @@ _USE = {
     "agent": "rlkit train {id} --env ENV",
 }
 
+#: the agents a policy's use line prefers among those that train it equally closely.
+_REFERENCE = ("DQN", "SAC", "TD3", "PPO")
+
 #: constructor arguments the agent fills in itself (not listed as user arguments).
 _INJECTED = {
     "self",
@@ -76,6 +79,22 @@ def _arguments(cls: type, kind: str) -> str:
     return ", ".join(shown)
 
 
+def _policy_agent(cls: type) -> str:
+    """The class name of an agent that trains policies of ``cls``: the off-policy agent whose
+    ``policy_class`` is the closest base of ``cls``, else PPO (actor-critics, on-policy)."""
+    agents = REGISTRIES["agent"]
+    best: tuple[int, int, str] | None = None
+    for _, agent in agents.items():
+        base = getattr(agent, "policy_class", None)
+        if not agent.__module__.startswith("rlkit.") or base is None or base not in cls.__mro__:
+            continue
+        # closest base first; among equals, the reference agents
+        key = (cls.__mro__.index(base), int(agent.__name__ not in _REFERENCE), agent.__name__)
+        if best is None or key < best:
+            best = key
+    return best[2] if best is not None else "PPO"
+
+
 def render_catalogue() -> str:
     """Markdown listing every primitive and agent rlkit ships (registered from ``rlkit.*``
     modules) with its summary, arguments and a one-line use (what ``docs/catalogue.md`` holds;
@@ -99,10 +118,14 @@ def render_catalogue() -> str:
             "| id | class | summary | arguments | use |",
             "| --- | --- | --- | --- | --- |",
         ]
+        if kind == "policy":
+            importlib.import_module("rlkit.agents")  # who trains which policy
         for key, cls in registry.items():
             if not cls.__module__.startswith("rlkit."):  # the user's own registrations
                 continue
             use = _USE[kind].format(spec=f'"{key}"', id=key)
+            if kind == "policy":
+                use = use.replace("PPO(", f"{_policy_agent(cls)}(", 1)
             lines.append(
                 f"| `{key}` | `{cls.__name__}` | {_summary(cls)} | {_arguments(cls, kind)} | "
                 f"`{use}` |"
