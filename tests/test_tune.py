@@ -323,7 +323,7 @@ def test_a_study_refuses_other_settings_another_directory_and_a_live_lock(
     tmp_path: Path,
 ) -> None:
     out = tmp_path / "s"
-    tune("ppo", "CartPole-v1", space=LR, out=out, **{**QUICK, "trials": 1})
+    tune("ppo", "CartPole-v1", space=LR, out=out, **{**QUICK, "trials": 1, "pruner": "none"})
     with pytest.raises(ValueError, match=r"other settings \(budget: 1024 there, 2048 now\)"):
         tune("ppo", "CartPole-v1", space=LR, out=out, **{**QUICK, "budget": 2048})
     (tmp_path / "other").mkdir()
@@ -374,10 +374,36 @@ def test_a_killed_study_resumes_where_it_stopped(tmp_path: Path) -> None:
     assert len(counted) == 6
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in counted)
     assert {t.number: t.params for t in counted if t.number in before} == before
-    for lost in (t for t in study.trials if t.user_attrs.get("interrupted")):
-        # a trial cut off by the kill is run again with the same values
+    for lost in (t for t in study.trials if t.user_attrs.get("interrupted") and t.params):
+        # a trial cut off by the kill is run again with the values it had drawn (one killed
+        # before drawing any has nothing to repeat: see the test below)
         assert any(t.params == lost.params and t.number > lost.number for t in counted)
     assert len(list(csv_rows(out / "trials.csv"))) == 6
+
+
+def test_trials_left_running_are_repeated_with_the_values_they_drew(tmp_path: Path) -> None:
+    """What a kill leaves behind, made exactly: one trial cut off after drawing its values, one
+    cut off before drawing any (the kill landed between creating it and its first ``suggest``)."""
+    out = tmp_path / "s"
+    tune("ppo", "CartPole-v1", space=LR, out=out, **{**QUICK, "trials": 1, "pruner": "none"})
+    storage = f"sqlite:///{out / 'study.db'}"
+    study = optuna.load_study(study_name="ppo-CartPole-v1", storage=storage)
+    drew = study.ask()
+    drew.suggest_float("lr", 1e-4, 3e-3, log=True)
+    study.ask()  # none drawn
+    result = tune(
+        "ppo", "CartPole-v1", space=LR, out=out, **{**QUICK, "trials": 3, "pruner": "none"}
+    )
+    assert [r.state for r in result.trials] == ["complete"] * 3
+    study = optuna.load_study(study_name="ppo-CartPole-v1", storage=storage)
+    lost = [t for t in study.trials if t.user_attrs.get("interrupted")]
+    assert [t.number for t in lost] == [1, 2]
+    assert all(t.state == optuna.trial.TrialState.FAIL for t in lost)
+    repeated = [t for t in study.trials if t.number > 2 and t.params == lost[0].params]
+    assert len(repeated) == 1 and repeated[0].state == optuna.trial.TrialState.COMPLETE
+    # nothing waits: the empty trial was not queued again as a trial without values
+    assert len(study.trials) == 5
+    assert not any(t.state == optuna.trial.TrialState.WAITING for t in study.trials)
 
 
 def _complete_trials(db: Path) -> int:

@@ -135,7 +135,8 @@ def open_study(
     start: Sequence[Mapping[str, Any]] = (),
 ) -> Any:
     """Create or load the study; a new study queues the ``start`` configurations (as stored
-    values) first; trials left running by a dead process are failed and queued again."""
+    values) first; trials left running by a dead process are failed and queued again with the
+    values they had drawn."""
     optuna = import_optuna()
     storage = _storage(out)
     study = optuna.create_study(
@@ -162,7 +163,8 @@ def open_study(
             trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
             storage.set_trial_user_attr(trial_id, "interrupted", True)
             storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
-        study.enqueue_trial(trial.params, skip_if_exists=False)
+        if trial.params:  # (killed before its first value was drawn: nothing to repeat)
+            study.enqueue_trial(trial.params, skip_if_exists=False)
         requeued.append(trial.number)
     study.set_user_attr(_REQUEUED, requeued)
     # A resumed study draws new random values: the sampler's seed moves with the history.
