@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from rlkit.evaluation.plots import BANDS
 from rlkit.evaluation.runs import DEFAULT_METRIC, find_runs, score_matrix
 
 KINDS = ("learning", "intervals", "profiles", "improvement")
@@ -45,8 +46,8 @@ def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
         "plot",
         help="plot learning curves or aggregate statistics of runs",
         description="Plot run directories (a directory of runs stands for the runs in it). "
-        "learning: mean curve over seeds with a Student-t confidence band, one panel per env "
-        "and one line per algorithm. intervals / profiles / improvement: bootstrap interval "
+        "learning: mean curve over seeds, one panel per env and one line per algorithm, with "
+        "a band chosen by --band. intervals / profiles / improvement: bootstrap interval "
         "estimates, performance profiles or probability of improvement of the runs' final "
         "scores (eval.json, else the last rollout/return_mean).",
     )
@@ -56,6 +57,14 @@ def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
     plot.add_argument(
         "--metric",
         help=f"progress.csv column for --kind learning (default {DEFAULT_METRIC})",
+    )
+    plot.add_argument(
+        "--band",
+        choices=BANDS,
+        help="band around learning curves (--kind learning): auto (default) draws a "
+        "percentile bootstrap CI of the mean for 5+ runs (--confidence, --reps, --seed), the "
+        "min-max range of the runs for 2-4 runs and none for one run; bootstrap, range, t "
+        "(Student-t CI, very wide for few runs) or none force one",
     )
     plot.add_argument("--title", help="figure title")
     _add_stats_options(plot)
@@ -114,11 +123,16 @@ def _plot(args: argparse.Namespace) -> int:
             metric=args.metric or DEFAULT_METRIC,
             confidence=args.confidence,
             title=args.title,
+            band=args.band or "auto",
+            resamples=args.reps,
+            seed=args.seed,
         )
         print(f"saved {path}")
         return 0
     if args.metric:
         raise ValueError("--metric applies to --kind learning only (final scores are returns)")
+    if args.band:
+        raise ValueError("--band applies to --kind learning only")
     scores, tasks, normalized = _scores(args)
     label = "Normalized score" if normalized else "Final return"
     common: dict[str, Any] = {"reps": args.reps, "confidence": args.confidence, "seed": args.seed}

@@ -30,6 +30,12 @@ METRIC_LABELS = {
     "optimality_gap": "Optimality gap",
 }
 Curve = tuple[np.ndarray, np.ndarray, np.ndarray]
+BANDS = ("auto", "bootstrap", "range", "t", "none")
+# From 5 runs on, a percentile bootstrap of the mean is a usable interval; with 2 to 4 runs it
+# has at most 35 distinct resampled means and covers poorly, and a Student-t band is mostly
+# the huge t quantile (12.7 for 2 runs), so "auto" shows the runs' range instead.
+MIN_BOOTSTRAP_RUNS = 5
+_BOOTSTRAP_ELEMENTS = 1 << 22  # resampled means held at once by bootstrap_band (32 MiB)
 
 
 def _matplotlib() -> Any:
@@ -217,7 +223,12 @@ def plot_sample_efficiency(
 
 def t_band(values: np.ndarray, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """Student-t confidence interval of the mean over axis 0 (runs): ``mean -+ t * sd /
-    sqrt(n)``. With a single run the band collapses onto the curve."""
+    sqrt(n)``. With a single run the band collapses onto the curve.
+
+    Kept for ``band="t"``: with few runs it is very wide (``t`` is 12.7 for two runs at 95%)
+    and can leave the range the runs lie in; :func:`bootstrap_band` and :func:`range_band`
+    cannot.
+    """
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     values = np.asarray(values, dtype=np.float64)
@@ -227,6 +238,104 @@ def t_band(values: np.ndarray, confidence: float = 0.95) -> tuple[np.ndarray, np
         return mean.copy(), mean.copy()
     half = _t_critical(confidence, n - 1) * values.std(axis=0, ddof=1) / math.sqrt(n)
     return mean - half, mean + half
+
+
+def _runs(values: Any) -> np.ndarray:
+    """``values`` as a float array with at least one run along axis 0."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim < 1 or array.shape[0] < 1:
+        raise ValueError(f"values must hold at least one run along axis 0, got shape {array.shape}")
+    return array
+
+
+def range_band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The range of the runs, ``(min, max)`` over axis 0: where the runs actually were, the
+    honest band when there are too few runs for a confidence interval."""
+    array = _runs(values)
+    return array.min(axis=0), array.max(axis=0)
+
+
+def bootstrap_band(
+    values: np.ndarray, confidence: float = 0.95, resamples: int = 2000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap confidence interval of the mean over axis 0 (runs).
+
+    Whole runs are resampled with replacement (``resamples`` times, from
+    ``numpy.random.default_rng(seed)``, so the band is the same on every call) and the mean is
+    taken at every step at once. Each resampled mean is an average of runs, so the band never
+    leaves the runs' ``[min, max]`` at any step; one run gives a band on the curve.
+    """
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if isinstance(resamples, bool) or not isinstance(resamples, (int, np.integer)):
+        raise TypeError(f"resamples must be an int, got {type(resamples).__name__}")
+    if resamples < 1:
+        raise ValueError(f"resamples must be >= 1, got {resamples}")
+    array = _runs(values)
+    n = array.shape[0]
+    flat = array.reshape(n, -1)
+    if n < 2:
+        return flat[0].reshape(array.shape[1:]).copy(), flat[0].reshape(array.shape[1:]).copy()
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(int(resamples), n))
+    # weights[r, i]: how often run i appears in resample r, over n -> each row is a mean
+    weights = np.zeros((int(resamples), n))
+    np.add.at(weights, (np.arange(int(resamples))[:, None], idx), 1.0 / n)
+    alpha = (1.0 - confidence) / 2.0
+    low = np.empty(flat.shape[1])
+    high = np.empty(flat.shape[1])
+    chunk = max(1, _BOOTSTRAP_ELEMENTS // int(resamples))  # bound the [resamples, steps] block
+    for start in range(0, flat.shape[1], chunk):
+        means = weights @ flat[:, start : start + chunk]
+        low[start : start + chunk], high[start : start + chunk] = np.percentile(
+            means, [100.0 * alpha, 100.0 * (1.0 - alpha)], axis=0
+        )
+    lowest, highest = flat.min(axis=0), flat.max(axis=0)
+    # rounding in the weighted sums must not push the band past the runs
+    low, high = np.clip(low, lowest, highest), np.clip(high, lowest, highest)
+    return low.reshape(array.shape[1:]), high.reshape(array.shape[1:])
+
+
+def resolve_band(band: str, runs: int) -> str:
+    """The band actually drawn for ``runs`` runs: ``band`` itself, or for ``"auto"``
+    ``"bootstrap"`` from :data:`MIN_BOOTSTRAP_RUNS` runs on, ``"range"`` below that and
+    ``"none"`` for a single run (also for any band with one run: there is no spread to show).
+    """
+    if band not in BANDS:
+        raise ValueError(f"band must be one of {', '.join(BANDS)}, got {band!r}")
+    if runs < 2:
+        return "none"
+    if band == "auto":
+        return "bootstrap" if runs >= MIN_BOOTSTRAP_RUNS else "range"
+    return band
+
+
+def curve_band(
+    values: np.ndarray,
+    band: str = "auto",
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, str] | None:
+    """The band around the mean of ``values`` (runs, steps) that learning curves draw, as
+    ``(low, high, kind)`` with ``kind`` from :func:`resolve_band`; None when there is none."""
+    array = _runs(values)
+    kind = resolve_band(band, array.shape[0])
+    if kind == "bootstrap":
+        return (*bootstrap_band(array, confidence, resamples, seed), kind)
+    if kind == "range":
+        return (*range_band(array), kind)
+    if kind == "t":
+        return (*t_band(array, confidence), kind)
+    return None
+
+
+def _band_text(kind: str, confidence: float, runs: int | None = None) -> str:
+    """How a band is named in legends (``runs`` given) and titles."""
+    if kind == "range":
+        return f"range over {runs} runs" if runs else "min-max range of runs"
+    name = {"bootstrap": "bootstrap CI", "t": "Student-t CI"}[kind]
+    return f"{confidence:.0%} {name}" + (f", {runs} runs" if runs else "")
 
 
 def _t_two_sided(t: float, dof: int) -> float:
@@ -268,13 +377,21 @@ def plot_learning_curves(
     confidence: float = 0.95,
     points: int = 100,
     title: str | None = None,
+    band: str = "auto",
+    resamples: int = 2000,
+    seed: int = 0,
 ) -> Path:
     """Learning curves from run directories: one panel per env, one line per algorithm.
 
     Each line is the mean over the algorithm's runs (seeds) of ``metric`` interpolated onto
-    ``points`` steps spanning the range all those runs reached; the band is the Student-t
-    ``confidence`` interval of that mean (``mean -+ t * sd / sqrt(runs)``; none for one run).
+    ``points`` steps spanning the range all those runs reached. The band (``band``, see
+    :func:`resolve_band`) is by default the ``confidence`` percentile bootstrap CI of that mean
+    for 5 or more runs, the runs' min-max range for 2 to 4 runs and absent for one run, so it
+    stays within the data; ``"t"`` gives the Student-t interval. Legends and the default title
+    say which band each line has.
     """
+    if band not in BANDS:
+        raise ValueError(f"band must be one of {', '.join(BANDS)}, got {band!r}")
     out = _output(path)
     curves = learning_curve_matrix(run_dirs, metric=metric, points=points, shared_grid=False)
     envs = sorted({env for _, env in curves})
@@ -284,17 +401,22 @@ def plot_learning_curves(
     nrows = math.ceil(len(envs) / ncols)
     fig = _figure(nrows, ncols)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    drawn: list[str] = []
     for ax, env in zip(axes, envs, strict=False):
         for algo in algorithms:
             if (algo, env) not in curves:
                 continue
             steps, values = curves[(algo, env)]
             n = values.shape[0]
-            label = f"{algo} ({n} run{'s' if n != 1 else ''})"
-            ax.plot(steps, values.mean(axis=0), color=colors[algo], label=label, linewidth=2)
-            if n > 1:
-                low, high = t_band(values, confidence)
+            shaded = curve_band(values, band, confidence, resamples, seed)
+            if shaded is None:
+                label = f"{algo} ({n} run{'s' if n != 1 else ''}, no band)"
+            else:
+                low, high, kind = shaded
                 ax.fill_between(steps, low, high, color=colors[algo], alpha=0.2, linewidth=0)
+                label = f"{algo} (band: {_band_text(kind, confidence, n)})"
+                drawn.append(kind)
+            ax.plot(steps, values.mean(axis=0), color=colors[algo], label=label, linewidth=2)
         ax.set_title(env)
         _steps_axis(ax)
         ax.set_ylabel(metric)
@@ -302,8 +424,8 @@ def plot_learning_curves(
         ax.legend(fontsize="small")
     for ax in axes[len(envs) :]:
         ax.set_visible(False)
-    fig.suptitle(
-        title or f"Mean over runs with {confidence:.0%} confidence band (Student t)",
-        fontsize="medium",
-    )
+    kinds = [_band_text(kind, confidence) for kind in dict.fromkeys(drawn)]
+    plural = "s" if len(kinds) > 1 else ""
+    default = f"Mean over runs; band{plural}: {', '.join(kinds)}" if kinds else "Mean over runs"
+    fig.suptitle(title or default, fontsize="medium")
     return _save(fig, out)
