@@ -20,6 +20,7 @@ SECTIONS = (
     ("replay_relabeler", "Replay relabelers", "rlkit.storages"),
     ("intrinsic_reward", "Intrinsic rewards", "rlkit.rewards"),
     ("loss_term", "Loss terms", "rlkit.losses"),
+    ("env_family", "Env families", "rlkit.envs.builtin_families"),
     ("agent", "Agents", "rlkit.agents"),
 )
 
@@ -35,6 +36,7 @@ _USE = {
     "replay_relabeler": "ReplayStorage(..., her={spec})",
     "intrinsic_reward": "PPO(env, intrinsic_reward={spec})",
     "loss_term": "def loss_terms(self): return [..., LOSS_TERMS.build({spec})]",
+    "env_family": "rlkit train ppo --env ID --preprocessing '{{...}}' (install rlkit[{extra}])",
     "agent": "rlkit train {id} --env ENV",
 }
 
@@ -123,7 +125,7 @@ def render_catalogue() -> str:
         for key, cls in registry.items():
             if not cls.__module__.startswith("rlkit."):  # the user's own registrations
                 continue
-            use = _USE[kind].format(spec=f'"{key}"', id=key)
+            use = _USE[kind].format(spec=f'"{key}"', id=key, extra=getattr(cls, "extra", ""))
             if kind == "policy":
                 use = use.replace("PPO(", f"{_policy_agent(cls)}(", 1)
             lines.append(
@@ -131,4 +133,23 @@ def render_catalogue() -> str:
                 f"`{use}` |"
             )
         lines.append("")
+    lines += _wrappers()
     return "\n".join(lines)
+
+
+def _wrappers() -> list[str]:
+    """The registered env wrappers (``--wrapper ID``), which are not primitives."""
+    from rlkit.envs.wrapper_registry import wrapper_factory, wrapper_ids
+
+    lines = [
+        "## Env wrappers",
+        "",
+        "| id | wraps with | use |",
+        "| --- | --- | --- |",
+    ]
+    for key in wrapper_ids():
+        factory = wrapper_factory(key)
+        name = f"{factory.__module__}.{getattr(factory, '__qualname__', key)}"
+        lines.append(f"| `{key}` | `{name}` | `rlkit train ALGO --env ENV --wrapper {key}` |")
+    lines.append("")
+    return lines

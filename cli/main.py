@@ -34,6 +34,7 @@ from rlkit.device import resolve_device
 from rlkit.envs.make import check_env_id
 from rlkit.evaluation import cli as evaluation_cli
 from rlkit.export.parity import ParityError
+from rlkit.plugins import import_plugins
 from rlkit.prototypes import AGENTS, load_agent
 from rlkit.prototypes.settings import (  # also re-exported for callers of rlkit.cli
     PRIMITIVE_KEYS,
@@ -65,6 +66,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     RuntimeError,
     ImportError,
+    MemoryError,  # a replay buffer that does not fit (checked before allocating)
     ParityError,
     yaml.YAMLError,
     gymnasium.error.Error,
@@ -136,9 +138,44 @@ RUN_RULES: dict[str, Rule] = {
     "env_kwargs": Satisfies(
         lambda v: isinstance(v, Mapping), "a mapping ('{max_episode_steps: 200}')", none=True
     ),
+    "wrappers": Satisfies(
+        lambda v: isinstance(v, list) and all(isinstance(w, str | Mapping) for w in v),
+        "a list of registered wrapper ids or {id: ...} mappings",
+        none=True,
+    ),
+    "preprocessing": Satisfies(
+        lambda v: isinstance(v, bool | Mapping),
+        "true, false or a mapping of the env family's options ('{frame_stack: 2}')",
+    ),
     "checkpoint_every": count(none=True),
     "eval_episodes": count(),
 }
+
+
+def parse_wrapper(text: str) -> str | dict[str, Any]:
+    """``--wrapper`` value: an id (``frame_stack``) or a YAML/JSON mapping with an ``id``."""
+    if not text.lstrip().startswith("{"):
+        return text
+    value = yaml.safe_load(text)
+    if not isinstance(value, dict) or "id" not in value:
+        raise UsageError(f"--wrapper {text!r}: a mapping needs an 'id' ('{{id: frame_stack}}')")
+    return value
+
+
+def parse_preprocessing(text: str) -> bool | dict[str, Any]:
+    """``--preprocessing`` value: none/off/false, default/true, or a mapping of options."""
+    lowered = text.strip().lower()
+    if lowered in ("none", "off", "false", "no"):
+        return False
+    if lowered in ("default", "on", "true", "yes"):
+        return True
+    value = yaml.safe_load(text) if lowered.startswith("{") else None
+    if not isinstance(value, dict):
+        raise UsageError(
+            f"--preprocessing {text!r}: give none, default or a mapping of the env family's "
+            "options ('{frame_stack: 2}')"
+        )
+    return value
 
 
 def check_options(values: Mapping[str, Any], rules: Mapping[str, Rule], what: str) -> None:
@@ -177,8 +214,11 @@ def resolved_config(
     primitives given by id or spec."""
     settings: dict[str, Any] = {"env": run["env"], "num_envs": run.get("num_envs", 8)}
     settings["total_steps"] = total
-    if run.get("env_kwargs"):
-        settings["env_kwargs"] = run["env_kwargs"]
+    for key in ("env_kwargs", "wrappers"):
+        if run.get(key):
+            settings[key] = run[key]
+    if "preprocessing" in run:
+        settings["preprocessing"] = run["preprocessing"]
     values = json.loads(json.dumps(dataclasses.asdict(config), default=str))
     specs = json.loads(json.dumps(dict(prims), default=str))
     body = {**settings, **values, **specs}
@@ -194,6 +234,10 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
             cli[key] = value
     if args.asynchronous:
         cli["asynchronous"] = True
+    if args.wrappers:
+        cli["wrappers"] = [parse_wrapper(w) for w in args.wrappers]
+    if args.preprocessing is not None:
+        cli["preprocessing"] = parse_preprocessing(args.preprocessing)
     if args.resume:
         # The checkpoint's env and settings stand unless a file or flag says otherwise.
         saved_env = read_config(find_checkpoint(args.resume)).get("env") or {}
@@ -206,6 +250,8 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
                 ("num_envs", "num_envs"),
                 ("seed", "seed"),
                 ("env_kwargs", "kwargs"),
+                ("wrappers", "wrappers"),
+                ("preprocessing", "preprocessing"),
             ):
                 if key not in cli and saved_env.get(saved_key) not in (None, {}):
                     cli[key] = from_json(saved_env[saved_key])
@@ -257,7 +303,11 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
     )
     # Resuming a run in place continues its files and replaces final/ (atomically).
     final = agent.save(out / "final", overwrite=in_place)
-    result = agent.evaluate(episodes=int(run.get("eval_episodes", 10)))
+    result = agent.evaluate(
+        episodes=int(run.get("eval_episodes", 10)),
+        deterministic=not args.eval_stochastic,
+        max_episode_steps=args.eval_max_steps,
+    )
     write_bytes_atomic(out / "eval.json", json.dumps(result, indent=2).encode())
     print(f"saved {final}")
     print(json.dumps({"eval": result}))
@@ -308,25 +358,37 @@ def _run_tune(tune: Any, args: argparse.Namespace, overrides: dict[str, Any]) ->
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    options = {
+        "--episodes": args.episodes,
+        "--seed": args.seed,
+        "--record-episodes": args.record_episodes,
+    }
+    if args.max_episode_steps is not None:
+        options["--max-episode-steps"] = args.max_episode_steps
     check_options(  # before the agent is loaded
+        options,
         {
-            "--episodes": args.episodes,
-            "--seed": args.seed,
-            "--record-episodes": args.record_episodes,
+            "--episodes": count(),
+            "--seed": SEED,
+            "--record-episodes": count(),
+            "--max-episode-steps": count(),
         },
-        {"--episodes": count(), "--seed": SEED, "--record-episodes": count()},
         "option",
     )
     overrides = {"device": args.device} if args.device else {}
     agent = load_agent(args.path, trust_code=args.trust_code, **overrides)
     result = agent.evaluate(
-        episodes=args.episodes, deterministic=not args.stochastic, seed=args.seed
+        episodes=args.episodes,
+        deterministic=not args.stochastic,
+        seed=args.seed,
+        max_episode_steps=args.max_episode_steps,
     )
     result = {
         "return_mean": result["return_mean"],
         "return_std": result["return_std"],
         "episodes": int(result["episodes"]),
         "length_mean": result["length_mean"],
+        "truncated": int(result["truncated"]),
     }
     if args.json:
         print(json.dumps(result))
@@ -334,6 +396,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(
             f"{result['episodes']} episodes: return {result['return_mean']:.2f} "
             f"+/- {result['return_std']:.2f}, length {result['length_mean']:.1f}"
+            + (f", {result['truncated']} truncated" if result["truncated"] else "")
         )
     if args.record:
         from rlkit.envs.recording import record_episodes
@@ -344,6 +407,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             episodes=args.record_episodes,
             deterministic=not args.stochastic,
             seed=args.seed,
+            max_episode_steps=args.max_episode_steps,
         )
         message = f"recorded {info.episodes} episode(s), {info.frames} frames to {info.path}"
         print(message, file=sys.stderr if args.json else sys.stdout)  # keep --json parseable
@@ -387,9 +451,14 @@ def cmd_list(args: argparse.Namespace) -> int:
         "augmentation": "augmentations",
         "intrinsic_reward": "intrinsic rewards",
         "loss_term": "loss terms",
+        "env_family": "env families",
     }
+    importlib.import_module("rlkit.envs.builtin_families")
     for kind, label in labels.items():
         print(f"{label:<18} {', '.join(REGISTRIES[kind])}")
+    from rlkit.envs.wrapper_registry import wrapper_ids
+
+    print(f"{'env wrappers':<18} {', '.join(wrapper_ids())}")
     return 0
 
 
@@ -450,7 +519,26 @@ def build_parser(train_epilog: str | None = None) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train.add_argument("algo", help="agent id (see `rlkit list`)")
-    train.add_argument("--env", help="gymnasium env id")
+    train.add_argument(
+        "--env",
+        help="gymnasium env id; Atari (ALE/Breakout-v5), MiniGrid, dm_control/..., MuJoCo and "
+        "Box2D ids get their family's standard preprocessing (see --preprocessing)",
+    )
+    train.add_argument(
+        "--wrapper",
+        dest="wrappers",
+        action="append",
+        metavar="SPEC",
+        help="registered env wrapper to apply, by id or as a mapping "
+        "('{id: frame_stack, stack_size: 4}'); repeatable, applied in order (`rlkit list` "
+        "shows the ids)",
+    )
+    train.add_argument(
+        "--preprocessing",
+        metavar="SPEC",
+        help="the env family's preprocessing: 'none' to turn it off, or its options as a "
+        "mapping ('{frame_stack: 2, clip_rewards: false}')",
+    )
     train.add_argument("--num-envs", type=int, dest="num_envs")
     train.add_argument("--total-steps", type=int, dest="total_steps")
     train.add_argument("--seed", type=int)
@@ -466,6 +554,28 @@ def build_parser(train_epilog: str | None = None) -> argparse.ArgumentParser:
         "--async", dest="asynchronous", action="store_true", help="step envs in subprocesses"
     )
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    final_eval = train.add_mutually_exclusive_group()
+    final_eval.add_argument(
+        "--eval-deterministic",
+        dest="eval_stochastic",
+        action="store_false",
+        default=False,
+        help="the final evaluation acts with the policy's mode (default)",
+    )
+    final_eval.add_argument(
+        "--eval-stochastic",
+        dest="eval_stochastic",
+        action="store_true",
+        help="the final evaluation samples actions",
+    )
+    train.add_argument(
+        "--eval-max-steps",
+        type=_positive_int,
+        dest="eval_max_steps",
+        metavar="N",
+        help="step cap of each final evaluation episode (default: the env's time limit, else "
+        "108000)",
+    )
     train.add_argument(
         "--retain-freed-memory",
         action="store_true",
@@ -473,13 +583,33 @@ def build_parser(train_epilog: str | None = None) -> argparse.ArgumentParser:
         "process-wide, see rlkit.runtime)",
     )
     _add_trust_flag(train)
+    _add_import_flag(train)
     _add_tune_parser(sub)
     ev = sub.add_parser("eval", help="evaluate a saved agent")
     ev.add_argument("path", help="checkpoint or run directory")
+    _add_import_flag(ev)
     ev.add_argument("--episodes", type=int, default=20)
     ev.add_argument("--seed", type=int)
     ev.add_argument("--device")
-    ev.add_argument("--stochastic", action="store_true", help="sample instead of the mode")
+    acting = ev.add_mutually_exclusive_group()
+    acting.add_argument(
+        "--deterministic",
+        dest="stochastic",
+        action="store_false",
+        default=False,
+        help="act with the policy's mode (default)",
+    )
+    acting.add_argument(
+        "--stochastic", dest="stochastic", action="store_true", help="sample instead of the mode"
+    )
+    ev.add_argument(
+        "--max-episode-steps",
+        type=int,
+        dest="max_episode_steps",
+        metavar="N",
+        help="step cap of each episode (default: the env's time limit, else 108000); an "
+        "episode that reaches it counts as truncated",
+    )
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.add_argument("--record", metavar="FILE", help="also record episodes to a .gif or .mp4")
     ev.add_argument(
@@ -498,6 +628,7 @@ def build_parser(train_epilog: str | None = None) -> argparse.ArgumentParser:
     )
     export.add_argument("path", help="checkpoint or run directory")
     _add_trust_flag(export)
+    _add_import_flag(export)
     export.add_argument("--format", choices=("onnx", "torch", "om"), default="onnx")
     export.add_argument("-o", "--output", help="output file (default PATH/policy.<ext>)")
     export.add_argument(
@@ -531,6 +662,36 @@ def build_parser(train_epilog: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _add_import_flag(parser: argparse.ArgumentParser) -> None:
+    """``--import MODULE``: plugin modules with your envs and primitives (rlkit.plugins)."""
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        metavar="MODULE",
+        help="import a module first (your envs, wrappers, primitives; the current directory "
+        "is searched as with python -m); repeatable; recorded in checkpoints",
+    )
+
+
+def _plugin_prepass(argv: Sequence[str]) -> list[str]:
+    """The ``--import`` modules of a command line, imported before the parser is built so
+    agents and presets they register are known to it (and to ``--help``)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--import", dest="imports", action="append", default=[])
+    known, _ = pre.parse_known_args(list(argv))
+    return list(known.imports)
+
+
+def _positive_int(text: str) -> int:
+    """An argparse ``type`` for integer options that must be >= 1: a bad value is the usual
+    one-line usage error naming the option and the value, before anything runs."""
+    problem = count(integer=True).problem(parse_value(text))
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"must be {problem}, got {text!r}")
+    return int(text)
+
+
 def _add_trust_flag(parser: argparse.ArgumentParser) -> None:
     """``--trust-code``: let the checkpoint name code to import (see rlkit.trust)."""
     parser.add_argument(
@@ -553,6 +714,7 @@ def _add_tune_parser(sub: Any) -> None:
     )
     tune.add_argument("algo", help="agent id (see `rlkit list`)")
     tune.add_argument("--env", help="gymnasium env id")
+    _add_import_flag(tune)
     tune.add_argument("--space", help="search space YAML (default: the agent's built-in space)")
     tune.add_argument("--trials", type=int, default=20, help="trials in the study (default 20)")
     tune.add_argument(
@@ -586,7 +748,15 @@ def _add_tune_parser(sub: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser(train_help_epilog(sys.argv[1:] if argv is None else argv))
+    given = sys.argv[1:] if argv is None else list(argv)
+    try:
+        import_plugins(_plugin_prepass(given))  # also makes the current directory importable
+    except ImportError as e:
+        if "-v" in given or "--verbose" in given:
+            raise
+        print(f"rlkit: error: {one_line(e)}", file=sys.stderr)
+        return 2
+    parser = build_parser(train_help_epilog(given))
     args, extra = parser.parse_known_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,

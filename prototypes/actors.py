@@ -219,6 +219,7 @@ class ActorLearner(_Base):
             sample_seed=sample_seed,
             env_kwargs=dict(spec.env_kwargs),
             wrappers=tuple(spec.wrappers),
+            preprocessing=spec.preprocessing,
             asynchronous=spec.asynchronous,
             policy_spec=policy_spec,
             policy_module=policy_module,

@@ -52,7 +52,7 @@ from rlkit.config.rules import (
 )
 from rlkit.configurable import Configurable, build_primitive
 from rlkit.device import resolve_device
-from rlkit.envs import EpisodeTracker
+from rlkit.envs import EpisodeTracker, reports_games
 from rlkit.export.acting import ActingPath
 from rlkit.losses import LossTerm
 from rlkit.normalization import ObsNormalizer
@@ -230,7 +230,7 @@ class Agent(ABC):
             self.add_module("obs_normalizer", self.obs_normalizer.to(self.device))
         self.global_step = 0
         self.num_updates = 0
-        self.episodes = EpisodeTracker(self.num_envs)
+        self.episodes = EpisodeTracker(self.num_envs, info_only=reports_games(env))
         self._obs: Obs | None = None  # current (preprocessed) observation of the training env
         self._target_steps = 0
         #: the agent's random generator for minibatches, replay sampling and augmentation.
@@ -712,20 +712,29 @@ class Agent(ABC):
         env: VectorEnv | None = None,
         deterministic: bool = True,
         seed: int | None = None,
+        max_episode_steps: int | None = None,
     ) -> dict[str, float]:
         """Run ``episodes`` full episodes and report ``return_mean``, ``return_std``,
-        ``length_mean``, ``length_std`` and ``episodes``.
+        ``length_mean``, ``length_std``, ``episodes`` and ``truncated`` (episodes that ended by
+        truncation, the env's time limit or the step cap, rather than by termination).
 
         Without ``env`` a fresh copy of the training env is built (from how
         :func:`rlkit.envs.make_vec_env` made it), seeded with ``seed`` (default: training seed
         + 10_000) so evaluation never disturbs training episodes. Episodes are spread evenly
-        over sub-envs so short episodes are not over-counted.
+        over sub-envs so short episodes are not over-counted. Each episode stops after
+        ``max_episode_steps`` steps (default: the env's own time limit, else
+        :data:`~rlkit.prototypes.evaluation.DEFAULT_EVAL_STEP_CAP`, Atari's 108_000), so an
+        env without a time limit cannot make evaluation run forever.
         """
         owner = f"{type(self).__name__}.evaluate"
         check_arguments(
             owner,
-            {"episodes": episodes, "seed": seed},
-            {"episodes": count(integer=True), "seed": SEED},
+            {"episodes": episodes, "seed": seed, "max_episode_steps": max_episode_steps},
+            {
+                "episodes": count(integer=True),
+                "seed": SEED,
+                "max_episode_steps": count(integer=True, none=True),
+            },
         )
         if env is not None:
             if not isinstance(env, VectorEnv):
@@ -746,7 +755,9 @@ class Agent(ABC):
         if env is None:
             env, seed = evaluation.evaluation_env(self, episodes, seed)
         try:
-            return evaluation.run_episodes(self, env, episodes, deterministic, seed)
+            return evaluation.run_episodes(
+                self, env, episodes, deterministic, seed, max_episode_steps
+            )
         finally:
             if own_env:
                 env.close()
@@ -776,7 +787,7 @@ class Agent(ABC):
         Loading through a prototype or :class:`Agent` dispatches on the recorded agent id, so
         the module that registers that agent must be imported (``import rlkit.agents`` for
         the reference agents)."""
-        directory, config = checkpointing.read_checkpoint(path)
+        directory, config = checkpointing.read_checkpoint(path, trust_code)
         recorded = config.get("agent")
         target: type[Agent] = cls
         if inspect.isabstract(cls):  # Agent.load / a prototype: dispatch on the recorded id

@@ -47,6 +47,7 @@ from rlkit.envs.resume import (
     set_rng_state,
     vector_env_state,
 )
+from rlkit.plugins import plugins_in
 from rlkit.spaces import space_from_dict, space_to_dict, spaces_equal
 from rlkit.trust import UntrustedCodeError, reading
 from rlkit.version import __version__
@@ -107,7 +108,14 @@ def save_agent(agent: Agent, path: str | Path, overwrite: bool = False) -> Path:
             "num_envs": spec.num_envs,
             "seed": spec.seed,
             "kwargs": to_json(spec.env_kwargs, "env_kwargs"),
+            "preprocessing": to_json(spec.preprocessing, "preprocessing"),
+            # registered wrappers by name; None when one was a callable (not recordable)
+            "wrappers": to_json(spec.wrapper_specs, "wrappers"),
         },
+        # modules of custom envs and primitives, imported again only on request (rlkit.plugins)
+        "plugins": plugins_in(
+            {k: to_json(v, k) for k, v in agent.primitives().items()}, [type(agent)]
+        ),
         "counters": {"global_step": agent.global_step, "num_updates": agent.num_updates},
         "optimizers": optim_meta,
         "state": numbers,
@@ -136,6 +144,8 @@ def checkpoint_env(path: Path, config: dict[str, Any], trust_code: bool = False)
             num_envs=int(env_info["num_envs"]),
             seed=env_info.get("seed"),
             env_kwargs=from_json(env_info.get("kwargs") or {}),
+            preprocessing=from_json(env_info.get("preprocessing", True)),
+            wrappers=from_json(env_info.get("wrappers") or []),
         )
 
 
@@ -338,10 +348,11 @@ def restore_resume(
         torch.set_rng_state(training["rng.torch"])
 
 
-def read_checkpoint(path: str | Path) -> tuple[Path, dict[str, Any]]:
-    """The checkpoint directory under ``path`` and its config."""
+def read_checkpoint(path: str | Path, trust_code: bool = False) -> tuple[Path, dict[str, Any]]:
+    """The checkpoint directory under ``path`` and its config (``trust_code``: import the
+    plugin modules it names, see :func:`rlkit.checkpoint.read_config`)."""
     directory = find_checkpoint(path)
-    return directory, read_config(directory)
+    return directory, read_config(directory, trust_code)
 
 
 __all__ = [

@@ -1,4 +1,11 @@
-"""Evaluation: run whole episodes with an agent's acting path and report their statistics."""
+"""Evaluation: run whole episodes with an agent's acting path and report their statistics.
+
+Every episode is capped at a number of steps (:func:`rlkit.envs.introspect.episode_step_cap`:
+the caller's ``max_episode_steps``, else the env's own time limit, else
+:data:`DEFAULT_EVAL_STEP_CAP`), so an env without a time limit or a policy that stands still
+cannot keep an evaluation running forever: an episode that reaches the cap ends there as a
+truncated one, its return so far recorded.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ import torch
 from gymnasium.vector import VectorEnv
 
 from rlkit.envs import env_spec_of, make_vec_env
+from rlkit.envs.introspect import DEFAULT_EVAL_STEP_CAP, episode_step_cap
 from rlkit.utils.nn import evaluation_mode
 
 if TYPE_CHECKING:
@@ -32,25 +40,39 @@ def evaluation_env(agent: Agent, episodes: int, seed: int | None) -> tuple[Vecto
         seed=None,
         env_kwargs=spec.env_kwargs,
         wrappers=spec.wrappers,
+        preprocessing=spec.preprocessing,
+        evaluation=True,  # whole games with true scores (Atari), see rlkit.envs.families
     )
     return env, seed
 
 
 @torch.inference_mode()
 def run_episodes(
-    agent: Agent, env: VectorEnv, episodes: int, deterministic: bool, seed: int | None
+    agent: Agent,
+    env: VectorEnv,
+    episodes: int,
+    deterministic: bool,
+    seed: int | None,
+    max_episode_steps: int | None = None,
 ) -> dict[str, float]:
     """``episodes`` full episodes spread evenly over the sub-envs (so short episodes are not
     over-counted), acting with the agent's policy; returns ``return_mean``, ``return_std``,
-    ``length_mean``, ``length_std`` and ``episodes``."""
+    ``length_mean``, ``length_std``, ``episodes`` and ``truncated`` (how many of them ended by
+    truncation, the env's time limit or the step cap, rather than by termination).
+
+    Each episode is capped at ``max_episode_steps`` steps (default: the env's time limit, else
+    :data:`DEFAULT_EVAL_STEP_CAP`); a capped sub-env is reset on its own (gymnasium's
+    ``reset_mask``), so the whole run takes at most ``ceil(episodes / num_envs) * cap``
+    steps."""
     n = env.num_envs
+    cap = episode_step_cap(env, max_episode_steps)
     targets = np.array([(episodes + i) // n for i in range(n)])
     obs_np, _ = env.reset(seed=seed)
     policy = agent.policy
     state = policy.initial_state(n)
     episode_start = torch.ones(n, device=agent.device)
     with evaluation_mode(policy, deterministic):
-        return _episodes(agent, env, obs_np, state, episode_start, deterministic, targets)
+        return _episodes(agent, env, obs_np, state, episode_start, deterministic, targets, cap)
 
 
 def _episodes(
@@ -61,11 +83,13 @@ def _episodes(
     episode_start: torch.Tensor,
     deterministic: bool,
     targets: np.ndarray,
+    cap: int,
 ) -> dict[str, float]:
     n, policy = env.num_envs, agent.policy
     done_counts = np.zeros(n, dtype=np.int64)
     returns: list[float] = []
     lengths: list[int] = []
+    truncations = 0
     run_ret = np.zeros(n)
     run_len = np.zeros(n, dtype=np.int64)
     while (done_counts < targets).any():
@@ -75,21 +99,29 @@ def _episodes(
         run_ret += rewards
         run_len += 1
         dones = np.logical_or(terminated, truncated)
-        for i in np.flatnonzero(dones):
+        # the cap ends an episode the env did not end, where one is still wanted from it
+        capped = (run_len >= cap) & ~dones & (done_counts < targets)
+        ends = dones | capped
+        for i in np.flatnonzero(ends):
             if done_counts[i] < targets[i]:
                 returns.append(float(run_ret[i]))
                 lengths.append(int(run_len[i]))
+                truncations += int(not terminated[i])
                 done_counts[i] += 1
-        run_ret[dones] = 0.0
-        run_len[dones] = 0
-        episode_start = torch.as_tensor(dones, dtype=torch.float32, device=agent.device)
+        again = capped & (done_counts < targets)
+        if again.any():  # the env will not reset these itself: start their next episode
+            obs_np, _ = env.reset(options={"reset_mask": again})
+        run_ret[ends] = 0.0
+        run_len[ends] = 0
+        episode_start = torch.as_tensor(ends, dtype=torch.float32, device=agent.device)
     return {
         "return_mean": float(np.mean(returns)),
         "return_std": float(np.std(returns)),
         "length_mean": float(np.mean(lengths)),
         "length_std": float(np.std(lengths)),
         "episodes": float(len(returns)),
+        "truncated": float(truncations),
     }
 
 
-__all__ = ["evaluation_env", "run_episodes"]
+__all__ = ["DEFAULT_EVAL_STEP_CAP", "evaluation_env", "run_episodes"]

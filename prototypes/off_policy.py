@@ -21,6 +21,7 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
+from gymnasium import spaces
 from gymnasium.vector import VectorEnv
 from torch import Tensor, nn
 
@@ -32,14 +33,18 @@ from rlkit.config.rules import Range, Rule, Sizes, count, non_negative, positive
 from rlkit.configurable import Configurable
 from rlkit.encoders.base import Encoder
 from rlkit.envs import check_same_step_autoreset
+from rlkit.envs.introspect import frame_stack_of
 from rlkit.losses import Inputs, Loss, LossPlan, LossTerm
 from rlkit.policies.base import Policy
 from rlkit.policies.state import as_tuple
+from rlkit.registry import arguments_of
 from rlkit.rewards.base import IntrinsicReward, TransitionBatch
 from rlkit.runtime import retain_freed_memory
+from rlkit.storages.base import STORAGES
 from rlkit.storages.replay import ReplayBatch, ReplayStorage
 from rlkit.storages.samplers import PrioritizedSampler
 from rlkit.storages.sequence_replay import SequenceBatch
+from rlkit.storages.stores import PixelStore
 from rlkit.types import Obs
 from rlkit.utils.noisy import draw_noise, noisy_layers
 from rlkit.utils.tensors import obs_map
@@ -363,6 +368,8 @@ class OffPolicyAgent(Agent):
         defaults = self.storage_defaults()
         if sampler is not None:
             defaults["sampler"] = sampler
+        if "store" in defaults and not _takes_store(self._storage_class_of(storage)):
+            del defaults["store"]  # the automatic store choice is for storages that take one
         built = self.build_primitive("storage", storage, self.storage_class, **defaults)
         if built is None:
             built = self.storage_class(**defaults)
@@ -376,9 +383,11 @@ class OffPolicyAgent(Agent):
 
     def storage_defaults_base(self) -> dict[str, Any]:
         """The transition storage's arguments (what :meth:`storage_defaults` returns unless
-        overridden)."""
+        overridden). Frame-stacked uint8 images get ``store="pixel"`` (each frame kept once,
+        about 1/8 of the array store's memory for 4-frame stacks; see :meth:`default_store`);
+        a store named in the storage's spec wins."""
         cfg = self.config
-        return {
+        out: dict[str, Any] = {
             "observation_space": self.observation_space,
             "action_space": self.action_space,
             "capacity": cfg.buffer_size,
@@ -387,6 +396,42 @@ class OffPolicyAgent(Agent):
             "gamma": cfg.gamma,
             "device": str(self.device),
         }
+        store = self.default_store()
+        if store is not None:
+            out["store"] = store
+        return out
+
+    def default_store(self) -> str | dict[str, Any] | None:
+        """The replay store used when none is named: a :class:`~rlkit.storages.PixelStore` of
+        the env's frame stack for uint8 ``(stack * C, H, W)`` observations, else None (the
+        storage's default, ``"array"``).
+
+        The rule: the observations are a rank-3 uint8 Box and the sub-envs are wrapped in
+        gymnasium's ``FrameStackObservation`` whose ``stack_size`` (at least 2) divides their
+        first axis (:func:`rlkit.envs.introspect.frame_stack_of`). The pixel store shares the
+        frames that consecutive observations have in common, which only frame stacks have; it
+        stays exact for any uint8 image, but an unstacked image (``rlkit/PixelReach-v0``'s
+        ``(3, 40, 40)``) would have its channels read as frames and its frame pool regrown
+        again and again, so images without a detected frame stack keep the array store (pass
+        ``store={"id": "pixel", "stack_size": 1}`` to halve their memory instead)."""
+        space = self.observation_space
+        if not (PixelStore.supports(space) and len(space.shape or ()) == 3):
+            return None
+        assert isinstance(space, spaces.Box)
+        stack = frame_stack_of(self.env)
+        if stack is None or stack < 2 or space.shape[0] % stack:
+            return None
+        return "pixel" if stack == space.shape[0] else {"id": "pixel", "stack_size": stack}
+
+    def _storage_class_of(self, storage: Any) -> type | None:
+        """The class ``storage`` (None, an id or a spec) builds; None when it is an object
+        or an unknown id (nothing is built from the defaults then, or it fails by itself)."""
+        if storage is None:
+            return self.storage_class
+        name = storage if isinstance(storage, str) else None
+        if isinstance(storage, Mapping):
+            name = storage.get("id")
+        return STORAGES.lookup(name) if isinstance(name, str) else None
 
     def sequence_storage_defaults(self, sequence_length: int) -> dict[str, Any]:
         """:meth:`storage_defaults` for a :class:`~rlkit.storages.SequenceReplay`: windows of
@@ -684,6 +729,14 @@ class OffPolicyAgent(Agent):
         storage = ReplayStorage.load(file, device=str(self.device))
         self._check_storage(storage)
         self.storage = storage
+
+
+def _takes_store(cls: type | None) -> bool:
+    """Whether the storage class ``cls`` takes a ``store`` argument (or any keyword)."""
+    if cls is None:
+        return False
+    arguments = arguments_of(cls)
+    return arguments is None or "store" in arguments
 
 
 def _logs_losses(update: Callable[..., Any]) -> Callable[..., Any]:

@@ -24,6 +24,8 @@ RUN_KEYS = (
     "out",
     "asynchronous",
     "env_kwargs",
+    "wrappers",
+    "preprocessing",
     "checkpoint_every",
     "eval_episodes",
 )
@@ -64,8 +66,9 @@ def resolve_train_settings(
 
 
 def make_run_env(run: Mapping[str, Any], seed: int | None = None) -> VectorEnv:
-    """The training env of a run: ``env``, ``num_envs`` (default 8), ``asynchronous`` and
-    ``env_kwargs`` from the run settings; ``seed`` (default the run's ``seed``)."""
+    """The training env of a run: ``env``, ``num_envs`` (default 8), ``asynchronous``,
+    ``env_kwargs``, ``wrappers`` (registered wrapper ids or specs) and ``preprocessing`` (the
+    env family's options, or false) from the run settings; ``seed`` (default the run's)."""
     from rlkit.envs import make_vec_env
 
     if "env" not in run:
@@ -76,6 +79,8 @@ def make_run_env(run: Mapping[str, Any], seed: int | None = None) -> VectorEnv:
         seed=run.get("seed") if seed is None else seed,
         asynchronous=bool(run.get("asynchronous", False)),
         env_kwargs=run.get("env_kwargs"),
+        wrappers=list(run.get("wrappers") or []),
+        preprocessing=run.get("preprocessing", True),
     )
 
 

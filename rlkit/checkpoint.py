@@ -19,6 +19,7 @@ from torch import Tensor
 
 from rlkit.config import make_config
 from rlkit.configurable import registry_of
+from rlkit.plugins import ensure_plugins
 from rlkit.registry import REGISTRIES, arguments_of
 from rlkit.spaces import space_from_dict
 from rlkit.utils.files import exchange_paths, fsync_dir, fsync_tree
@@ -151,8 +152,10 @@ def find_checkpoint(path: str | Path) -> Path:
     )
 
 
-def read_config(path: str | Path) -> dict[str, Any]:
-    """Read and validate ``config.json`` of a checkpoint directory."""
+def read_config(path: str | Path, trust_code: bool = False) -> dict[str, Any]:
+    """Read and validate ``config.json`` of a checkpoint directory. The plugin modules it was
+    trained with (:mod:`rlkit.plugins`) must be imported first, or are imported with
+    ``trust_code``: they register the ids the config names."""
     directory = Path(path)
     if not directory.is_dir():
         raise CheckpointError(f"no checkpoint directory at {directory}")
@@ -171,8 +174,43 @@ def read_config(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(
             f"checkpoint config {file} has format {found!r}, expected {FORMAT_VERSION}"
         )
+    if not _names_resolve(config):  # (classes defined in a notebook need no import)
+        ensure_plugins(config.get("plugins"), f"checkpoint {directory}", trust_code)
     check_config_structure(config, f"checkpoint config {file}")
     return config
+
+
+def _names_resolve(config: Any) -> bool:
+    """Whether every registered id the config names (agent, primitives, env) is known in this
+    process already, so no plugin module needs importing."""
+    if not isinstance(config, dict):
+        return False
+    agents = REGISTRIES.get("agent")
+    agent = config.get("agent")
+    if agent is not None and (agents is None or agents.lookup(str(agent)) is None):
+        return False
+    env = config.get("env")
+    if isinstance(env, dict) and isinstance(env.get("id"), str):
+        import gymnasium
+
+        if ":" not in env["id"] and env["id"] not in gymnasium.registry:
+            return False
+
+    def known(value: Any) -> bool:
+        if isinstance(value, list):
+            return all(known(v) for v in value)
+        if not isinstance(value, dict):
+            return True
+        kind, ident = value.get("__primitive__"), value.get("id")
+        if isinstance(kind, str) and isinstance(ident, str):
+            try:
+                if registry_of(kind).lookup(ident) is None:
+                    return False
+            except ValueError:
+                return False
+        return all(known(v) for v in value.values())
+
+    return known(config.get("primitives", {}))
 
 
 def _is_count(value: Any) -> bool:
@@ -193,6 +231,12 @@ _ENTRIES: tuple[tuple[str, bool, Callable[[Any], bool], str], ...] = (
     ("counters", False, lambda v: isinstance(v, dict), "a mapping of counter names to counts"),
     ("optimizers", False, lambda v: isinstance(v, dict), "a mapping of optimizer states"),
     ("state", False, lambda v: isinstance(v, dict), "a mapping of names to numbers"),
+    (
+        "plugins",
+        False,
+        lambda v: isinstance(v, list) and all(isinstance(n, str) for n in v),
+        "a list of module names",
+    ),
 )
 
 
@@ -424,5 +468,6 @@ def load_registered_agent(path: str | Path, trust_code: bool = False, **kwargs: 
     """Load the agent of a checkpoint (or run) directory through its registered class.
     ``trust_code`` allows names in it that import code (see :mod:`rlkit.trust`)."""
     directory = find_checkpoint(path)
-    cls = agent_class(read_config(directory).get("agent"), f"checkpoint {directory}")
+    config = read_config(directory, trust_code)
+    cls = agent_class(config.get("agent"), f"checkpoint {directory}")
     return cls.load(directory, trust_code=trust_code, **kwargs)

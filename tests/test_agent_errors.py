@@ -257,7 +257,8 @@ def test_act_dict_observations() -> None:
 def test_evaluate_returns_documented_keys(cartpole: Any) -> None:
     agent = PPO(cartpole, seed=0)
     result = agent.evaluate(episodes=3)
-    assert set(result) == {"return_mean", "return_std", "length_mean", "length_std", "episodes"}
+    documented = {"return_mean", "return_std", "length_mean", "length_std", "episodes"}
+    assert set(result) == documented | {"truncated"}
     assert result["episodes"] == 3
     assert all(isinstance(v, float) and math.isfinite(v) for v in result.values())
     # CartPole pays 1 per step: return == length

@@ -9,14 +9,25 @@ import yaml
 
 
 def load_preset(agent_id: str, env_id: str | None) -> dict[str, Any]:
-    """Settings for ``agent_id`` on ``env_id``: the env's entry, else ``default``, else {}."""
+    """Settings for ``agent_id`` on ``env_id``: the env's entry, else the entry of its env
+    family (``atari``, ``minigrid``, ``dmc``, ... see :mod:`rlkit.envs.families`), else
+    ``default``, else {}."""
     try:
         text = resources.files("rlkit").joinpath("presets").joinpath(f"{agent_id}.yaml").read_text()
     except FileNotFoundError:
         return {}
     table = yaml.safe_load(text) or {}
     entry = table.get(env_id) if env_id is not None else None
+    if entry is None and env_id is not None:
+        entry = table.get(f"family:{_family_id(env_id)}")
     return dict(entry if entry is not None else table.get("default", {}))
+
+
+def _family_id(env_id: str) -> str | None:
+    from rlkit.envs.families import family_for
+
+    family = family_for(env_id)
+    return family.registry_id if family is not None else None
 
 
 def load_config_file(path: str) -> dict[str, Any]:

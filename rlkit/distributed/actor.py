@@ -25,6 +25,8 @@ from rlkit.device import resolve_device
 from rlkit.distributions.base import Distribution
 from rlkit.envs.make import make_vec_env
 from rlkit.envs.resume import restore_vector_env, vector_env_state
+from rlkit.envs.stats import reports_games
+from rlkit.envs.wrapper_registry import WrapperLike
 from rlkit.normalization import ObsNormalizer
 from rlkit.policies.base import Policy
 from rlkit.policies.state import as_tuple
@@ -66,7 +68,9 @@ class ActorSpec:
     #: seed of the action-sampling generator; None: nondeterministic.
     sample_seed: int | None = None
     env_kwargs: dict[str, Any] = field(default_factory=dict)
-    wrappers: tuple[Callable[[gym.Env[Any, Any]], gym.Env[Any, Any]], ...] = ()
+    wrappers: tuple[WrapperLike, ...] = ()
+    #: the env family's preprocessing, as given to :func:`rlkit.envs.make_vec_env`.
+    preprocessing: bool | dict[str, Any] = True
     asynchronous: bool = False
     #: the policy as a JSON spec (``rlkit.configurable.to_json``), rebuilt in the actor...
     policy_spec: Any = None
@@ -99,6 +103,7 @@ class ActorWorker:
             asynchronous=spec.asynchronous,
             env_kwargs=spec.env_kwargs,
             wrappers=spec.wrappers,
+            preprocessing=spec.preprocessing,
         )
         self.observation_space = self.env.single_observation_space
         self.action_space = self.env.single_action_space
@@ -133,6 +138,7 @@ class ActorWorker:
         if spec.seed is not None:
             self.env.action_space.seed(spec.seed)
         self._obs = self._to_tensor(obs)
+        self._games = reports_games(self.env)  # episodes are counted where games end
         self._returns = np.zeros(spec.num_envs, dtype=np.float64)
         self._lengths = np.zeros(spec.num_envs, dtype=np.int64)
         #: recurrent policies: the state entering the next step and its reset flags
@@ -222,8 +228,13 @@ class ActorWorker:
                     final_items.append(final[i])
                     if recurrent:
                         final_states.append(tuple(s[i] for s in as_tuple(self._state)))
-                    returns.append(float(self._returns[i]))
-                    lengths.append(int(self._lengths[i]))
+                if "_episode" in info:  # the env's statistics (whole games for Atari)
+                    mask = np.asarray(info["_episode"], dtype=bool)
+                    returns.extend(float(r) for r in np.asarray(info["episode"]["r"])[mask])
+                    lengths.extend(int(n) for n in np.asarray(info["episode"]["l"])[mask])
+                elif not self._games:
+                    returns.extend(float(r) for r in self._returns[done])
+                    lengths.extend(int(n) for n in self._lengths[done])
                 self._returns[done] = 0.0
                 self._lengths[done] = 0
             obs = self._to_tensor(next_obs)

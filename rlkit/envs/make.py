@@ -9,7 +9,10 @@ from typing import Any
 import gymnasium as gym
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 
+from rlkit.envs.families import EnvFamily, build_family
 from rlkit.envs.resume import RECORDER_KEY, ActionRecorder
+from rlkit.envs.stats import GameEpisodeStatistics
+from rlkit.envs.wrapper_registry import WrapperLike, apply_wrapper, check_wrapper_spec
 from rlkit.trust import check_import
 
 EnvFactory = Callable[[], gym.Env[Any, Any]]
@@ -27,12 +30,24 @@ class VecEnvSpec:
     seed: int | None
     asynchronous: bool
     env_kwargs: dict[str, Any] = field(default_factory=dict)
-    wrappers: tuple[Callable[[gym.Env[Any, Any]], gym.Env[Any, Any]], ...] = ()
+    wrappers: tuple[WrapperLike, ...] = ()
+    #: the env family's preprocessing: True (defaults), False (none) or its options.
+    preprocessing: bool | dict[str, Any] = True
+    #: built for evaluation (the family leaves out training-only parts).
+    evaluation: bool = False
 
     @property
     def env_id(self) -> str | None:
         """The registered id, or None for a callable."""
         return self.env if isinstance(self.env, str) else None
+
+    @property
+    def wrapper_specs(self) -> list[dict[str, Any]] | None:
+        """The wrappers as registered-wrapper specs (what a checkpoint records), or None when
+        one of them is a callable (which has no name to record)."""
+        if any(callable(w) for w in self.wrappers):
+            return None
+        return [check_wrapper_spec(w) for w in self.wrappers]  # type: ignore[arg-type]
 
 
 def check_env_id(env_id: str) -> None:
@@ -46,11 +61,16 @@ def check_env_id(env_id: str) -> None:
 def _single_factory(
     env: str | EnvFactory,
     env_kwargs: Mapping[str, Any],
-    wrappers: Sequence[Callable[[gym.Env[Any, Any]], gym.Env[Any, Any]]],
+    wrappers: Sequence[WrapperLike],
+    family: EnvFamily | None,
+    evaluation: bool,
 ) -> EnvFactory:
     def make() -> gym.Env[Any, Any]:
         if isinstance(env, str):
-            e = gym.make(env, **env_kwargs)
+            if family is not None:
+                e = family.make(env, env_kwargs, evaluation)
+            else:
+                e = gym.make(env, **env_kwargs)
         else:
             if env_kwargs:
                 raise ValueError("env_kwargs are only used with an env id, not a callable")
@@ -61,7 +81,7 @@ def _single_factory(
                     "gymnasium.Env"
                 )
         for wrapper in wrappers:
-            e = wrapper(e)
+            e = wrapper(e) if callable(wrapper) else apply_wrapper(e, wrapper)
         return ActionRecorder(e)  # outermost: sees the vector env's resets and actions
 
     return make
@@ -73,8 +93,10 @@ def make_vec_env(
     seed: int | None = None,
     asynchronous: bool = False,
     env_kwargs: Mapping[str, Any] | None = None,
-    wrappers: Sequence[Callable[[gym.Env[Any, Any]], gym.Env[Any, Any]]] = (),
+    wrappers: Sequence[WrapperLike] = (),
     stats_window: int = 100,
+    preprocessing: bool | Mapping[str, Any] = True,
+    evaluation: bool = False,
 ) -> VectorEnv:
     """Build a gymnasium vector env the way rlkit's prototypes expect.
 
@@ -88,6 +110,15 @@ def make_vec_env(
       ``info["final_obs"]``, which on-policy bootstrapping on truncation needs.
     - Episode returns/lengths are recorded (``info["episode"]``, and the wrapper's
       ``return_queue``/``length_queue`` of the last ``stats_window`` episodes).
+    - An id of a known env family (``ALE/Breakout-v5``, ``MiniGrid-*``, ``dm_control/*``,
+      MuJoCo, Box2D: :mod:`rlkit.envs.families`) gets the family's standard preprocessing;
+      ``preprocessing`` is ``True`` (the defaults), ``False`` (plain ``gym.make``) or the
+      family's options (``{"frame_stack": 2}``); a missing package is an ImportError naming
+      the extra to install. ``evaluation=True`` leaves out training-only parts (Atari's
+      reward clipping and life-loss episode ends); training statistics count whole games.
+    - ``wrappers`` are applied after the family's, in order: callables ``env -> env``, or
+      registered wrappers by id or ``{"id": ..., **options}``
+      (:mod:`rlkit.envs.wrapper_registry`), which checkpoints record by name.
     - Each sub-env is wrapped (outermost) in an :class:`~rlkit.envs.resume.ActionRecorder`,
       which keeps its last reset and the actions since, so a checkpoint can put a new env back
       in the same episodes (exact resume, see :mod:`rlkit.envs.resume`).
@@ -98,18 +129,25 @@ def make_vec_env(
         raise TypeError(
             f"make_vec_env: env must be an env id string or a callable, got {type(env).__name__}"
         )
+    family: EnvFamily | None = None
     if isinstance(env, str):
         check_env_id(env)
+        family = build_family(env, preprocessing)
+    wrappers = tuple(w if callable(w) else check_wrapper_spec(w) for w in wrappers)
     kwargs = dict(env_kwargs or {})
-    fns = [_single_factory(env, kwargs, tuple(wrappers)) for _ in range(num_envs)]
+    fns = [_single_factory(env, kwargs, wrappers, family, evaluation) for _ in range(num_envs)]
     vec: VectorEnv
     if asynchronous:
         vec = AsyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
     else:
         vec = SyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
-    vec = gym.wrappers.vector.RecordEpisodeStatistics(vec, buffer_length=stats_window)
+    games = family is not None and family.reports_games and not evaluation
+    vec = GameEpisodeStatistics(vec, buffer_length=stats_window, games=games)
     vec.metadata = dict(vec.metadata)
-    vec.metadata[SPEC_KEY] = VecEnvSpec(env, num_envs, seed, asynchronous, kwargs, tuple(wrappers))
+    options = dict(preprocessing) if isinstance(preprocessing, Mapping) else bool(preprocessing)
+    vec.metadata[SPEC_KEY] = VecEnvSpec(
+        env, num_envs, seed, asynchronous, kwargs, wrappers, options, evaluation
+    )
     vec.metadata[RECORDER_KEY] = True
     if seed is not None:
         vec.reset(seed=seed)

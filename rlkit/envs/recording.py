@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from gymnasium.vector import AsyncVectorEnv, SyncVectorEnv, VectorEnv
 
+from rlkit.envs.introspect import episode_step_cap
 from rlkit.envs.make import check_same_step_autoreset, env_spec_of, make_vec_env
 from rlkit.types import AgentLike
 
@@ -412,7 +413,14 @@ def _build_env(agent: AgentLike, num_envs: int) -> VectorEnv:
     wrappers = (*spec.wrappers, _FrameBuffer)
     if isinstance(spec.env, str):
         kwargs = {**spec.env_kwargs, "render_mode": "rgb_array"}
-        return make_vec_env(spec.env, num_envs=num_envs, env_kwargs=kwargs, wrappers=wrappers)
+        return make_vec_env(
+            spec.env,
+            num_envs=num_envs,
+            env_kwargs=kwargs,
+            wrappers=wrappers,
+            preprocessing=spec.preprocessing,
+            evaluation=True,
+        )
     env = make_vec_env(spec.env, num_envs=num_envs, wrappers=wrappers)
     if env.render_mode != "rgb_array":
         env.close()
@@ -434,6 +442,7 @@ def record_episodes(
     grid: bool = True,
     max_frames: int = 10_000,
     seed: int | None = None,
+    max_episode_steps: int | None = None,
 ) -> RecordingInfo:
     """Run ``agent``'s policy for ``episodes`` episodes and write them to ``path`` (.gif/.mp4).
 
@@ -450,10 +459,16 @@ def record_episodes(
     skips that episode's first frame. With ``grid=False`` (or one sub-env) only sub-env 0 is
     recorded, its episodes one after another. Recording stops once ``episodes`` episodes have
     finished or ``max_frames`` frames are written. ``fps`` defaults to the env's
-    ``render_fps`` (else 30).
+    ``render_fps`` (else 30). As in :meth:`AgentLike.evaluate`, an episode ends after
+    ``max_episode_steps`` steps (default: the env's own time limit, else
+    :data:`~rlkit.envs.introspect.DEFAULT_EVAL_STEP_CAP`) and counts as finished.
     """
     if episodes < 1:
         raise ValueError(f"record_episodes: episodes must be >= 1, got {episodes}")
+    if max_episode_steps is not None and max_episode_steps < 1:
+        raise ValueError(
+            f"record_episodes: max_episode_steps must be >= 1 or None, got {max_episode_steps}"
+        )
     if max_frames < 1:
         raise ValueError(f"record_episodes: max_frames must be >= 1, got {max_frames}")
     target = Path(path)
@@ -476,7 +491,10 @@ def record_episodes(
         )
         writer = _VideoWriter(target, rate, int(max_frames))
         try:
-            done = _run(agent, env, writer, episodes, shown, grid, deterministic, seed, own_env)
+            cap = episode_step_cap(env, max_episode_steps)
+            done = _run(
+                agent, env, writer, episodes, shown, grid, deterministic, seed, own_env, cap
+            )
             writer.commit()
         except BaseException:
             writer.abort()
@@ -517,12 +535,15 @@ def _run(
     deterministic: bool,
     seed: int | None,
     buffered: bool,
+    cap: int,
 ) -> int:
-    """Step ``env`` with the agent's policy, writing frames; returns the finished episodes."""
+    """Step ``env`` with the agent's policy, writing frames; returns the finished episodes.
+    An episode reaching ``cap`` steps ends there (its sub-env is reset on its own)."""
     n = env.num_envs
     targets = np.zeros(n, dtype=np.int64)
     targets[:shown] = [(episodes + shown - 1 - i) // shown for i in range(shown)]
     done_counts = np.zeros(n, dtype=np.int64)
+    run_len = np.zeros(n, dtype=np.int64)
     obs_np, _ = env.reset(seed=seed)
     tiles = [frames[-1] for frames in _frames_after(env, buffered)[:shown]]
     tiled = grid and shown > 1
@@ -537,7 +558,11 @@ def _run(
         obs = agent.preprocess(agent.obs_to_tensor(obs_np))
         actions, state = agent.policy.act(obs, deterministic, state, episode_start)
         obs_np, _, terminated, truncated, _ = env.step(agent.to_env_actions(actions))
-        dones = np.logical_or(terminated, truncated)
+        run_len += 1
+        ended = np.logical_or(terminated, truncated)
+        # the cap ends an episode the env did not end (its frames stay those of that episode)
+        capped = (run_len >= cap) & ~ended & (done_counts < targets)
+        dones = ended | capped
         per_env = _frames_after(env, buffered)
         changed = False
         out: list[np.ndarray] = []
@@ -547,7 +572,7 @@ def _run(
             frames = per_env[i]
             if dones[i]:
                 done_counts[i] += 1
-                if not buffered:  # render() shows the next episode: last frame is lost
+                if not buffered and not capped[i]:  # render() shows the next episode already
                     frames = frames if done_counts[i] < targets[i] else []
                 elif done_counts[i] >= targets[i]:
                     frames = frames[:1]  # the last frame, not the autoreset's first
@@ -562,5 +587,9 @@ def _run(
             out = [tile_frames(tiles)]
         if not emit(out):
             break
+        again = capped & (done_counts < targets)
+        if again.any():  # the env will not reset these itself: start their next episode
+            obs_np, _ = env.reset(options={"reset_mask": again})
+        run_len[dones] = 0
         episode_start = torch.as_tensor(dones, dtype=torch.float32, device=agent.device)
     return int(np.minimum(done_counts, targets).sum())

@@ -68,8 +68,11 @@ class ActionRecorder(gym.Wrapper[Any, Any, Any, Any]):
         how: JSONState
         if seed is not None:
             how = {"seed": int(seed)}
-        else:  # the raw state (made JSON only when a record is taken: resets stay cheap)
+        elif hasattr(self.env.np_random, "bit_generator"):
+            # the raw state (made JSON only when a record is taken: resets stay cheap)
             how = {"rng": self.env.np_random.bit_generator.state}
+        else:  # e.g. dm_control's RandomState: no state to put back
+            how, problem = {}, "its random generator is not a numpy Generator"
         if options is not None:
             try:
                 how["options"] = json.loads(json.dumps(options))

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from gymnasium.wrappers.vector import RecordEpisodeStatistics
+
+from rlkit.envs.families import GAME_KEY
 
 
 class EpisodeTracker:
     """Keeps the last ``window`` finished episodes' returns and lengths.
 
     Uses ``info["episode"]`` from gymnasium's ``RecordEpisodeStatistics`` when the env has it
-    (so env-side wrappers decide what a return is); otherwise sums the rewards it is given.
+    (so env-side wrappers decide what a return is); otherwise sums the rewards it is given,
+    unless ``info_only`` (see :func:`reports_games`).
     """
 
-    def __init__(self, num_envs: int, window: int = 100) -> None:
+    def __init__(self, num_envs: int, window: int = 100, info_only: bool = False) -> None:
+        #: count only the episodes ``info["episode"]`` reports (an env whose episodes are
+        #: whole games spanning several learner episodes, see :class:`GameEpisodeStatistics`).
+        self.info_only = bool(info_only)
         self.returns: deque[float] = deque(maxlen=window)
         self.lengths: deque[int] = deque(maxlen=window)
         self.episodes = 0
@@ -33,12 +41,14 @@ class EpisodeTracker:
             mask = np.asarray(info["_episode"], dtype=bool)
             finished_r = np.asarray(info["episode"]["r"])[mask]
             finished_l = np.asarray(info["episode"]["l"])[mask]
+        elif self.info_only:
+            finished_r = finished_l = np.zeros(0)
         else:
             finished_r = self._running_return[dones]
             finished_l = self._running_length[dones]
         self.returns.extend(float(r) for r in finished_r)
         self.lengths.extend(int(n) for n in finished_l)
-        self.episodes += int(dones.sum())
+        self.episodes += len(finished_r)
         self._running_return[dones] = 0.0
         self._running_length[dones] = 0
 
@@ -78,3 +88,56 @@ class EpisodeTracker:
     @property
     def length_mean(self) -> float | None:
         return float(np.mean(self.lengths)) if self.lengths else None
+
+
+class GameEpisodeStatistics(RecordEpisodeStatistics):
+    """gymnasium's vector ``RecordEpisodeStatistics`` that, with ``games=True``, records an
+    episode only where a sub-env reports a whole game under ``info[GAME_KEY]`` (with its true
+    return and length), not at every ``terminated``/``truncated``: Atari's training pipeline
+    ends episodes on a lost life and clips rewards, yet returns must be game scores. Needs
+    same-step autoreset (what :func:`rlkit.envs.make_vec_env` builds)."""
+
+    def __init__(self, env: Any, buffer_length: int = 100, games: bool = False) -> None:
+        super().__init__(env, buffer_length=buffer_length)
+        self.games = bool(games)
+
+    def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
+        if not self.games:
+            return super().step(actions)
+        obs, rewards, terminations, truncations, infos = self.env.step(actions)
+        self.episode_returns += rewards
+        self.episode_lengths += 1
+        dones = np.logical_or(terminations, truncations)
+        self.prev_dones = dones
+        # same-step autoreset: the finished step's info is under "final_info"
+        final = infos.get("final_info")
+        final = final if isinstance(final, dict) else {}
+        game = final.pop(GAME_KEY, None)
+        mask = np.asarray(final.pop(f"_{GAME_KEY}", np.zeros_like(dones)), dtype=bool)
+        if game is not None and mask.any():
+            now = time.perf_counter()
+            seconds = np.round(now - self.episode_start_times, 6)
+            returns = np.where(mask, np.asarray(game["r"], dtype=np.float64), 0.0)
+            lengths = np.where(mask, np.asarray(game["l"], dtype=np.int64), 0)
+            infos[self._stats_key] = {"r": returns, "l": lengths, "t": np.where(mask, seconds, 0.0)}
+            infos[f"_{self._stats_key}"] = mask
+            self.episode_count += int(mask.sum())
+            self.time_queue.extend(seconds[mask])
+            self.return_queue.extend(returns[mask])
+            self.length_queue.extend(lengths[mask])
+            self.episode_start_times[mask] = now
+        # the per-env sums restart with every (life-loss) episode, as the learner's do
+        self.episode_returns[dones] = 0
+        self.episode_lengths[dones] = 0
+        return obs, rewards, terminations, truncations, infos
+
+
+def reports_games(env: Any) -> bool:
+    """Whether ``env``'s episode statistics count whole games rather than every
+    ``terminated``/``truncated`` (a :class:`GameEpisodeStatistics` with ``games=True``)."""
+    current = env
+    while current is not None:
+        if isinstance(current, GameEpisodeStatistics):
+            return current.games
+        current = getattr(current, "env", None)
+    return False

@@ -162,7 +162,7 @@ def from_pretrained(
     else:
         checkpoint = find_checkpoint(directory)
         where = str(checkpoint)
-    config = read_config(checkpoint)
+    config = read_config(checkpoint, trust_code)
     agent_id = config.get("agent")
     explicit = cls is not None and not inspect.isabstract(cls)
     if not isinstance(agent_id, str) and not (agent_id is None and explicit):

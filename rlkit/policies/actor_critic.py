@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gymnasium import spaces
 from torch import Tensor, nn
 
 from rlkit.backends.actor_critic_kernel import FusedActorCritic, fused_kernel
+from rlkit.configurable import build_primitive
 from rlkit.distributions.base import ActionDistribution, Distribution
 from rlkit.distributions.default import default_distribution
 from rlkit.encoders.base import Encoder
@@ -51,13 +52,21 @@ class ActorCritic(ActorCriticPolicy):
         self,
         observation_space: spaces.Space[Any],
         action_space: spaces.Space[Any],
-        encoder: Encoder | None = None,
-        distribution: Distribution | None = None,
+        encoder: Encoder | str | Mapping[str, Any] | None = None,
+        distribution: Distribution | str | Mapping[str, Any] | None = None,
         hidden_sizes: Sequence[int] | None = None,
         activation: str = "tanh",
         share_trunk: bool = False,
     ) -> None:
         super().__init__(observation_space, action_space)
+        # an id or spec (a YAML preset's nested {id: diag_gaussian, log_std_init: -2}) is
+        # built here, where the spaces are known
+        encoder = build_primitive(
+            "encoder", encoder, Encoder, "ActorCritic", observation_space=observation_space
+        )
+        distribution = build_primitive(
+            "distribution", distribution, Distribution, "ActorCritic", action_space=action_space
+        )
         encoder = encoder if encoder is not None else default_encoder(observation_space)
         distribution = (
             distribution if distribution is not None else default_distribution(action_space)

@@ -15,6 +15,8 @@ can be sampled.
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +32,8 @@ from rlkit.storages.base import STORAGES, Storage
 from rlkit.storages.hdf5 import as_array, copy_into, open_arrays, write_arrays
 from rlkit.storages.her import HindsightRelabeler
 from rlkit.storages.rollout import action_layout
-from rlkit.storages.samplers import Sampler
-from rlkit.storages.stores import NpObs, Store
+from rlkit.storages.samplers import PrioritizedSampler, Sampler
+from rlkit.storages.stores import ArrayStore, NpObs, PixelStore, Store
 from rlkit.trust import reading
 from rlkit.types import Obs
 from rlkit.version import __version__
@@ -72,6 +74,81 @@ def _to_numpy(x: Any) -> Any:
     return np.asarray(x)
 
 
+#: environment variable that turns off the memory check of replay storages (``=1``).
+SKIP_MEMORY_CHECK = "RLKIT_SKIP_MEMORY_CHECK"
+
+
+def available_memory_bytes() -> int | None:
+    """Bytes this machine can still give without swapping, or None when that is unknown:
+    psutil's ``virtual_memory().available`` when psutil is installed, else Linux's
+    ``MemAvailable`` (``/proc/meminfo``, which counts reclaimable page cache), else the free
+    pages (``os.sysconf``). Container (cgroup) limits are not read."""
+    try:
+        return int(importlib.import_module("psutil").virtual_memory().available)
+    except Exception:  # not installed, or no answer on this platform
+        pass
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError):  # not on this platform
+        return None
+
+
+def _gib(nbytes: int) -> str:
+    return f"{nbytes / 2**30:.2f} GiB"
+
+
+def check_fits(
+    owner: str,
+    capacity: int,
+    num_envs: int,
+    planned: Callable[[int], int],
+    available: int,
+    note: str = "",
+) -> None:
+    """Raise a one-line ``MemoryError`` when ``planned(capacity // num_envs)`` (bytes for that
+    many rows of ``num_envs`` transitions; non-decreasing in the rows) exceeds ``available``
+    bytes, naming ``owner``, the capacity, the bytes needed and available, the largest
+    capacity that fits and ``note`` (e.g. a cheaper store)."""
+    rows = capacity // num_envs
+    needed = planned(rows)
+    if needed <= available:
+        return
+    low, high = 0, rows  # planned(high) does not fit; find the most rows that do
+    while high - low > 1:
+        mid = (low + high) // 2
+        if planned(mid) <= available:
+            low = mid
+        else:
+            high = mid
+    fits = low * num_envs
+    largest = (
+        f"the largest capacity that fits is {fits}"
+        if fits
+        else f"no capacity fits (one row of {num_envs} transitions needs {_gib(planned(1))})"
+    )
+    extra = f"; {note}" if note else ""
+    raise MemoryError(
+        f"{owner}: capacity={capacity} needs {_gib(needed)} of memory, but {_gib(available)} "
+        f"is available; {largest}{extra} (set {SKIP_MEMORY_CHECK}=1 to allocate anyway)"
+    )
+
+
+def _sampler_nbytes(sampler: Sampler, slots: int) -> int:
+    """Bytes ``sampler`` allocates for ``slots`` slots: a prioritized sampler's sum tree (two
+    float64 arrays of twice the slots rounded up to a power of two); others keep none."""
+    if isinstance(sampler, PrioritizedSampler):
+        size = 1 << max(0, slots - 1).bit_length()
+        return 2 * (2 * size) * 8
+    return sampler.nbytes
+
+
 def _int_arg(value: Any, name: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
         raise ValueError(f"ReplayStorage: {name} must be an int >= {minimum}, got {value!r}")
@@ -94,6 +171,12 @@ class ReplayStorage(Storage):
     - ``device``: where sampled batches go; the memory itself stays in host RAM.
 
     ``add`` takes the TRUE next observation (``info["final_obs"]`` where an episode ended).
+
+    Before allocating, the storage compares what it plans to allocate
+    (:meth:`planned_nbytes`) with the memory available (:func:`available_memory_bytes`) and
+    raises a one-line ``MemoryError`` naming the largest capacity that fits, rather than
+    letting NumPy fail (or the buffer exhaust memory as its lazily mapped pages fill, hours
+    into a run). Set the environment variable ``RLKIT_SKIP_MEMORY_CHECK=1`` to skip it.
     """
 
     #: whether ``sample(k * B)`` sliced into ``k`` row blocks gives ``k`` batches of ``B``
@@ -153,11 +236,12 @@ class ReplayStorage(Storage):
         self.her = build_primitive("replay_relabeler", her, HindsightRelabeler, "ReplayStorage")
         if self.her is not None:
             HindsightRelabeler.check_space(observation_space, "ReplayStorage")
+        self._np_action_dtype = np.dtype(np.int64 if dtype == torch.int64 else np.float32)
+        self._check_memory(capacity)
         self.store.setup(observation_space, self.num_rows, num_envs)
         self.sampler.setup(slots)
 
-        np_dtype = np.int64 if dtype == torch.int64 else np.float32
-        self.actions = np.zeros((slots, *self.action_shape), dtype=np_dtype)
+        self.actions = np.zeros((slots, *self.action_shape), dtype=self._np_action_dtype)
         self.rewards = np.zeros(slots, dtype=np.float32)
         self.terminated = np.zeros(slots, dtype=bool)
         self.truncated = np.zeros(slots, dtype=bool)
@@ -198,6 +282,47 @@ class ReplayStorage(Storage):
             self.current_start,
         )
         return int(self.store.nbytes + self.sampler.nbytes + sum(a.nbytes for a in own))
+
+    def planned_nbytes(self, num_rows: int | None = None) -> int:
+        """Bytes this storage allocates for ``num_rows`` rows of ``num_envs`` transitions
+        (default: its own rows), computed without allocating: the store's plan
+        (:meth:`Store.planned_nbytes`, an estimate for a :class:`PixelStore`), the transition
+        fields and the sampler's state."""
+        rows = self.num_rows if num_rows is None else int(num_rows)
+        slots = rows * self.num_envs
+        action_size = int(np.prod(self.action_shape, dtype=np.int64))
+        # actions, rewards (float32), terminated, truncated (bool), episode start/end (int64)
+        per_slot = action_size * self._np_action_dtype.itemsize + 4 + 1 + 1 + 8 + 8
+        store = self.store.planned_nbytes(self.observation_space, rows, self.num_envs)
+        fields = slots * per_slot + self.num_envs * 8  # and each env's current episode start
+        return store + fields + _sampler_nbytes(self.sampler, slots)
+
+    def _check_memory(self, capacity: int) -> None:
+        """Refuse (one-line ``MemoryError``) a capacity whose planned memory exceeds what is
+        available, unless ``RLKIT_SKIP_MEMORY_CHECK`` is set or the memory is unknown."""
+        if os.environ.get(SKIP_MEMORY_CHECK, "").strip() not in ("", "0"):
+            return
+        available = available_memory_bytes()
+        if available is None:
+            return
+        note = ""
+        space = self.observation_space
+        if (
+            isinstance(self.store, ArrayStore)
+            and PixelStore.supports(space)
+            and len(space.shape or ()) >= 3
+        ):
+            pixel = PixelStore().planned_nbytes(space, self.num_rows, self.num_envs)
+            own = self.planned_nbytes() - self.store.planned_nbytes(
+                space, self.num_rows, self.num_envs
+            )
+            note = (
+                f"store='pixel' would need about {_gib(pixel + own)} (each frame of uint8 "
+                "frame stacks kept once)"
+            )
+        check_fits(
+            type(self).__name__, capacity, self.num_envs, self.planned_nbytes, available, note
+        )
 
     def locate(self, indices: Any) -> tuple[np.ndarray, np.ndarray]:
         """``(steps, envs)`` of slot indices: the vectorised env step (0 = the first ``add``)

@@ -63,6 +63,15 @@ class Store(Configurable, ABC):
     def _allocate(self) -> None:
         """Allocate the arrays for :attr:`num_rows` x :attr:`num_envs` slots."""
 
+    def planned_nbytes(
+        self, observation_space: spaces.Space[Any], num_rows: int, num_envs: int
+    ) -> int:
+        """Bytes :meth:`setup` would allocate for this layout, computed without allocating
+        (and checking the space as :meth:`setup` does), so a storage can refuse a capacity
+        that does not fit in memory before asking NumPy for it. 0 means unknown (a store
+        that does not say is not checked)."""
+        return 0
+
     @abstractmethod
     def add(self, row: int, obs: NpObs, next_obs: NpObs) -> None:
         """Write one vectorised step (leading dim ``num_envs``) into ``row``."""
@@ -132,31 +141,47 @@ class ArrayStore(Store):
         self._shapes: dict[str, tuple[int, ...]] = {}
         self._is_dict = False
 
-    def _allocate(self) -> None:
-        space = self.observation_space
+    @staticmethod
+    def _layout(space: spaces.Space[Any]) -> dict[str, tuple[tuple[int, ...], np.dtype[Any]]]:
+        """``{key: (shape, dtype)}`` of one observation (key ``""`` for a non-Dict space)."""
         if isinstance(space, spaces.Dict):
             leaves = dict(space.spaces)
-            self._is_dict = True
         elif isinstance(space, _LEAF_SPACES):
             leaves = {"": space}
-            self._is_dict = False
         else:
             raise TypeError(
                 f"ArrayStore: unsupported observation space {space!r}; supported: Box, Discrete, "
                 "MultiDiscrete, MultiBinary and a Dict of those"
             )
-        slots = self.num_rows * self.num_envs
+        layout = {}
         for key, leaf in leaves.items():
             if not isinstance(leaf, _LEAF_SPACES):
                 raise TypeError(
                     f"ArrayStore: Dict key {key!r} has unsupported space {leaf!r}; supported: "
                     "Box, Discrete, MultiDiscrete, MultiBinary (no nested Dicts)"
                 )
-            shape = tuple(leaf.shape or ())
-            dtype = numpy_dtype_for(leaf)
+            layout[key] = (tuple(leaf.shape or ()), numpy_dtype_for(leaf))
+        return layout
+
+    def _allocate(self) -> None:
+        layout = self._layout(self.observation_space)
+        self._is_dict = isinstance(self.observation_space, spaces.Dict)
+        slots = self.num_rows * self.num_envs
+        for key, (shape, dtype) in layout.items():
             self._shapes[key] = shape
             self._obs[key] = np.zeros((slots, *shape), dtype=dtype)
             self._next[key] = np.zeros((slots, *shape), dtype=dtype)
+
+    def planned_nbytes(
+        self, observation_space: spaces.Space[Any], num_rows: int, num_envs: int
+    ) -> int:
+        """Exactly what :meth:`setup` allocates: two arrays (obs, next obs) per Dict key."""
+        slots = int(num_rows) * int(num_envs)
+        per_slot = sum(
+            int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            for shape, dtype in self._layout(observation_space).values()
+        )
+        return 2 * slots * per_slot
 
     def add(self, row: int, obs: NpObs, next_obs: NpObs) -> None:
         # check everything before writing: ``row`` may hold the oldest live transition
@@ -261,27 +286,50 @@ class PixelStore(Store):
         self.rows_added = 0
         self.last_row = -1
 
-    def _allocate(self) -> None:
-        space = self.observation_space
-        if not (
-            isinstance(space, spaces.Box) and space.dtype == np.uint8 and len(space.shape) >= 2
-        ):
+    @classmethod
+    def supports(cls, space: spaces.Space[Any]) -> bool:
+        """Whether ``space`` is what a PixelStore keeps: a uint8 Box of rank >= 2 (its first
+        axis read as the frame stack)."""
+        return isinstance(space, spaces.Box) and space.dtype == np.uint8 and len(space.shape) >= 2
+
+    def _layout(
+        self, space: spaces.Space[Any], num_rows: int, num_envs: int
+    ) -> tuple[int, tuple[int, ...], int]:
+        """``(frames per stack, frame shape, pool size in frames)`` for this layout."""
+        if not self.supports(space):
             raise TypeError(
                 f"PixelStore: needs a uint8 Box observation space with a leading frame-stack "
                 f"axis, e.g. Box(0, 255, (4, 84, 84), uint8), got {space!r}; use "
                 "store='array' for other observations"
             )
-        self.obs_shape = tuple(space.shape)
-        s = self.obs_shape[0] if self.stack_size is None else self.stack_size
-        if self.obs_shape[0] % s:
+        shape = tuple(space.shape or ())
+        s = shape[0] if self.stack_size is None else self.stack_size
+        if shape[0] % s:
             raise ValueError(
                 f"PixelStore: stack_size={s} does not divide the first axis of the observation "
-                f"shape {self.obs_shape}"
+                f"shape {shape}"
             )
-        self.s = s
-        self.frame_shape = (self.obs_shape[0] // s, *self.obs_shape[1:])
+        slots = num_rows * num_envs
+        pool_size = slots + max(int(slots * self.reserve), 2 * num_envs * s) + s
+        return s, (shape[0] // s, *shape[1:]), pool_size
+
+    def planned_nbytes(
+        self, observation_space: spaces.Space[Any], num_rows: int, num_envs: int
+    ) -> int:
+        """What :meth:`setup` allocates: the frame pool and the frame ids of every slot. An
+        estimate of what the store ends up using: should many short episodes need more
+        frames than ``reserve`` allows, the pool grows while it fills."""
+        s, frame_shape, pool_size = self._layout(observation_space, int(num_rows), int(num_envs))
+        frame_bytes = int(np.prod(frame_shape, dtype=np.int64))  # uint8
+        return pool_size * frame_bytes + 2 * int(num_rows) * int(num_envs) * s * 8
+
+    def _allocate(self) -> None:
+        self.s, self.frame_shape, self.pool_size = self._layout(
+            self.observation_space, self.num_rows, self.num_envs
+        )
+        self.obs_shape = tuple(self.observation_space.shape or ())
+        s = self.s
         slots = self.num_rows * self.num_envs
-        self.pool_size = slots + max(int(slots * self.reserve), 2 * self.num_envs * s) + s
         self.frames = np.zeros((self.pool_size, *self.frame_shape), dtype=np.uint8)
         #: pool serials (frame numbers, ever increasing) of each slot's obs and next_obs frames
         self.obs_ids = np.zeros((slots, s), dtype=np.int64)
