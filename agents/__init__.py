@@ -12,6 +12,7 @@ from .drac import DrAC, DrACConfig
 from .drqv2 import DrQv2, DrQv2Config
 from .impala import IMPALA, IMPALAConfig
 from .iqn import IQN, IQNConfig
+from .mappo import IPPO, MAPPO, IPPOConfig, MAPPOConfig
 from .mdqn import MDQN, MDQNConfig
 from .mpo import MPO, MPOConfig
 from .ppg import PPG, PPGConfig
@@ -38,7 +39,9 @@ __all__ = [
     "DDPG",
     "DQN",
     "IMPALA",
+    "IPPO",
     "IQN",
+    "MAPPO",
     "MDQN",
     "MPO",
     "PPG",
@@ -68,7 +71,9 @@ __all__ = [
     "DrQv2",
     "DrQv2Config",
     "IMPALAConfig",
+    "IPPOConfig",
     "IQNConfig",
+    "MAPPOConfig",
     "MDQNConfig",
     "MPOConfig",
     "PPGConfig",

@@ -73,11 +73,12 @@ class DQN(OffPolicyAgent):
     action_spaces = (spaces.Discrete,)
     policy_class = QPolicy
     policy: QPolicy
+    #: masked acting (QPolicy, the prototype's random actions) and a masked bootstrap (update)
+    handles_action_masks = True
 
     def default_policy(self, encoder: Encoder | None) -> QPolicy:
-        cfg, obs_space, act_space = self.config, self.observation_space, self.action_space
-        sizes = cfg.hidden_sizes
-        return QNetwork(obs_space, act_space, encoder, sizes, dueling=cfg.dueling, noisy=cfg.noisy)
+        cfg, obs, act = self.config, self.observation_space, self.action_space
+        return QNetwork(obs, act, encoder, cfg.hidden_sizes, dueling=cfg.dueling, noisy=cfg.noisy)
 
     def setup(self) -> None:
         self.optimizer = self.add_optimizer("q", [self.policy])
@@ -106,8 +107,8 @@ class DQN(OffPolicyAgent):
     def update(self, batch: ReplayBatch) -> dict[str, Tensor]:
         actions = batch.actions - self.action_start
         with torch.no_grad():
-            next_q = self.target.net.q_values(batch.next_obs)
-            online = self.policy.q_values(batch.next_obs) if self.config.double_q else None
+            next_q = self.target.net.legal_q_values(batch.next_obs)  # masked: -inf if illegal
+            online = self.policy.legal_q_values(batch.next_obs) if self.config.double_q else None
             target = td_target(batch.rewards, batch.discounts, greedy_value(next_q, online))
         q = self.policy.q_values(batch.obs).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
         self.clip_and_step(self.loss("td", self.td_inputs(batch, q, target)), self.optimizer)

@@ -11,6 +11,7 @@ from gymnasium import spaces
 from torch import Tensor
 
 from rlkit.config.rules import OneOf, Rule, Sizes, unit
+from rlkit.distributions.base import action_mask_of
 from rlkit.encoders.base import Encoder
 from rlkit.losses import LossTerm, TDLoss
 from rlkit.losses.q_learning import TD_KINDS
@@ -123,15 +124,21 @@ class PQN(OnPolicyAgent):
         return Linear(cfg.exploration_initial_eps, cfg.exploration_final_eps, duration)
 
     def explore(self, obs: Obs) -> tuple[Tensor, Tensor, Tensor]:
-        """Epsilon-greedy zero-based actions, zero log-probs and ``max_a Q(s, a)``."""
-        q = self.policy.q_values(obs)
+        """Epsilon-greedy zero-based actions, zero log-probs and ``max_a Q(s, a)``; with an
+        ``"action_mask"`` the random, greedy and max actions are legal ones."""
+        q, mask = self.policy.legal_q_values(obs), action_mask_of(obs)
         num_envs, gen = q.shape[0], self._generator
         explore = torch.rand(num_envs, generator=gen) < self.exploration_schedule()(
             self.global_step
         )
-        random = torch.randint(0, q.shape[-1], (num_envs,), generator=gen)
+        if mask is None:
+            random = torch.randint(0, q.shape[-1], (num_envs,), generator=gen)
+        else:  # uniform over the legal actions
+            scores = torch.rand(q.shape, generator=gen).masked_fill(mask.cpu() < 0.5, -1.0)
+            random = scores.argmax(-1)
         actions = torch.where(explore.to(q.device), random.to(q.device), q.argmax(-1))
-        return actions, torch.zeros_like(q[:, 0]), q.amax(-1)
+        value = q.amax(-1)  # 0 for a row without legal actions (never -inf)
+        return actions, torch.zeros_like(value), value.masked_fill(torch.isneginf(value), 0.0)
 
     def compute_returns(self, last_value: Tensor) -> None:
         cfg = self.config  # with values max_a Q, the storage's GAE returns are Q(lambda)'s

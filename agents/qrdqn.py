@@ -48,6 +48,8 @@ class QRDQN(DQN):
     config: QRDQNConfig
     policy_class = QuantileQNetwork
     policy: QuantileQNetwork
+    #: masked acting (QPolicy), random actions and next actions (the bootstrap) legal only
+    handles_action_masks = True
 
     def default_policy(self, encoder: Encoder | None) -> QuantileQNetwork:
         cfg = self.config
@@ -76,7 +78,7 @@ class QRDQN(DQN):
         """``r + gamma^n (1 - terminated) theta'_j(s', a*)`` ``[B, N']`` from the target
         network's next-state quantiles ``[B, A, N']`` (hook: e.g. a Munchausen target)."""
         chooser = self.policy if self.config.double_q else self.target.net
-        best = chooser.q_values(batch.next_obs).argmax(-1)
+        best = chooser.legal_q_values(batch.next_obs).argmax(-1)  # legal actions only
         chosen = next_quantiles[torch.arange(len(best), device=best.device), best]
         return batch.rewards.unsqueeze(1) + batch.discounts.unsqueeze(1) * chosen
 

@@ -62,6 +62,8 @@ RUNS: dict[str, tuple[str, str]] = {
     "impala_cartpole": ("test_distributed", "return_mean >= 400"),
     "appo_cartpole": ("test_distributed", "best >= 475 (reached_at > 0)"),
     "apex_cartpole": ("test_apex", "reaches 200 (stops there)"),
+    "mappo_spread": ("test_multi_agent_learning", "return_mean >= -23.0"),
+    "selfplay_tictactoe": ("test_multi_agent_learning", "vs_random >= 0.75 (vs_minimax reported)"),
     "tune_search": ("test_tune_learning", "best >= start + 200, best lr >= 1e-4"),
     "tune_pruning": ("test_tune_learning", "complete, complete, pruned, pruned"),
 }

@@ -34,7 +34,7 @@ from rlkit.device import resolve_device
 from rlkit.envs.make import check_env_id
 from rlkit.evaluation import cli as evaluation_cli
 from rlkit.export.parity import ParityError
-from rlkit.plugins import import_plugins
+from rlkit.plugins import forget_imported_plugins, import_plugins
 from rlkit.prototypes import AGENTS, load_agent
 from rlkit.prototypes.settings import (  # also re-exported for callers of rlkit.cli
     PRIMITIVE_KEYS,
@@ -131,7 +131,9 @@ RUN_TYPES: dict[str, Any] = {
     "eval_episodes": int,
 }
 RUN_RULES: dict[str, Rule] = {
-    "env": Satisfies(bool, "a gymnasium env id ('CartPole-v1')"),
+    "env": Satisfies(
+        bool, "a gymnasium env id ('CartPole-v1') or a PettingZoo env ('mpe2:simple_spread_v3')"
+    ),
     "num_envs": count(),
     "total_steps": count(),
     "seed": SEED,
@@ -146,6 +148,11 @@ RUN_RULES: dict[str, Rule] = {
     "preprocessing": Satisfies(
         lambda v: isinstance(v, bool | Mapping),
         "true, false or a mapping of the env family's options ('{frame_stack: 2}')",
+    ),
+    "self_play": Satisfies(
+        lambda v: isinstance(v, bool | Mapping),
+        "true or a mapping of the league's options ('{snapshot_every: 10, strategy: uniform}')",
+        none=True,
     ),
     "checkpoint_every": count(none=True),
     "eval_episodes": count(),
@@ -174,6 +181,22 @@ def parse_preprocessing(text: str) -> bool | dict[str, Any]:
         raise UsageError(
             f"--preprocessing {text!r}: give none, default or a mapping of the env family's "
             "options ('{frame_stack: 2}')"
+        )
+    return value
+
+
+def parse_self_play(text: str) -> bool | dict[str, Any]:
+    """``--self-play`` value: on/true, off/false, or a mapping of the league's options."""
+    lowered = text.strip().lower()
+    if lowered in ("none", "off", "false", "no"):
+        return False
+    if lowered in ("default", "on", "true", "yes"):
+        return True
+    value = yaml.safe_load(text) if lowered.startswith("{") else None
+    if not isinstance(value, dict):
+        raise UsageError(
+            f"--self-play {text!r}: give on, off or a mapping of the league's options "
+            "('{snapshot_every: 10, strategy: uniform, fixed: {random: 0.1}}')"
         )
     return value
 
@@ -217,8 +240,9 @@ def resolved_config(
     for key in ("env_kwargs", "wrappers"):
         if run.get(key):
             settings[key] = run[key]
-    if "preprocessing" in run:
-        settings["preprocessing"] = run["preprocessing"]
+    for key in ("preprocessing", "self_play"):
+        if key in run:
+            settings[key] = run[key]
     values = json.loads(json.dumps(dataclasses.asdict(config), default=str))
     specs = json.loads(json.dumps(dict(prims), default=str))
     body = {**settings, **values, **specs}
@@ -238,6 +262,8 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
         cli["wrappers"] = [parse_wrapper(w) for w in args.wrappers]
     if args.preprocessing is not None:
         cli["preprocessing"] = parse_preprocessing(args.preprocessing)
+    if args.self_play is not None:
+        cli["self_play"] = parse_self_play(args.self_play)
     if args.resume:
         # The checkpoint's env and settings stand unless a file or flag says otherwise.
         saved_env = read_config(find_checkpoint(args.resume)).get("env") or {}
@@ -252,6 +278,7 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
                 ("env_kwargs", "kwargs"),
                 ("wrappers", "wrappers"),
                 ("preprocessing", "preprocessing"),
+                ("self_play", "self_play"),
             ):
                 if key not in cli and saved_env.get(saved_key) not in (None, {}):
                     cli[key] = from_json(saved_env[saved_key])
@@ -375,6 +402,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         },
         "option",
     )
+    if args.opponents:
+        from rlkit.selfplay.league import PLAYERS
+
+        for name in args.opponents:
+            if name not in PLAYERS:
+                raise UsageError(
+                    f"--opponent {name!r}: unknown player; known: {', '.join(sorted(PLAYERS))}"
+                )
     overrides = {"device": args.device} if args.device else {}
     agent = load_agent(args.path, trust_code=args.trust_code, **overrides)
     result = agent.evaluate(
@@ -383,21 +418,40 @@ def cmd_eval(args: argparse.Namespace) -> int:
         seed=args.seed,
         max_episode_steps=args.max_episode_steps,
     )
-    result = {
+    summary: dict[str, Any] = {
         "return_mean": result["return_mean"],
         "return_std": result["return_std"],
         "episodes": int(result["episodes"]),
         "length_mean": result["length_mean"],
         "truncated": int(result["truncated"]),
     }
+    # multi-agent: the team's return and each agent's (rlkit.envs.agent_rows)
+    summary.update({k: v for k, v in result.items() if k.startswith(("team_", "return_mean/"))})
+    for opponent in args.opponents or ():
+        from rlkit.prototypes.self_play import evaluate_against
+
+        summary[f"vs_{opponent}"] = evaluate_against(
+            agent, opponent, args.episodes, args.seed, not args.stochastic
+        )
     if args.json:
-        print(json.dumps(result))
+        print(json.dumps(summary))
     else:
         print(
-            f"{result['episodes']} episodes: return {result['return_mean']:.2f} "
-            f"+/- {result['return_std']:.2f}, length {result['length_mean']:.1f}"
-            + (f", {result['truncated']} truncated" if result["truncated"] else "")
+            f"{summary['episodes']} episodes: return {summary['return_mean']:.2f} "
+            f"+/- {summary['return_std']:.2f}, length {summary['length_mean']:.1f}"
+            + (f", {summary['truncated']} truncated" if summary["truncated"] else "")
+            + (
+                f", team return {summary['team_return_mean']:.2f}"
+                if "team_return_mean" in summary
+                else ""
+            )
         )
+        for opponent in args.opponents or ():
+            rates = summary[f"vs_{opponent}"]
+            print(
+                f"vs {opponent}: {rates['win_rate']:.1%} won, {rates['draw_rate']:.1%} drawn, "
+                f"{rates['loss_rate']:.1%} lost ({int(rates['games'])} games)"
+            )
     if args.record:
         from rlkit.envs.recording import record_episodes
 
@@ -539,6 +593,14 @@ def build_parser(train_epilog: str | None = None) -> argparse.ArgumentParser:
         help="the env family's preprocessing: 'none' to turn it off, or its options as a "
         "mapping ('{frame_stack: 2, clip_rewards: false}')",
     )
+    train.add_argument(
+        "--self-play",
+        metavar="SPEC",
+        dest="self_play",
+        help="a turn-based PettingZoo game (--env pettingzoo.classic:tictactoe_v3) played from "
+        "one seat against snapshots of the learner: 'on', or the league's options "
+        "('{snapshot_every: 10, strategy: prioritized, fixed: {random: 0.1}}')",
+    )
     train.add_argument("--num-envs", type=int, dest="num_envs")
     train.add_argument("--total-steps", type=int, dest="total_steps")
     train.add_argument("--seed", type=int)
@@ -611,6 +673,14 @@ def build_parser(train_epilog: str | None = None) -> argparse.ArgumentParser:
         "episode that reaches it counts as truncated",
     )
     ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.add_argument(
+        "--opponent",
+        dest="opponents",
+        action="append",
+        metavar="NAME",
+        help="self-play checkpoints: also play --episodes games against a fixed player "
+        "(random, tictactoe_minimax) and report win/draw/loss rates (repeatable)",
+    )
     ev.add_argument("--record", metavar="FILE", help="also record episodes to a .gif or .mp4")
     ev.add_argument(
         "--record-episodes",
@@ -749,6 +819,7 @@ def _add_tune_parser(sub: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     given = sys.argv[1:] if argv is None else list(argv)
+    forget_imported_plugins()  # a checkpoint records this command's --import modules only
     try:
         import_plugins(_plugin_prepass(given))  # also makes the current directory importable
     except ImportError as e:

@@ -70,6 +70,7 @@ from rlkit.utils.tensors import obs_to_tensor
 
 from . import building, checkpointing, evaluation, trainer
 from .callbacks import CallbackLike, as_callbacks
+from .self_play import league_callbacks, register_league
 from .state import FlatOptimizer, StateRegistry, StateValue, TargetNetwork
 
 log = logging.getLogger("rlkit")
@@ -242,6 +243,7 @@ class Agent(ABC):
         self._groups: dict[str, FlatOptimizer] = {}
         self._recorded_terms: list[tuple[Sequence[LossTerm], str]] = []
         self._records_modules = False
+        register_league(self)
 
     # ----------------------------------------------------------------- subclass contract
     @abstractmethod
@@ -624,7 +626,7 @@ class Agent(ABC):
                 self.global_step,
             )
             return self
-        hooks = as_callbacks(callbacks)
+        hooks = [*league_callbacks(self), *as_callbacks(callbacks)]
         self._target_steps = int(total_steps)
         cfg = self.config
         with (

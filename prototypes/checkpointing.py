@@ -111,6 +111,7 @@ def save_agent(agent: Agent, path: str | Path, overwrite: bool = False) -> Path:
             "preprocessing": to_json(spec.preprocessing, "preprocessing"),
             # registered wrappers by name; None when one was a callable (not recordable)
             "wrappers": to_json(spec.wrapper_specs, "wrappers"),
+            "self_play": to_json(spec.self_play, "self_play"),
         },
         # modules of custom envs and primitives, imported again only on request (rlkit.plugins)
         "plugins": plugins_in(
@@ -146,6 +147,7 @@ def checkpoint_env(path: Path, config: dict[str, Any], trust_code: bool = False)
             env_kwargs=from_json(env_info.get("kwargs") or {}),
             preprocessing=from_json(env_info.get("preprocessing", True)),
             wrappers=from_json(env_info.get("wrappers") or []),
+            self_play=from_json(env_info.get("self_play")),
         )
 
 
@@ -277,8 +279,8 @@ def resume_state(agent: Agent) -> tuple[dict[str, Any], dict[str, Tensor]]:
         info["env"] = None
         if not is_recorded(agent.env):
             info["env_problem"] = (
-                "the training env was not made by rlkit.envs.make_vec_env (it has no action "
-                "recorder)"
+                "the training env has no action recorder (only gymnasium envs made by "
+                "rlkit.envs.make_vec_env can be replayed)"
             )
         else:
             try:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from gymnasium.vector import VectorEnv
 
-from rlkit.envs import env_spec_of, make_vec_env
+from rlkit.envs import env_spec_of, is_multi_agent, make_vec_env
 from rlkit.envs.introspect import DEFAULT_EVAL_STEP_CAP, episode_step_cap
 from rlkit.utils.nn import evaluation_mode
 
@@ -41,6 +41,7 @@ def evaluation_env(agent: Agent, episodes: int, seed: int | None) -> tuple[Vecto
         env_kwargs=spec.env_kwargs,
         wrappers=spec.wrappers,
         preprocessing=spec.preprocessing,
+        self_play=spec.self_play,
         evaluation=True,  # whole games with true scores (Atari), see rlkit.envs.families
     )
     return env, seed
@@ -72,7 +73,71 @@ def run_episodes(
     state = policy.initial_state(n)
     episode_start = torch.ones(n, device=agent.device)
     with evaluation_mode(policy, deterministic):
+        if is_multi_agent(env):
+            return _agent_episodes(agent, env, obs_np, state, deterministic, episodes, cap)
         return _episodes(agent, env, obs_np, state, episode_start, deterministic, targets, cap)
+
+
+def _agent_episodes(
+    agent: Agent,
+    env: Any,
+    obs_np: Any,
+    state: Any,
+    deterministic: bool,
+    episodes: int,
+    cap: int,
+) -> dict[str, float]:
+    """Episodes of multi-agent rows (:mod:`rlkit.envs.agent_rows`), counted per copy of the
+    env: ``return_mean`` is the mean per-agent episode return (one agent's summed rewards,
+    averaged over agents and episodes), ``team_return_mean`` the mean of their sum, and
+    ``return_mean/<agent>`` each agent's own."""
+    copies, n_agents = env.num_copies, env.num_agents
+    targets = np.array([(episodes + i) // copies for i in range(copies)])
+    done_counts = np.zeros(copies, dtype=np.int64)
+    run_ret = np.zeros((copies, n_agents))
+    run_len = np.zeros(copies, dtype=np.int64)
+    finished: list[np.ndarray] = []  # per episode: each agent's return
+    lengths: list[int] = []
+    truncations = 0
+    episode_start = torch.ones(env.num_envs, device=agent.device)
+    while (done_counts < targets).any():
+        obs = agent.preprocess(agent.obs_to_tensor(obs_np))
+        actions, state = agent.policy.act(obs, deterministic, state, episode_start)
+        obs_np, rewards, terminated, truncated, info = env.step(agent.to_env_actions(actions))
+        run_ret += np.asarray(rewards).reshape(copies, n_agents)
+        run_len += 1
+        ended = np.zeros(copies, dtype=bool)
+        if "_team_episode" in info:
+            ended = np.asarray(info["_team_episode"], dtype=bool)
+        capped: np.ndarray = (run_len >= cap) & ~ended & (done_counts < targets)
+        cut = np.asarray(np.asarray(truncated, dtype=bool).reshape(copies, n_agents).any(axis=1))
+        for c in np.flatnonzero(ended | capped):
+            if done_counts[c] < targets[c]:
+                finished.append(run_ret[c].copy())
+                lengths.append(int(run_len[c]))
+                truncations += int(capped[c] or cut[c])
+                done_counts[c] += 1
+        if capped.any():  # the env will not reset these itself
+            obs_np, _ = env.reset(options={"reset_mask": np.repeat(capped, n_agents)})
+        ends = ended | capped
+        run_ret[ends] = 0.0
+        run_len[ends] = 0
+        starts = np.logical_or(terminated, truncated) | np.repeat(capped, n_agents)
+        episode_start = torch.as_tensor(starts, dtype=torch.float32, device=agent.device)
+    per_agent = np.stack(finished)  # [episodes, agents]
+    out = {
+        "return_mean": float(per_agent.mean()),
+        "return_std": float(per_agent.std()),
+        "team_return_mean": float(per_agent.sum(axis=1).mean()),
+        "team_return_std": float(per_agent.sum(axis=1).std()),
+        "length_mean": float(np.mean(lengths)),
+        "length_std": float(np.std(lengths)),
+        "episodes": float(len(finished)),
+        "truncated": float(truncations),
+    }
+    for i, name in enumerate(env.agents):
+        out[f"return_mean/{name}"] = float(per_agent[:, i].mean())
+    return out
 
 
 def _episodes(

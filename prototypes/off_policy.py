@@ -50,6 +50,7 @@ from rlkit.utils.noisy import draw_noise, noisy_layers
 from rlkit.utils.tensors import obs_map
 
 from .base import Agent, AgentConfig
+from .on_policy import check_action_masks
 from .state import FlatOptimizer, TargetNetwork
 
 log = logging.getLogger("rlkit")
@@ -154,6 +155,12 @@ class OffPolicyAgent(Agent):
     #: whether the algorithm trains recurrent policies (on replayed sequences with their
     #: stored states, as R2D2); other agents refuse a recurrent policy with one line.
     trains_recurrent_policies: ClassVar[bool] = False
+    #: whether the agent's targets and collection honour an observation's ``"action_mask"``
+    #: (1 = legal): the prototype's random actions keep to the legal ones, the greedy ones
+    #: come from a policy that applies masks, the targets are the agent's. Declared in a
+    #: class's own body: an agent that overrides one of :data:`MASK_HOOKS` without declaring
+    #: it True refuses masked observations (:func:`handles_action_masks`).
+    handles_action_masks: ClassVar[bool] = False
     hooks: ClassVar[tuple[str, ...]] = (
         "explore",
         "update",
@@ -204,6 +211,15 @@ class OffPolicyAgent(Agent):
             )
         self.policy = built.to(self.device)
         self.add_module("policy", self.policy)
+        if has_action_mask(obs_space):
+            check_action_masks(self.policy, obs_space, name)
+            if not handles_action_masks(type(self)):
+                raise TypeError(
+                    f"{name}: the observation has 'action_mask' but {name} does not apply "
+                    "masks to its targets or its exploration (DQN does; an agent that "
+                    f"overrides one of {', '.join(MASK_HOOKS)} declares "
+                    "handles_action_masks = True once they honour the mask)"
+                )
         self.track_policy_state()
         self.build_batch_primitives(augmentation, intrinsic_reward)
         self.storage = self._build_storage(storage)
@@ -299,10 +315,10 @@ class OffPolicyAgent(Agent):
         deterministic action (the network runs only if some env acts greedily)."""
         explore = self.np_random.random(self.num_envs) < epsilon
         if explore.all() and not self.policy.recurrent:
-            return self.random_actions()
+            return self.random_actions(obs)
         out = self.to_env_actions(self.act_and_advance(obs, deterministic=True))
         if explore.any():
-            out[explore] = self.random_actions()[explore]
+            out[explore] = self.random_actions(obs)[explore]
         return out
 
     def td_inputs(self, batch: ReplayBatch, q: Tensor, target: Tensor) -> dict[str, Tensor]:
@@ -554,9 +570,17 @@ class OffPolicyAgent(Agent):
                 self.obs_normalizer.update(self.obs_to_tensor(obs))
         return self._obs_np
 
-    def random_actions(self) -> np.ndarray:
-        """Uniformly random env actions for every env (the warm-up policy)."""
-        return np.asarray(self.env.action_space.sample())
+    def random_actions(self, obs: Any = None) -> np.ndarray:
+        """Uniformly random env actions for every env (the warm-up policy); where ``obs`` (the
+        envs' observations, NumPy or tensors) has an ``"action_mask"``, uniform over each
+        env's legal actions (drawn from :attr:`np_random`)."""
+        mask = obs.get("action_mask") if isinstance(obs, Mapping) else None
+        if mask is None:
+            return np.asarray(self.env.action_space.sample())
+        legal = np.asarray(mask.cpu() if isinstance(mask, Tensor) else mask) >= 0.5
+        index = np.where(legal, self.np_random.random(legal.shape), -1.0).argmax(-1)
+        start = int(getattr(self.action_space, "start", 0))
+        return (index + start).astype(self.action_space.dtype or np.int64)
 
     def collect(self, num_steps: int) -> None:
         """Step the envs ``num_steps`` times and add the transitions to :attr:`storage`:
@@ -570,7 +594,7 @@ class OffPolicyAgent(Agent):
             actions: np.ndarray | None = None
             state_in = self.policy_state
             if self.global_step < cfg.learning_starts:
-                actions = self.random_actions()
+                actions = self.random_actions(obs)
                 if recurrent:  # the memory follows the random actions' observations
                     with torch.inference_mode():
                         self.act_and_advance(self.preprocess(self.obs_to_tensor(obs)), True)
@@ -776,6 +800,42 @@ def _batch_slice(batch: ReplayBatch, start: int, stop: int) -> ReplayBatch:
         weights=batch.weights[rows],
         indices=batch.indices[rows],
     )
+
+
+#: the hooks through which an off-policy agent bootstraps and collects: a class that
+#: overrides one declares ``handles_action_masks`` in its own body, or masked observations
+#: are refused.
+MASK_HOOKS = (
+    "update",
+    "explore",
+    "explore_numpy",
+    "epsilon_greedy",
+    "random_actions",
+    "act_and_advance",
+    "collect",
+    "iteration",
+)
+
+
+def has_action_mask(space: spaces.Space[Any]) -> bool:
+    """Whether observations of ``space`` carry an ``"action_mask"`` (a Dict space's key)."""
+    return isinstance(space, spaces.Dict) and "action_mask" in space.spaces
+
+
+def handles_action_masks(cls: type) -> bool:
+    """Whether the off-policy agent class ``cls`` honours action masks: each class between it
+    and :class:`OffPolicyAgent` declares ``handles_action_masks = True`` in its own body or
+    overrides none of :data:`MASK_HOOKS`, and none declares it False."""
+    for klass in cls.__mro__:
+        if klass is OffPolicyAgent:
+            return True
+        own = vars(klass)
+        if "handles_action_masks" in own:
+            if not own["handles_action_masks"]:
+                return False
+        elif any(hook in own for hook in MASK_HOOKS):
+            return False
+    return False
 
 
 __all__ = [

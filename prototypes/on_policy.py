@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from gymnasium import spaces
 from gymnasium.vector import VectorEnv
 from torch import Tensor, nn
 
@@ -21,8 +22,9 @@ from rlkit.configurable import Configurable
 from rlkit.distributions.base import Distribution
 from rlkit.encoders.base import Encoder
 from rlkit.envs import check_same_step_autoreset
+from rlkit.envs.agent_rows import ACTIVE_KEY
 from rlkit.losses import Loss, LossPlan, LossTerm, compute_loss
-from rlkit.normalization import RewardNormalizer
+from rlkit.normalization import RewardNormalizer, ValueNormalizer
 from rlkit.policies.base import ActorCriticPolicy
 from rlkit.policies.state import as_tuple, state_rows
 from rlkit.rewards.base import IntrinsicReward, TransitionBatch
@@ -148,6 +150,7 @@ class OnPolicyAgent(Agent):
                 f"{type(self.policy).__name__}); PPO, A2C, REINFORCE and V-MPO do"
             )
         self.add_module("policy", self.policy)
+        check_action_masks(self.policy, self.observation_space, type(self).__name__)
         self.build_batch_primitives(augmentation, intrinsic_reward)
         cfg = self.config
         self.storage = self._build_storage(storage)
@@ -159,6 +162,11 @@ class OnPolicyAgent(Agent):
         )
         if self.reward_normalizer is not None:
             self.add_module("reward_normalizer", self.reward_normalizer)
+        #: with a :class:`~rlkit.normalization.ValueNormalizer` (an algorithm sets it, e.g.
+        #: MAPPO), the critic predicts normalised values: the loop denormalises them for
+        #: returns and advantages, updates the statistics with each rollout's returns, and the
+        #: minibatches carry normalised ``returns`` and ``old_values`` for the value loss.
+        self.value_normalizer: ValueNormalizer | None = None
         # One contiguous parameter/gradient buffer: single-kernel optimizer steps and clipping.
         self.flat_params = flatten_parameters(self.policy)
         self.optimizer = self.make_optimizer()
@@ -276,13 +284,17 @@ class OnPolicyAgent(Agent):
             self.storage.rewards += bonus
             metrics["rollout/intrinsic_reward_mean"] = float(bonus.mean())
         with torch.no_grad():
-            last_value = self.policy.value(
-                self._current_obs(), self.policy_state, self._episode_starts
+            last_value = self.true_values(
+                self.policy.value(self._current_obs(), self.policy_state, self._episode_starts)
             )
         self.compute_returns(last_value)
-        if self.config.normalize_advantages and self.config.batch_size >= len(self.storage):
+        active = self.active_steps()
+        if self.value_normalizer is not None:
+            returns = self.storage.returns
+            self.value_normalizer.update(returns if active is None else returns[active > 0.5])
+        if self.config.normalize_advantages and self.config.batch_size >= self._samples(active):
             # One minibatch per epoch: normalising once equals normalising every minibatch.
-            self.storage.advantages = normalize(self.storage.advantages)
+            self.storage.advantages = normalize(self.storage.advantages, active)
         self.anneal_lr()
         self.policy.train()
         self._refresh_kernel("policy evaluation")
@@ -299,10 +311,34 @@ class OnPolicyAgent(Agent):
 
     def compute_returns(self, last_value: Tensor) -> None:
         """Fill the storage's returns and advantages from the rollout and the value of the
-        observation after it: GAE with ``gae_lambda`` (PQN passes its Q(lambda)'s lambda)."""
-        self.storage.compute_returns_and_advantages(
-            last_value, self.config.gamma, self.config.gae_lambda
-        )
+        observation after it: GAE with ``gae_lambda`` (PQN passes its Q(lambda)'s lambda); on
+        multi-agent rows each agent's own steps (:meth:`active_steps`)."""
+        cfg, active = self.config, self.active_steps()
+        if active is None:
+            self.storage.compute_returns_and_advantages(last_value, cfg.gamma, cfg.gae_lambda)
+        else:
+            self.storage.compute_returns_and_advantages(
+                last_value, cfg.gamma, cfg.gae_lambda, active=active
+            )
+
+    def true_values(self, values: Tensor) -> Tensor:
+        """The critic's outputs as returns: denormalised with :attr:`value_normalizer`."""
+        if self.value_normalizer is None:
+            return values
+        return self.value_normalizer.denormalize(values)
+
+    def active_steps(self) -> Tensor | None:
+        """``[T, N]`` 1 where a row acted (hook): on multi-agent rows
+        (:mod:`rlkit.envs.agent_rows`) the stored ``"active"`` observation, which leaves the
+        steps of agents that are gone or wait for their turn out of returns and the loss;
+        None (every step counts) otherwise."""
+        obs = self.storage.obs
+        if isinstance(obs, dict) and ACTIVE_KEY in obs:
+            return obs[ACTIVE_KEY].reshape(self.storage.num_steps, self.storage.num_envs)
+        return None
+
+    def _samples(self, active: Tensor | None) -> int:
+        return len(self.storage) if active is None else int(active.sum())
 
     def anneal_lr(self) -> None:
         """With ``anneal_lr``: linear decay of every registered optimizer's learning rate to 0
@@ -402,13 +438,23 @@ class OnPolicyAgent(Agent):
         (if set). For a recurrent policy, whole sequence chunks (``seq_len`` steps, see
         :meth:`RolloutStorage.sequence_minibatches`)."""
         cfg = self.config
-        full = cfg.batch_size >= len(self.storage)
+        active = self.active_steps()
+        full = cfg.batch_size >= self._samples(active)
+        if active is not None and self.policy.recurrent and not bool(active.all()):
+            raise ValueError(
+                f"{type(self).__name__}: a recurrent policy trains on whole sequences, but this "
+                "rollout has steps where agents were gone or waiting for their turn; use a "
+                "feed-forward policy on this env"
+            )
         if self.policy.recurrent:
             batches = self.storage.sequence_minibatches(
                 cfg.batch_size, cfg.seq_len, self._generator
             )
             if cfg.seq_len is not None:
                 full = max(1, cfg.batch_size // cfg.seq_len) * cfg.seq_len >= len(self.storage)
+        elif active is not None:
+            rows = torch.nonzero(active.reshape(-1) > 0.5).squeeze(-1)
+            batches = self.storage.minibatches(cfg.batch_size, self._generator, rows=rows)
         else:
             batches = self.storage.minibatches(cfg.batch_size, self._generator)
         for mb in batches:
@@ -416,6 +462,11 @@ class OnPolicyAgent(Agent):
                 mb = dataclasses.replace(mb, advantages=normalize(mb.advantages))
             if self.augmentation is not None:
                 mb = dataclasses.replace(mb, obs=self.augment(mb.obs))
+            if self.value_normalizer is not None:
+                norm = self.value_normalizer.normalize
+                mb = dataclasses.replace(
+                    mb, returns=norm(mb.returns), old_values=norm(mb.old_values)
+                )
             yield mb
 
     def clip_and_step(self, loss: Any, optimizer: FlatOptimizer | None = None) -> Tensor | None:
@@ -503,6 +554,7 @@ class OnPolicyAgent(Agent):
                 state_in = self.policy_state
                 with torch.inference_mode():
                     actions, log_probs, step_values = self.explore(obs)
+                    step_values = self.true_values(step_values)
                     if recurrent and self.policy_state is state_in:
                         raise RuntimeError(
                             f"{type(self).__name__}.explore did not advance policy_state; an "
@@ -533,6 +585,7 @@ class OnPolicyAgent(Agent):
                                 values = self.policy.value(sub, rows, None)
                             else:
                                 values = self.policy.value(sub)
+                            values = self.true_values(values)
                         rewards[idx] += cfg.gamma * values.to(rewards.dtype)
                     if self.intrinsic_reward is not None:
                         self.intrinsic_reward.reset_episodes(dones.bool())
@@ -612,11 +665,38 @@ def summarize(stats: dict[str, list[Tensor]]) -> dict[str, float]:
     return {k: float(torch.stack(v).mean()) for k, v in stats.items() if v}
 
 
-def normalize(x: Tensor) -> Tensor:
-    """Zero mean, unit std (advantage normalisation); a single sample is left as is."""
+def normalize(x: Tensor, active: Tensor | None = None) -> Tensor:
+    """Zero mean, unit std (advantage normalisation); a single sample is left as is. With
+    ``active`` the statistics are those of the active entries (the others are not used)."""
+    if active is not None:
+        picked = x[active > 0.5]
+        if picked.numel() < 2:
+            return x
+        return (x - picked.mean()) / (picked.std() + 1e-8)
     if x.numel() < 2:
         return x
     return (x - x.mean()) / (x.std() + 1e-8)
+
+
+def check_action_masks(policy: Any, observation_space: Any, owner: str) -> None:
+    """Refuse observations with ``"action_mask"`` when the policy or its distribution would
+    ignore the mask (illegal actions must never be sampled silently)."""
+    if not (
+        isinstance(observation_space, spaces.Dict) and "action_mask" in observation_space.spaces
+    ):
+        return
+    if not getattr(policy, "applies_action_mask", False):
+        raise TypeError(
+            f"{owner}: the observation has 'action_mask' but the policy "
+            f"{type(policy).__name__} does not apply masks (set applies_action_mask after "
+            "passing the mask to distribution.masked)"
+        )
+    dist = getattr(policy, "distribution", None)
+    if dist is not None and not dist.supports_action_mask:
+        raise TypeError(
+            f"{owner}: the observation has 'action_mask' but the distribution "
+            f"{type(dist).__name__} cannot apply masks; use a categorical distribution"
+        )
 
 
 def _rows(obs: Obs, index: Tensor) -> Obs:

@@ -26,6 +26,7 @@ RUN_KEYS = (
     "env_kwargs",
     "wrappers",
     "preprocessing",
+    "self_play",
     "checkpoint_every",
     "eval_episodes",
 )
@@ -67,8 +68,10 @@ def resolve_train_settings(
 
 def make_run_env(run: Mapping[str, Any], seed: int | None = None) -> VectorEnv:
     """The training env of a run: ``env``, ``num_envs`` (default 8), ``asynchronous``,
-    ``env_kwargs``, ``wrappers`` (registered wrapper ids or specs) and ``preprocessing`` (the
-    env family's options, or false) from the run settings; ``seed`` (default the run's)."""
+    ``env_kwargs``, ``wrappers`` (registered wrapper ids or specs), ``preprocessing`` (the
+    env family's options, or false) and ``self_play`` (a turn-based PettingZoo game against
+    the learner's snapshots: true or the league's options) from the run settings; ``seed``
+    (default the run's)."""
     from rlkit.envs import make_vec_env
 
     if "env" not in run:
@@ -81,6 +84,7 @@ def make_run_env(run: Mapping[str, Any], seed: int | None = None) -> VectorEnv:
         env_kwargs=run.get("env_kwargs"),
         wrappers=list(run.get("wrappers") or []),
         preprocessing=run.get("preprocessing", True),
+        self_play=run.get("self_play"),
     )
 
 

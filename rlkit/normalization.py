@@ -12,11 +12,16 @@ from rlkit.spaces import is_image_space
 from rlkit.types import Obs
 from rlkit.utils.running import RunningMeanStd
 
+#: dict-observation keys that are flags or indices, never whitened: legal actions, the
+#: multi-agent activity flag and agent ids.
+UNNORMALIZED_KEYS = frozenset({"action_mask", "active", "agent_id"})
+
 
 class ObsNormalizer(nn.Module):
     """Whitens non-image Box observations (and non-image keys of Dict ones) with running stats.
 
-    Images pass through untouched (encoders scale them). ``clip`` bounds the result.
+    Images pass through untouched (encoders scale them), as do the flag keys in
+    :data:`UNNORMALIZED_KEYS`. ``clip`` bounds the result.
     """
 
     def __init__(self, observation_space: spaces.Space[Any], clip: float = 10.0) -> None:
@@ -30,6 +35,8 @@ class ObsNormalizer(nn.Module):
             else [("obs", observation_space)]
         )
         for key, space in items:
+            if key in UNNORMALIZED_KEYS and self.is_dict:
+                continue
             if isinstance(space, spaces.Box) and not is_image_space(space):
                 self.stats[key] = RunningMeanStd(tuple(space.shape))
 
@@ -75,3 +82,51 @@ class RewardNormalizer(nn.Module):
         self.returns.mul_(1.0 - dones.to(torch.float64))
         scaled = rewards / torch.sqrt(self.stats.var + 1e-8).to(rewards.dtype)
         return scaled.clamp(-self.clip, self.clip)
+
+
+class ValueNormalizer(nn.Module):
+    """Running mean and std of value targets (MAPPO's ValueNorm, Yu et al. 2022): the critic
+    predicts normalised values; :meth:`denormalize` maps them back to returns.
+
+    The statistics are debiased exponential moving averages with decay ``beta`` (0.99999 as
+    the MAPPO code), updated with each rollout's returns."""
+
+    def __init__(self, beta: float = 0.99999, epsilon: float = 1e-5) -> None:
+        super().__init__()
+        self.beta = float(beta)
+        self.epsilon = float(epsilon)
+        self.register_buffer("running_mean", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("running_mean_sq", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("debiasing", torch.zeros((), dtype=torch.float64))
+
+    running_mean: Tensor
+    running_mean_sq: Tensor
+    debiasing: Tensor
+
+    def _stats(self) -> tuple[Tensor, Tensor]:
+        weight = self.debiasing.clamp(min=self.epsilon)
+        mean = self.running_mean / weight
+        mean_sq = self.running_mean_sq / weight
+        var = (mean_sq - mean**2).clamp(min=1e-2)
+        return mean, var.sqrt()
+
+    @torch.no_grad()
+    def update(self, targets: Tensor) -> None:
+        """Fold a batch of value targets into the statistics."""
+        x = targets.detach().to(torch.float64).reshape(-1)
+        if x.numel() == 0:
+            return
+        b = self.beta
+        self.running_mean.mul_(b).add_(x.mean() * (1 - b))
+        self.running_mean_sq.mul_(b).add_((x**2).mean() * (1 - b))
+        self.debiasing.mul_(b).add_(1 - b)
+
+    def normalize(self, values: Tensor) -> Tensor:
+        """``(values - mean) / std`` in ``values``' dtype."""
+        mean, std = self._stats()
+        return (values - mean.to(values.dtype)) / std.to(values.dtype)
+
+    def denormalize(self, values: Tensor) -> Tensor:
+        """``values * std + mean`` in ``values``' dtype."""
+        mean, std = self._stats()
+        return values * std.to(values.dtype) + mean.to(values.dtype)

@@ -60,6 +60,11 @@ def import_plugins(names: Iterable[str]) -> list[str]:
     return done
 
 
+def forget_imported_plugins() -> None:
+    """Start a new record of imported plugins (each CLI command records only its own)."""
+    _IMPORTED.clear()
+
+
 def imported_plugins() -> list[str]:
     """The plugin modules imported through :func:`import_plugins` so far."""
     return list(_IMPORTED)

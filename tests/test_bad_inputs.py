@@ -6,20 +6,20 @@ are involved, that an existing run directory or checkpoint is byte-for-byte unch
 
 Cases by category (``test_case_counts`` keeps these numbers honest):
 
-- hyperparameter rules, one out-of-range value per declared rule of every config class: 168
+- hyperparameter rules, one out-of-range value per declared rule of every config class: 169
 - NaN and inf, for every float hyperparameter of every registered agent (once per class that
   declares its rule): 194
 - agents built with bad hyperparameters or primitive specs (Python, the issue's list): 30
-- primitive constructors, one bad value per argument rule a registered primitive takes: 226
+- primitive constructors, one bad value per argument rule a registered primitive takes: 228
 - spec dicts with an unknown key, one per registered encoder, distribution, policy,
-  augmentation and intrinsic reward: 58
+  augmentation and intrinsic reward: 59
 - ``act`` / ``evaluate`` / ``train`` arguments (shapes, dtypes, dict keys, env spaces, counts): 22
 - hand-edited ``config.json`` files, loaded in Python (checkpoint unchanged): 20
 - CLI in-process (``rlkit.cli.main.main``): train, eval, list and usage errors: 60
 - CLI runs that fail without touching an existing run or checkpoint: 9
 - CLI through ``python -m rlkit`` (no traceback reaches the terminal): 3
 
-Total: 790.
+Total: 794.
 """
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ CONFIG_CLASSES: list[type] = [
     AgentConfig,
     OnPolicyConfig,
     agents.PPOConfig,
+    agents.MAPPOConfig,
     agents.A2CConfig,
     agents.DrACConfig,
     agents.PPGConfig,

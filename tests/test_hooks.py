@@ -27,6 +27,7 @@ from rlkit.agents import (
     DDPG,
     DQN,
     IMPALA,
+    MAPPO,
     MPO,
     PPG,
     PPO,
@@ -80,6 +81,7 @@ AGENTS: dict[type, tuple[str, int, dict[str, Any], int]] = {
     LSTMPPO: ("CartPole-v1", 2, {**ON, **LSTM, "seq_len": 8}, 64),
     LSTMAPPO: ("CartPole-v1", 2, {**DIST, **LSTM}, 48),
     PPO: ("CartPole-v1", 2, ON, 64),
+    MAPPO: ("mpe2:simple_spread_v3", 2, ON, 192),  # 3 agents: 6 rows per env step
     A2C: ("CartPole-v1", 2, {"num_steps": 16, "batch_size": 8}, 64),
     DrAC: ("CartPole-v1", 2, {**ON, "augmentation": "gaussian_noise"}, 64),
     DAAC: ("CartPole-v1", 2, {**ON, "value_epochs": 1}, 64),
@@ -478,7 +480,7 @@ def test_a_custom_storage_is_called_and_takes_effect(cls: type, backend: str) ->
     agent = cls(_env(env_id, num_envs), seed=0, storage=spec, **hyper, **BACKENDS[backend])
     assert type(agent.storage) is expected
     agent.train(steps, progress_bar=False)
-    assert STORAGE_CALLS["add"] * num_envs == agent.global_step
+    assert STORAGE_CALLS["add"] * agent.num_envs == agent.global_step  # rows for MAPPO
     if on_policy:
         assert STORAGE_CALLS["returns"] == agent.num_updates > 0
         assert STORAGE_CALLS["minibatches"] >= agent.num_updates

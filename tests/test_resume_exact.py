@@ -277,7 +277,7 @@ def test_env_without_recorder_falls_back_to_a_reset_with_one_warning(
     agent.save(tmp_path / "foreign")
     loaded = PPO.load(tmp_path / "foreign", env=same_step_env())
     (message,) = fallback_warnings(caplog)
-    assert "not made by rlkit.envs.make_vec_env" in message and "new episodes" in message
+    assert "has no action recorder" in message and "new episodes" in message
     assert loaded._obs is None  # the loop resets the env
     assert torch.equal(loaded._episode_starts, torch.ones(2))
     loaded.train(128, progress_bar=False)

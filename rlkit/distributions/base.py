@@ -96,8 +96,48 @@ class Distribution(Configurable, nn.Module, ABC):
         """Map raw sampled actions to what the env accepts (offsets, clipping). Export uses it."""
         return actions
 
+    @property
+    def supports_action_mask(self) -> bool:
+        """Whether :meth:`masked` can rule out actions (the categorical families)."""
+        return False
+
+    def masked(self, params: Tensor, mask: Tensor | None) -> ActionDistribution:
+        """The distribution of ``params`` with the actions where ``mask`` is 0 given zero
+        probability (``mask`` ``[B, num_params]``, 1 = legal; None = all legal). Policies call
+        it with the observation's ``"action_mask"``; a family without masks refuses one."""
+        if mask is None:
+            return self(params)
+        raise TypeError(
+            f"{type(self).__name__} cannot apply an action mask (the observation has "
+            "'action_mask'); masks need a categorical action distribution"
+        )
+
     def __call__(self, params: Tensor) -> ActionDistribution:  # typed shortcut for forward
         return self.forward(params)
+
+
+#: the logit given to masked-out actions: exp() is exactly 0 in float32 and, unlike -inf,
+#: ``0 * logit`` stays 0 in entropies.
+MASKED_LOGIT = -1e8
+
+
+def mask_logits(params: Tensor, mask: Tensor) -> Tensor:
+    """``params`` with :data:`MASKED_LOGIT` where ``mask`` is 0 (differentiable elsewhere)."""
+    if mask.shape != params.shape:
+        raise ValueError(
+            f"action mask of shape {tuple(mask.shape)} does not match the logits' "
+            f"{tuple(params.shape)}"
+        )
+    return params.masked_fill(mask < 0.5, MASKED_LOGIT)
+
+
+def action_mask_of(obs: Any) -> Tensor | None:
+    """The ``"action_mask"`` entry of a dict observation (PettingZoo's and Gymnasium's
+    convention for legal actions), else None."""
+    if isinstance(obs, dict):
+        mask = obs.get("action_mask")
+        return mask if isinstance(mask, Tensor) else None
+    return None
 
 
 DISTRIBUTIONS: Registry[Distribution] = Registry("distribution", Distribution)

@@ -7,7 +7,12 @@ import torch.nn.functional as F
 from gymnasium import spaces
 from torch import Tensor
 
-from rlkit.distributions.base import DISTRIBUTIONS, ActionDistribution, Distribution
+from rlkit.distributions.base import (
+    DISTRIBUTIONS,
+    ActionDistribution,
+    Distribution,
+    mask_logits,
+)
 from rlkit.spaces import check_space
 
 
@@ -103,6 +108,13 @@ class Categorical(Distribution):
     def forward(self, params: Tensor) -> CategoricalDist:
         return CategoricalDist(params)
 
+    @property
+    def supports_action_mask(self) -> bool:
+        return True
+
+    def masked(self, params: Tensor, mask: Tensor | None) -> ActionDistribution:
+        return self(params if mask is None else mask_logits(params, mask))
+
     def postprocess(self, actions: Tensor) -> Tensor:
         return actions + self.start if self.start else actions
 
@@ -139,6 +151,14 @@ class MultiCategorical(Distribution):
         if self._uniform:  # one batched categorical over [B, D, K]
             return CategoricalDist(params.reshape(params.shape[0], len(self.nvec), self.nvec[0]))
         return MultiCategoricalDist(params, self.nvec)
+
+    @property
+    def supports_action_mask(self) -> bool:
+        return True
+
+    def masked(self, params: Tensor, mask: Tensor | None) -> ActionDistribution:
+        """Masks lay the dimensions' choices side by side (``sum(nvec)`` entries)."""
+        return self(params if mask is None else mask_logits(params, mask))
 
     def postprocess(self, actions: Tensor) -> Tensor:
         actions = actions + self.start

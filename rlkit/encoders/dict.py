@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -23,6 +23,8 @@ class DictEncoder(Encoder):
     By default image keys get a :class:`NatureCNN` with ``cnn_feature_dim`` features and vector
     keys are flattened (:class:`Identity`); pass ``encoders={key: Encoder}`` to choose per key.
     With ``feature_dim`` set, a ``Linear + ReLU`` projects the concatenation to that size.
+    ``keys`` encodes only those keys (e.g. a decentralised actor's ``["obs", "agent_id"]`` on
+    multi-agent rows); the others are ignored.
     """
 
     def __init__(
@@ -31,18 +33,26 @@ class DictEncoder(Encoder):
         feature_dim: int | None = None,
         encoders: Mapping[str, Encoder] | None = None,
         cnn_feature_dim: int = 256,
+        keys: Sequence[str] | None = None,
     ) -> None:
         check_space(observation_space, (spaces.Dict,), "observation space", "DictEncoder")
         assert isinstance(observation_space, spaces.Dict)
         super().__init__(observation_space, None)
         given = dict(encoders or {})
-        unknown = set(given) - set(observation_space.spaces)
+        unknown = set(given) - set(keys if keys is not None else observation_space.spaces)
         if unknown:
             raise ValueError(
                 f"DictEncoder: encoders for unknown keys {sorted(unknown)}; observation keys are "
                 f"{sorted(observation_space.spaces)}"
             )
-        self.keys = sorted(observation_space.spaces)
+        if keys is not None:
+            missing = sorted(set(keys) - set(observation_space.spaces))
+            if missing or not keys:
+                raise ValueError(
+                    f"DictEncoder: keys={list(keys)!r} must be a non-empty subset of the "
+                    f"observation keys {sorted(observation_space.spaces)}"
+                )
+        self.keys = sorted(keys if keys is not None else observation_space.spaces)
         subs: dict[str, Encoder] = {}
         for key in self.keys:
             sub_space = observation_space.spaces[key]

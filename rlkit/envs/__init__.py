@@ -1,5 +1,11 @@
 """Environment factories and wrappers (gymnasium first)."""
 
+from rlkit.envs.agent_rows import (
+    ACTIVE_KEY,
+    AgentRowsVecEnv,
+    is_multi_agent,
+    make_multi_agent_vec_env,
+)
 from rlkit.envs.dict_obs import FlattenDict
 from rlkit.envs.exploration import DeepChain, SparseGridMaze  # registers rlkit/DeepChain-v0, ...
 from rlkit.envs.families import (
@@ -24,6 +30,7 @@ from rlkit.envs.memory import (  # registers the memory testbeds (rlkit/CartPole
     CueRecall,
     PendulumNoVel,
 )
+from rlkit.envs.multi_agent import AgentsEnv
 from rlkit.envs.pixel import PixelReach  # registers "rlkit/PixelReach-v0"
 from rlkit.envs.pixel_control import PixelPointMass  # registers "rlkit/PixelPointMass-v0"
 from rlkit.envs.stats import EpisodeTracker, GameEpisodeStatistics, reports_games
@@ -31,11 +38,14 @@ from rlkit.envs.wrapper_registry import register_wrapper, wrapper_ids
 from rlkit.envs.wrappers import ActionRepeat, ChannelFirst, Float32Action, Float32Observation
 
 __all__ = [
+    "ACTIVE_KEY",
     "CARTPOLE_NOVEL_ID",
     "CUE_RECALL_ID",
     "ENV_FAMILIES",
     "PENDULUM_NOVEL_ID",
     "ActionRepeat",
+    "AgentRowsVecEnv",
+    "AgentsEnv",
     "BitFlipping",
     "CartPoleNoVel",
     "ChannelFirst",
@@ -58,6 +68,8 @@ __all__ = [
     "check_same_step_autoreset",
     "env_spec_of",
     "family_for",
+    "is_multi_agent",
+    "make_multi_agent_vec_env",
     "make_vec_env",
     "register_wrapper",
     "reports_games",

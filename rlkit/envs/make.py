@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,7 +10,9 @@ from typing import Any
 import gymnasium as gym
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 
+from rlkit.envs.agent_rows import make_multi_agent_vec_env
 from rlkit.envs.families import EnvFamily, build_family
+from rlkit.envs.multi_agent import multi_agent_constructor
 from rlkit.envs.resume import RECORDER_KEY, ActionRecorder
 from rlkit.envs.stats import GameEpisodeStatistics
 from rlkit.envs.wrapper_registry import WrapperLike, apply_wrapper, check_wrapper_spec
@@ -35,6 +38,9 @@ class VecEnvSpec:
     preprocessing: bool | dict[str, Any] = True
     #: built for evaluation (the family leaves out training-only parts).
     evaluation: bool = False
+    #: self-play on a turn-based PettingZoo game: the league's options (see
+    #: :mod:`rlkit.selfplay`), or None.
+    self_play: dict[str, Any] | None = None
 
     @property
     def env_id(self) -> str | None:
@@ -97,6 +103,7 @@ def make_vec_env(
     stats_window: int = 100,
     preprocessing: bool | Mapping[str, Any] = True,
     evaluation: bool = False,
+    self_play: bool | Mapping[str, Any] | None = None,
 ) -> VectorEnv:
     """Build a gymnasium vector env the way rlkit's prototypes expect.
 
@@ -122,6 +129,13 @@ def make_vec_env(
     - Each sub-env is wrapped (outermost) in an :class:`~rlkit.envs.resume.ActionRecorder`,
       which keeps its last reset and the actions since, so a checkpoint can put a new env back
       in the same episodes (exact resume, see :mod:`rlkit.envs.resume`).
+    - A PettingZoo env named ``"module:attr"`` (``"mpe2:simple_spread_v3"``: a module with
+      ``parallel_env``/``env``, or a constructor) becomes one row per agent and copy
+      (:mod:`rlkit.envs.agent_rows`), trained by MAPPO, IPPO or any on-policy agent. With
+      ``self_play`` (True or the league's options, see :mod:`rlkit.selfplay`) a turn-based
+      game is seen from one seat against snapshots of the learner instead; with
+      ``evaluation=True`` against the fixed player ``self_play["eval_opponent"]`` (default
+      ``"random"``).
     """
     if num_envs < 1:
         raise ValueError(f"make_vec_env: num_envs must be >= 1, got {num_envs}")
@@ -132,6 +146,24 @@ def make_vec_env(
     family: EnvFamily | None = None
     if isinstance(env, str):
         check_env_id(env)
+        if self_play is not None and self_play is not False:  # True or options ({} is on)
+            if wrappers:
+                raise ValueError(
+                    "make_vec_env: wrappers do not apply to self-play games (wrap the PettingZoo "
+                    "env's constructor instead)"
+                )
+            play = dict(self_play) if isinstance(self_play, Mapping) else {}
+            return _self_play(env, num_envs, seed, env_kwargs, play, evaluation, stats_window)
+        constructor = multi_agent_constructor(env)
+        if constructor is not None:
+            if isinstance(preprocessing, Mapping):
+                raise ValueError(
+                    f"make_vec_env: preprocessing options apply to env families; {env!r} is a "
+                    "PettingZoo env (leave preprocessing at its default)"
+                )
+            return _multi_agent(
+                env, constructor, num_envs, seed, asynchronous, env_kwargs, wrappers, stats_window
+            )
         family = build_family(env, preprocessing)
     wrappers = tuple(w if callable(w) else check_wrapper_spec(w) for w in wrappers)
     kwargs = dict(env_kwargs or {})
@@ -153,6 +185,77 @@ def make_vec_env(
         vec.reset(seed=seed)
         vec.action_space.seed(seed)
         vec.single_action_space.seed(seed)
+    return vec
+
+
+def _multi_agent(
+    env_id: str,
+    constructor: Any,
+    num_envs: int,
+    seed: int | None,
+    asynchronous: bool,
+    env_kwargs: Mapping[str, Any] | None,
+    wrappers: Sequence[WrapperLike],
+    stats_window: int,
+) -> VectorEnv:
+    """A PettingZoo env id (``"mpe2:simple_spread_v3"``) as rows of agents; callable
+    ``wrappers`` wrap each copy's :class:`~rlkit.envs.multi_agent.AgentsEnv`."""
+    if any(not callable(w) for w in wrappers):
+        raise ValueError(
+            f"make_vec_env: registered wrappers apply to gymnasium envs; {env_id!r} is a "
+            "PettingZoo env (wrap its constructor instead)"
+        )
+    kwargs = dict(env_kwargs or {})
+    vec = make_multi_agent_vec_env(
+        constructor,
+        num_envs,
+        seed,
+        asynchronous,
+        kwargs,
+        stats_window,
+        wrappers,  # type: ignore[arg-type]
+    )
+    vec.metadata[SPEC_KEY] = VecEnvSpec(env_id, num_envs, seed, asynchronous, kwargs)
+    return vec
+
+
+def _self_play(
+    env_id: str,
+    num_envs: int,
+    seed: int | None,
+    env_kwargs: Mapping[str, Any] | None,
+    options: dict[str, Any],
+    evaluation: bool,
+    stats_window: int,
+) -> VectorEnv:
+    """A turn-based PettingZoo game from one seat (:mod:`rlkit.selfplay`)."""
+    from rlkit.selfplay.env import make_self_play_vec_env
+    from rlkit.selfplay.league import SelfPlayLeague
+
+    constructor = multi_agent_constructor(env_id, aec=True)
+    if constructor is None:
+        raise ValueError(
+            f"make_vec_env: self_play needs a PettingZoo game named 'module:attr' "
+            f"('pettingzoo.classic:tictactoe_v3'), got {env_id!r}"
+        )
+    league_options = {k: v for k, v in options.items() if k != "eval_opponent"}
+    valid = [*inspect.signature(SelfPlayLeague).parameters, "eval_opponent"]
+    unknown = sorted(set(league_options) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"self_play: unknown option(s) {', '.join(unknown)}; valid: {', '.join(valid)}"
+        )
+    opponent = str(options.get("eval_opponent", "random"))
+    league = None
+    if not evaluation:
+        league = SelfPlayLeague(**{"seed": seed, **league_options})
+    kwargs = dict(env_kwargs or {})
+    vec = make_self_play_vec_env(
+        constructor, num_envs, seed, league, kwargs, opponent, stats_window=stats_window
+    )
+    vec.metadata[SPEC_KEY] = VecEnvSpec(
+        env_id, num_envs, seed, False, kwargs, evaluation=evaluation, self_play=options
+    )
     return vec
 
 

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from gymnasium.vector import AsyncVectorEnv, SyncVectorEnv, VectorEnv
 
+from rlkit.envs.agent_rows import is_multi_agent
 from rlkit.envs.introspect import episode_step_cap
 from rlkit.envs.make import check_same_step_autoreset, env_spec_of, make_vec_env
 from rlkit.types import AgentLike
@@ -410,7 +411,9 @@ def _build_env(agent: AgentLike, num_envs: int) -> VectorEnv:
             "record_episodes: the agent's env was not built by rlkit.envs.make_vec_env, so pass "
             "env= (a VectorEnv made with render_mode='rgb_array')"
         )
-    wrappers = (*spec.wrappers, _FrameBuffer)
+    # self-play games buffer their own frames (rlkit.selfplay.env.SelfPlayVecEnv)
+    self_play = spec.self_play is not None and spec.self_play is not False
+    wrappers = () if self_play else (*spec.wrappers, _FrameBuffer)
     if isinstance(spec.env, str):
         kwargs = {**spec.env_kwargs, "render_mode": "rgb_array"}
         return make_vec_env(
@@ -419,6 +422,7 @@ def _build_env(agent: AgentLike, num_envs: int) -> VectorEnv:
             env_kwargs=kwargs,
             wrappers=wrappers,
             preprocessing=spec.preprocessing,
+            self_play=spec.self_play,
             evaluation=True,
         )
     env = make_vec_env(spec.env, num_envs=num_envs, wrappers=wrappers)
@@ -484,7 +488,8 @@ def record_episodes(
     else:
         _check_rgb_array(env.render_mode, "record_episodes")
         check_same_step_autoreset(env, "record_episodes")
-        shown = 1 if not grid else min(episodes, env.num_envs, MAX_TILES)
+        units = getattr(env, "num_copies", env.num_envs) if is_multi_agent(env) else env.num_envs
+        shown = 1 if not grid else min(episodes, units, MAX_TILES)
     try:
         rate = _check_fps(
             fps if fps is not None else _render_fps(env.metadata) or DEFAULT_FPS, "record_episodes"
@@ -513,10 +518,13 @@ def record_episodes(
 
 
 def _frames_after(env: VectorEnv, buffered: bool) -> list[list[np.ndarray]]:
-    """Per sub-env, the frames since the last call (buffered) or the current frame."""
+    """Per sub-env (per copy for multi-agent rows), the frames since the last call (buffered)
+    or the current frame."""
     if buffered:
         base = env.unwrapped
-        assert isinstance(base, SyncVectorEnv | AsyncVectorEnv)
+        if is_multi_agent(base):  # the copies' vector env under the rows
+            base = base.env  # type: ignore[attr-defined]
+        assert isinstance(base, SyncVectorEnv | AsyncVectorEnv) or hasattr(base, "call")
         return [list(f) for f in base.call(_POP_FRAMES)]
     frames = env.render()
     if frames is None:
@@ -540,10 +548,13 @@ def _run(
     """Step ``env`` with the agent's policy, writing frames; returns the finished episodes.
     An episode reaching ``cap`` steps ends there (its sub-env is reset on its own)."""
     n = env.num_envs
-    targets = np.zeros(n, dtype=np.int64)
+    # multi-agent rows: an episode is a copy's (all its agents' rows); frames are the copy's
+    per = int(getattr(env, "num_agents", 1)) if is_multi_agent(env) else 1
+    units = n // per
+    targets = np.zeros(units, dtype=np.int64)
     targets[:shown] = [(episodes + shown - 1 - i) // shown for i in range(shown)]
-    done_counts = np.zeros(n, dtype=np.int64)
-    run_len = np.zeros(n, dtype=np.int64)
+    done_counts = np.zeros(units, dtype=np.int64)
+    run_len = np.zeros(units, dtype=np.int64)
     obs_np, _ = env.reset(seed=seed)
     tiles = [frames[-1] for frames in _frames_after(env, buffered)[:shown]]
     tiled = grid and shown > 1
@@ -557,9 +568,12 @@ def _run(
     while (done_counts < targets).any() and not writer.full:
         obs = agent.preprocess(agent.obs_to_tensor(obs_np))
         actions, state = agent.policy.act(obs, deterministic, state, episode_start)
-        obs_np, _, terminated, truncated, _ = env.step(agent.to_env_actions(actions))
+        obs_np, _, terminated, truncated, info = env.step(agent.to_env_actions(actions))
         run_len += 1
-        ended = np.logical_or(terminated, truncated)
+        row_ends = np.logical_or(terminated, truncated)
+        ended = row_ends
+        if per > 1:
+            ended = np.asarray(info.get("_team_episode", np.zeros(units, dtype=bool)), dtype=bool)
         # the cap ends an episode the env did not end (its frames stay those of that episode)
         capped = (run_len >= cap) & ~ended & (done_counts < targets)
         dones = ended | capped
@@ -589,7 +603,8 @@ def _run(
             break
         again = capped & (done_counts < targets)
         if again.any():  # the env will not reset these itself: start their next episode
-            obs_np, _ = env.reset(options={"reset_mask": again})
+            obs_np, _ = env.reset(options={"reset_mask": np.repeat(again, per)})
         run_len[dones] = 0
-        episode_start = torch.as_tensor(dones, dtype=torch.float32, device=agent.device)
+        starts = row_ends | np.repeat(capped, per)
+        episode_start = torch.as_tensor(starts, dtype=torch.float32, device=agent.device)
     return int(np.minimum(done_counts, targets).sum())

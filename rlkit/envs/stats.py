@@ -137,6 +137,8 @@ def reports_games(env: Any) -> bool:
     ``terminated``/``truncated`` (a :class:`GameEpisodeStatistics` with ``games=True``)."""
     current = env
     while current is not None:
+        if getattr(current, "episodes_in_info", False):  # e.g. multi-agent rows
+            return True
         if isinstance(current, GameEpisodeStatistics):
             return current.games
         current = getattr(current, "env", None)

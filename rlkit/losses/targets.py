@@ -13,13 +13,33 @@ def td_target(reward: Tensor, discount: Tensor, next_value: Tensor) -> Tensor:
     return torch.addcmul(reward, discount, next_value)
 
 
-def greedy_value(next_q_target: Tensor, next_q_online: Tensor | None = None) -> Tensor:
+def greedy_value(
+    next_q_target: Tensor, next_q_online: Tensor | None = None, mask: Tensor | None = None
+) -> Tensor:
     """``max_a Q'(s', a)`` (DQN), or with the online network's values double Q-learning's
-    ``Q'(s', argmax_a Q(s', a))`` (van Hasselt et al. 2016). Inputs ``[B, A]``."""
+    ``Q'(s', argmax_a Q(s', a))`` (van Hasselt et al. 2016). Inputs ``[B, A]``.
+
+    ``mask`` (``[B, A]``, 1 = legal: the next observation's ``"action_mask"``) restricts the
+    max, and the online argmax, to the legal next actions; Q-values already ``-inf`` where
+    illegal (:meth:`~rlkit.policies.QPolicy.legal_q_values`) do the same without it. A row
+    with no legal action (a terminal state's mask may be all zero) has value 0, never
+    ``-inf``, so its target stays finite (``-inf * 0`` would be NaN)."""
+    if mask is not None:
+        if mask.shape != next_q_target.shape:
+            raise ValueError(
+                f"greedy_value: action mask of shape {tuple(mask.shape)} does not match the "
+                f"Q-values' {tuple(next_q_target.shape)}"
+            )
+        illegal = mask < 0.5
+        next_q_target = next_q_target.masked_fill(illegal, float("-inf"))
+        if next_q_online is not None:
+            next_q_online = next_q_online.masked_fill(illegal, float("-inf"))
     if next_q_online is None:
-        return next_q_target.amax(-1)
-    best = next_q_online.argmax(-1, keepdim=True)
-    return next_q_target.gather(-1, best).squeeze(-1)
+        value = next_q_target.amax(-1)
+    else:
+        best = next_q_online.argmax(-1, keepdim=True)
+        value = next_q_target.gather(-1, best).squeeze(-1)
+    return value.masked_fill(torch.isneginf(value), 0.0)
 
 
 def clipped_double_q(next_q: Tensor) -> Tensor:

@@ -14,6 +14,7 @@ from rlkit.policies.decoupled import DecoupledActorCritic, SeparateActorCritic
 from rlkit.policies.drqv2 import DrQv2ActorCritic
 from rlkit.policies.ensemble import DenseStack, EnsembleLinear, EnsembleMLP
 from rlkit.policies.implicit_quantile_network import ImplicitQuantileNetwork
+from rlkit.policies.multi_agent import GroupedActorCritic, MultiAgentActorCritic
 from rlkit.policies.q_network import ActionValueNetwork, QNetwork, QPolicy
 from rlkit.policies.quantile_critic import QuantileActorCritic
 from rlkit.policies.quantile_q_network import QuantileQNetwork
@@ -56,9 +57,11 @@ __all__ = [
     "EnsembleMLP",
     "GRUActorCritic",
     "GRUQNetwork",
+    "GroupedActorCritic",
     "ImplicitQuantileNetwork",
     "LSTMActorCritic",
     "LSTMQNetwork",
+    "MultiAgentActorCritic",
     "OffPolicyActorCritic",
     "Policy",
     "QNetwork",

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from rlkit.backends.actor_critic_kernel import FusedActorCritic, fused_kernel
 from rlkit.configurable import build_primitive
-from rlkit.distributions.base import ActionDistribution, Distribution
+from rlkit.distributions.base import ActionDistribution, Distribution, action_mask_of
 from rlkit.distributions.default import default_distribution
 from rlkit.encoders.base import Encoder
 from rlkit.encoders.default import default_encoder
@@ -47,6 +47,8 @@ class ActorCritic(ActorCriticPolicy):
     observations (the CNN already ends in a dense layer). Orthogonal init with the usual gains
     (sqrt 2 hidden, 0.01 actor head, 1 value head).
     """
+
+    applies_action_mask = True
 
     def __init__(
         self,
@@ -93,13 +95,14 @@ class ActorCritic(ActorCriticPolicy):
         features = self.encoder(obs)
         actor = self.actor_trunk(features)
         critic = actor if self.share_trunk else self.critic_trunk(features)
-        dist = self.distribution(self.action_head(actor))
+        dist = self.distribution.masked(self.action_head(actor), action_mask_of(obs))
         return ActorCriticOutput(dist, self.value_head(critic).squeeze(-1), None)
 
     def action_distribution(
         self, obs: Obs, state: PolicyState = None, episode_start: Tensor | None = None
     ) -> tuple[ActionDistribution, PolicyState]:
-        return self.distribution(self.action_head(self.actor_trunk(self.encoder(obs)))), None
+        params = self.action_head(self.actor_trunk(self.encoder(obs)))
+        return self.distribution.masked(params, action_mask_of(obs)), None
 
     def value(
         self, obs: Obs, state: PolicyState = None, episode_start: Tensor | None = None

@@ -35,6 +35,10 @@ class Policy(Configurable, nn.Module, ABC):
     """
 
     kind = "policy"
+    #: whether the policy applies an observation's ``"action_mask"`` to its action
+    #: distribution (:meth:`~rlkit.distributions.Distribution.masked`); agents refuse masked
+    #: observations for a policy that would ignore them.
+    applies_action_mask: ClassVar[bool] = False
     #: arguments shared by the policies (each applies where the class takes it).
     argument_rules: ClassVar[dict[str, Rule]] = {
         "hidden_sizes": Sizes(none=True),

@@ -6,11 +6,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
 from rlkit.config.rules import Rule, non_negative
 from rlkit.configurable import build_primitive
+from rlkit.distributions.base import action_mask_of
 from rlkit.distributions.categorical import Categorical
 from rlkit.encoders.base import Encoder
 from rlkit.encoders.default import default_encoder
@@ -30,7 +32,20 @@ class QPolicy(Policy, ABC):
     whether or not ``deterministic`` is set: exploration (epsilon-greedy, with its explicit
     schedule) belongs to the agent that collects experience, so the policy, its evaluation and
     its export are the same function.
+
+    Action masks: for a dict observation with ``"action_mask"`` (``[B, n]``, 1 = legal),
+    :meth:`act` takes the argmax over the legal actions and :meth:`value` the max over them
+    (:meth:`legal_q_values`); :meth:`q_values` itself stays unmasked. A subclass that
+    overrides :meth:`act` is taken not to apply masks (``applies_action_mask`` False) unless
+    it sets ``applies_action_mask`` in its own body.
     """
+
+    applies_action_mask = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "act" in cls.__dict__ and "applies_action_mask" not in cls.__dict__:
+            cls.applies_action_mask = False  # its own acting path: masks unknown
 
     def __init__(
         self, observation_space: spaces.Space[Any], action_space: spaces.Space[Any]
@@ -48,11 +63,21 @@ class QPolicy(Policy, ABC):
     def q_values(self, obs: Obs) -> Tensor:
         """``Q(s, a)`` for all actions: ``[B, num_actions]``."""
 
+    def legal_q_values(self, obs: Obs) -> Tensor:
+        """:meth:`q_values` with ``-inf`` for the actions the observation's ``"action_mask"``
+        rules out (the Q-values themselves without a mask): what greedy acting and a greedy
+        bootstrap (:func:`~rlkit.losses.greedy_value`) max over."""
+        q = self.q_values(obs)
+        mask = action_mask_of(obs)
+        return q if mask is None else masked_q_values(q, mask)
+
     def value(
         self, obs: Obs, state: PolicyState = None, episode_start: Tensor | None = None
     ) -> Tensor:
-        """The greedy state value ``max_a Q(s, a)`` ``[B]`` (PQN's bootstrap value)."""
-        return self.q_values(obs).amax(-1)
+        """The greedy state value ``max_a Q(s, a)`` ``[B]`` (PQN's bootstrap value); with an
+        ``"action_mask"`` the max over the legal actions (0 where none is legal)."""
+        value = self.legal_q_values(obs).amax(-1)
+        return value.masked_fill(torch.isneginf(value), 0.0)
 
     def forward(self, obs: Obs) -> Tensor:
         return self.q_values(obs)
@@ -64,8 +89,20 @@ class QPolicy(Policy, ABC):
         state: PolicyState = None,
         episode_start: Tensor | None = None,
     ) -> tuple[Tensor, PolicyState]:
-        greedy = self.q_values(obs).argmax(-1)
+        greedy = self.legal_q_values(obs).argmax(-1)
         return (greedy + self.action_start if self.action_start else greedy), None
+
+
+def masked_q_values(q: Tensor, mask: Tensor) -> Tensor:
+    """``q`` ``[B, n]`` with ``-inf`` where ``mask`` (same shape, 1 = legal: an observation's
+    ``"action_mask"``) is 0, so ``argmax``/``amax`` keep to the legal actions (a row with no
+    legal action is all ``-inf``: its argmax is action 0)."""
+    if mask.shape != q.shape:
+        raise ValueError(
+            f"action mask of shape {tuple(mask.shape)} does not match the Q-values' "
+            f"{tuple(q.shape)}"
+        )
+    return q.masked_fill(mask < 0.5, float("-inf"))
 
 
 def q_trunk(

@@ -18,7 +18,7 @@ from gymnasium import spaces
 from torch import Tensor, nn
 
 from rlkit.config.rules import OneOf, Rule, Satisfies, count
-from rlkit.distributions.base import ActionDistribution, Distribution
+from rlkit.distributions.base import ActionDistribution, Distribution, action_mask_of
 from rlkit.distributions.default import default_distribution
 from rlkit.encoders.base import Encoder
 from rlkit.encoders.default import default_encoder
@@ -213,6 +213,8 @@ class RecurrentActorCritic(ActorCriticPolicy):
     defaults (rl-baselines3-zoo's recurrent settings). The cores keep PyTorch's init.
     """
 
+    applies_action_mask = True
+
     argument_rules: ClassVar[dict[str, Rule]] = {
         "hidden_size": count(integer=True),
         "num_layers": count(integer=True),
@@ -236,9 +238,19 @@ class RecurrentActorCritic(ActorCriticPolicy):
         hidden_sizes: Sequence[int] | None = None,
         activation: str = "tanh",
         ortho_init: bool = True,
+        critic_encoder: Encoder | None = None,
     ) -> None:
         super().__init__(observation_space, action_space)
         name = type(self).__name__
+        if critic_encoder is not None:
+            check_encoder(critic_encoder, observation_space, name)
+            if critic == "shared":
+                raise ValueError(
+                    f"{name}: critic='shared' reads the actor's memory; a critic_encoder needs "
+                    "critic='separate' or 'feedforward'"
+                )
+        #: the critic's own encoder (a centralised critic's view), or None to share the actor's.
+        self.critic_encoder = critic_encoder
         encoder = encoder if encoder is not None else default_encoder(observation_space)
         distribution = (
             distribution if distribution is not None else default_distribution(action_space)
@@ -254,11 +266,14 @@ class RecurrentActorCritic(ActorCriticPolicy):
             if callable(core)
             else lambda size: RecurrentCore(core, size, hidden_size, num_layers)
         )
+        critic_features = critic_encoder.feature_dim if critic_encoder is not None else features
         self.core = build(features)
-        self.critic_core = build(features) if critic == "separate" else None
+        self.critic_core = build(critic_features) if critic == "separate" else None
         sizes = [int(s) for s in (hidden_sizes if hidden_sizes is not None else (64,))]
         memory = self.core.output_size
-        critic_in = features if critic == "feedforward" else memory
+        critic_in = critic_features if critic == "feedforward" else memory
+        if self.critic_core is not None:
+            critic_in = self.critic_core.output_size
         self.actor_trunk = mlp(memory, sizes, activation)
         self.critic_trunk = mlp(critic_in, sizes, activation)
         out_dim = sizes[-1] if sizes else memory
@@ -298,14 +313,24 @@ class RecurrentActorCritic(ActorCriticPolicy):
         actor_out, actor_state = self.core(seq, full[:n_actor], starts, need_state)
         critic_in: Tensor | None = None
         critic_state: StateTuple | None = full[n_actor:]
+        critic_features = features
+        if self.critic_encoder is not None and (critic or need_state):
+            critic_features = self.critic_encoder(obs)
         if self.critic_core is not None:
+            critic_seq = seq
+            if self.critic_encoder is not None:
+                critic_seq, _ = time_major(
+                    critic_features, state, episode_start, type(self).__name__
+                )
             if critic:
-                critic_seq, critic_state = self.critic_core(seq, full[n_actor:], starts, need_state)
-                critic_in = critic_seq.reshape(rows, -1)
+                out, critic_state = self.critic_core(critic_seq, full[n_actor:], starts, need_state)
+                critic_in = out.reshape(rows, -1)
             elif need_state:  # advance the critic's memory all the same: one whole state
-                _, critic_state = self.critic_core(seq, full[n_actor:], starts)
+                _, critic_state = self.critic_core(critic_seq, full[n_actor:], starts)
         elif critic:
-            critic_in = actor_out.reshape(rows, -1) if self.critic_mode == "shared" else features
+            critic_in = (
+                actor_out.reshape(rows, -1) if self.critic_mode == "shared" else critic_features
+            )
         next_state = None
         if need_state:
             assert actor_state is not None and critic_state is not None
@@ -317,7 +342,9 @@ class RecurrentActorCritic(ActorCriticPolicy):
     ) -> ActorCriticOutput:
         actor, critic_in, next_state = self._cores(obs, state, episode_start, critic=True)
         assert critic_in is not None
-        dist = self.distribution(self.action_head(self.actor_trunk(actor)))
+        dist = self.distribution.masked(
+            self.action_head(self.actor_trunk(actor)), action_mask_of(obs)
+        )
         value = self.value_head(self.critic_trunk(critic_in)).squeeze(-1)
         return ActorCriticOutput(dist, value, next_state)
 
@@ -340,7 +367,9 @@ class RecurrentActorCritic(ActorCriticPolicy):
         with episode starts inside take the padded layout (see :class:`RecurrentCore`)."""
         actor, critic_in, _ = self._cores(obs, state, episode_start, True, need_state=False)
         assert critic_in is not None
-        dist = self.distribution(self.action_head(self.actor_trunk(actor)))
+        dist = self.distribution.masked(
+            self.action_head(self.actor_trunk(actor)), action_mask_of(obs)
+        )
         value = self.value_head(self.critic_trunk(critic_in)).squeeze(-1)
         log_prob, entropy = log_prob_and_entropy(dist, actions)
         return log_prob, entropy, value, dist
@@ -349,7 +378,9 @@ class RecurrentActorCritic(ActorCriticPolicy):
         self, obs: Obs, state: PolicyState = None, episode_start: Tensor | None = None
     ) -> tuple[ActionDistribution, PolicyState]:
         actor, _, next_state = self._cores(obs, state, episode_start, critic=False)
-        return self.distribution(self.action_head(self.actor_trunk(actor))), next_state
+        return self.distribution.masked(
+            self.action_head(self.actor_trunk(actor)), action_mask_of(obs)
+        ), next_state
 
 
 @POLICIES.register("lstm_actor_critic")
@@ -369,10 +400,11 @@ class LSTMActorCritic(RecurrentActorCritic):
         hidden_sizes: Sequence[int] | None = None,
         activation: str = "tanh",
         ortho_init: bool = True,
+        critic_encoder: Encoder | None = None,
     ) -> None:
         super().__init__(
             observation_space, action_space, encoder, distribution, "lstm", hidden_size,
-            num_layers, critic, hidden_sizes, activation, ortho_init,
+            num_layers, critic, hidden_sizes, activation, ortho_init, critic_encoder,
         )  # fmt: skip
 
 
@@ -393,10 +425,11 @@ class GRUActorCritic(RecurrentActorCritic):
         hidden_sizes: Sequence[int] | None = None,
         activation: str = "tanh",
         ortho_init: bool = True,
+        critic_encoder: Encoder | None = None,
     ) -> None:
         super().__init__(
             observation_space, action_space, encoder, distribution, "gru", hidden_size,
-            num_layers, critic, hidden_sizes, activation, ortho_init,
+            num_layers, critic, hidden_sizes, activation, ortho_init, critic_encoder,
         )  # fmt: skip
 
 

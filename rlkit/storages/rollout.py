@@ -110,6 +110,50 @@ def compute_gae(
     return advantages, advantages + values
 
 
+def compute_gae_active(
+    rewards: Tensor,
+    values: Tensor,
+    dones: Tensor,
+    last_value: Tensor,
+    gamma: float,
+    gae_lambda: float,
+    active: Tensor,
+) -> tuple[Tensor, Tensor]:
+    """GAE over ``[T, N]`` rows that act only where ``active`` is 1 (multi-agent rows: an
+    agent that is gone, or waits for its turn in a turn-based game).
+
+    Each row runs on its own clock: the step after an active step ``t`` is the row's next
+    active step, and the rewards that arrive at the inactive steps in between (an opponent's
+    move ending the game) are added to ``t``'s reward, up to and including the first step
+    that ends the episode, where bootstrapping stops. Inactive steps get advantage 0 and return
+    equal to their value (they are left out of the loss). With every step active this is
+    :func:`compute_gae`.
+    """
+    num_steps = rewards.shape[0]
+    act = active.to(rewards.dtype)
+    advantages = torch.zeros_like(rewards)
+    gae = torch.zeros_like(last_value)
+    next_value = last_value
+    carry_reward = torch.zeros_like(last_value)  # rewards between t and the next active step
+    carry_done = torch.zeros_like(last_value)  # whether an episode ends in between
+    for t in range(num_steps - 1, -1, -1):
+        done, reward, on = dones[t], rewards[t], act[t]
+        # active step: its own reward, plus what arrived before its next step unless it ended
+        total = reward + (1.0 - done) * carry_reward
+        ended = torch.maximum(done, carry_done)
+        delta = total + gamma * next_value * (1.0 - ended) - values[t]
+        new_gae = delta + gamma * gae_lambda * (1.0 - ended) * gae
+        advantages[t] = on * new_gae
+        gae = torch.where(on > 0, new_gae, gae)
+        next_value = torch.where(on > 0, values[t], next_value)
+        # inactive step: its reward belongs to the previous active step; an end cuts what follows
+        carry_reward = torch.where(
+            on > 0, torch.zeros_like(reward), reward + (1.0 - done) * carry_reward
+        )
+        carry_done = torch.where(on > 0, torch.zeros_like(done), torch.maximum(done, carry_done))
+    return advantages, advantages + values
+
+
 def q_lambda_returns(
     rewards: Tensor,
     values: Tensor,
@@ -288,12 +332,22 @@ class RolloutStorage(Storage):
         self.step += 1
 
     def compute_returns_and_advantages(
-        self, last_value: Tensor, gamma: float, gae_lambda: float
+        self,
+        last_value: Tensor,
+        gamma: float,
+        gae_lambda: float,
+        active: Tensor | None = None,
     ) -> None:
-        """Fill :attr:`advantages` and :attr:`returns` from the stored rollout."""
-        self.advantages, self.returns = compute_gae(
-            self.rewards, self.values, self.dones, last_value, gamma, gae_lambda
-        )
+        """Fill :attr:`advantages` and :attr:`returns` from the stored rollout; with
+        ``active`` ``[T, N]`` (multi-agent rows) by :func:`compute_gae_active`."""
+        if active is None:
+            self.advantages, self.returns = compute_gae(
+                self.rewards, self.values, self.dones, last_value, gamma, gae_lambda
+            )
+        else:
+            self.advantages, self.returns = compute_gae_active(
+                self.rewards, self.values, self.dones, last_value, gamma, gae_lambda, active
+            )
 
     def _flat(self) -> RolloutBatch:
         """Every stored sample as one flat batch of views (cached while nothing changes)."""
@@ -318,12 +372,25 @@ class RolloutStorage(Storage):
         return batch
 
     def minibatches(
-        self, batch_size: int, generator: torch.Generator | None = None
+        self,
+        batch_size: int,
+        generator: torch.Generator | None = None,
+        rows: Tensor | None = None,
     ) -> Iterator[RolloutBatch]:
-        """One shuffled pass over all ``T * N`` samples in minibatches of ``batch_size``."""
+        """One shuffled pass over all ``T * N`` samples in minibatches of ``batch_size``, or
+        over the flat sample indices ``rows`` only (multi-agent: the active steps)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         flat = self._flat()
+        if rows is not None:
+            rows = rows.to(self.device)
+            if batch_size >= len(rows):
+                yield flat.select(rows)
+                return
+            perm = rows[torch.randperm(len(rows), generator=generator).to(self.device)]
+            for start in range(0, len(rows), batch_size):
+                yield flat.select(perm[start : start + batch_size])
+            return
         total = len(self)
         if batch_size >= total:
             yield (
