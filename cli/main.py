@@ -169,8 +169,9 @@ def parse_wrapper(text: str) -> str | dict[str, Any]:
     return value
 
 
-def parse_preprocessing(text: str) -> bool | dict[str, Any]:
-    """``--preprocessing`` value: none/off/false, default/true, or a mapping of options."""
+def _switch_or_mapping(flag: str, text: str, allowed: str) -> bool | dict[str, Any]:
+    """A flag's value that is off (none/off/false/no), on (default/on/true/yes) or a YAML
+    mapping of options; ``allowed`` says what to give instead."""
     lowered = text.strip().lower()
     if lowered in ("none", "off", "false", "no"):
         return False
@@ -178,27 +179,23 @@ def parse_preprocessing(text: str) -> bool | dict[str, Any]:
         return True
     value = yaml.safe_load(text) if lowered.startswith("{") else None
     if not isinstance(value, dict):
-        raise UsageError(
-            f"--preprocessing {text!r}: give none, default or a mapping of the env family's "
-            "options ('{frame_stack: 2}')"
-        )
+        raise UsageError(f"{flag} {text!r}: give {allowed}")
     return value
+
+
+def parse_preprocessing(text: str) -> bool | dict[str, Any]:
+    """``--preprocessing`` value: none/off/false, default/true, or a mapping of options."""
+    allowed = "none, default or a mapping of the env family's options ('{frame_stack: 2}')"
+    return _switch_or_mapping("--preprocessing", text, allowed)
 
 
 def parse_self_play(text: str) -> bool | dict[str, Any]:
     """``--self-play`` value: on/true, off/false, or a mapping of the league's options."""
-    lowered = text.strip().lower()
-    if lowered in ("none", "off", "false", "no"):
-        return False
-    if lowered in ("default", "on", "true", "yes"):
-        return True
-    value = yaml.safe_load(text) if lowered.startswith("{") else None
-    if not isinstance(value, dict):
-        raise UsageError(
-            f"--self-play {text!r}: give on, off or a mapping of the league's options "
-            "('{snapshot_every: 10, strategy: uniform, fixed: {random: 0.1}}')"
-        )
-    return value
+    allowed = (
+        "on, off or a mapping of the league's options "
+        "('{snapshot_every: 10, strategy: uniform, fixed: {random: 0.1}}')"
+    )
+    return _switch_or_mapping("--self-play", text, allowed)
 
 
 def check_options(values: Mapping[str, Any], rules: Mapping[str, Rule], what: str) -> None:

@@ -273,3 +273,8 @@ def test_group_policies_give_each_group_its_own_network() -> None:
     assert not torch.allclose(before[good], after[good])
     with pytest.raises(ValueError, match="one group index per agent"):
         GroupedActorCritic(env.single_observation_space, env.single_action_space, groups=[0, 1])
+
+
+def test_cli_names_a_bad_self_play_value(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "ppo", "--env", TICTACTOE, "--self-play", "maybe"]) == 2
+    assert "--self-play 'maybe': give on, off or a mapping" in capsys.readouterr().err
