@@ -22,7 +22,7 @@ from rlkit.configurable import Configurable
 from rlkit.distributions.base import Distribution
 from rlkit.encoders.base import Encoder
 from rlkit.envs import check_same_step_autoreset
-from rlkit.envs.agent_rows import ACTIVE_KEY
+from rlkit.envs.agent_rows import ACTIVE_KEY, is_multi_agent
 from rlkit.losses import Loss, LossPlan, LossTerm, compute_loss
 from rlkit.normalization import RewardNormalizer, ValueNormalizer
 from rlkit.policies.base import ActorCriticPolicy
@@ -117,6 +117,11 @@ class OnPolicyAgent(Agent):
     #: whether the algorithm's update carries a recurrent policy's state (set False in an
     #: algorithm whose update reads rows out of sequence; such agents refuse recurrent policies).
     trains_recurrent_policies: ClassVar[bool] = True
+    #: whether the agent leaves inactive steps of multi-agent rows out of its returns and
+    #: minibatches (:meth:`active_steps`). Declared in a class's own body: an agent that
+    #: overrides ``compute_returns`` or ``minibatches`` without declaring it True refuses
+    #: multi-agent rows (:func:`handles_active_steps`).
+    handles_active_steps: ClassVar[bool] = False
     hooks: ClassVar[tuple[str, ...]] = (
         "explore",
         "update",
@@ -151,6 +156,12 @@ class OnPolicyAgent(Agent):
             )
         self.add_module("policy", self.policy)
         check_action_masks(self.policy, self.observation_space, type(self).__name__)
+        if is_multi_agent(env) and not handles_active_steps(type(self)):
+            raise TypeError(
+                f"{type(self).__name__} overrides compute_returns or minibatches without "
+                "declaring handles_active_steps = True, so it would train on the steps of agents "
+                "that are gone or wait for their turn; it refuses multi-agent rows"
+            )
         self.build_batch_primitives(augmentation, intrinsic_reward)
         cfg = self.config
         self.storage = self._build_storage(storage)
@@ -676,6 +687,27 @@ def normalize(x: Tensor, active: Tensor | None = None) -> Tensor:
     if x.numel() < 2:
         return x
     return (x - x.mean()) / (x.std() + 1e-8)
+
+
+#: the hooks through which returns and minibatches are made: a class that overrides one
+#: declares ``handles_active_steps`` in its own body, or multi-agent rows are refused.
+ACTIVE_HOOKS = ("compute_returns", "minibatches")
+
+
+def handles_active_steps(cls: type) -> bool:
+    """Whether the on-policy agent class ``cls`` leaves inactive steps out: each class between
+    it and :class:`OnPolicyAgent` declares ``handles_active_steps = True`` in its own body or
+    overrides none of :data:`ACTIVE_HOOKS`, and none declares it False."""
+    for klass in cls.__mro__:
+        if klass is OnPolicyAgent:
+            return True
+        own = vars(klass)
+        if "handles_active_steps" in own:
+            if not own["handles_active_steps"]:
+                return False
+        elif any(hook in own for hook in ACTIVE_HOOKS):
+            return False
+    return False
 
 
 def check_action_masks(policy: Any, observation_space: Any, owner: str) -> None:

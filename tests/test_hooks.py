@@ -317,6 +317,8 @@ def _override(base: type, hook: str, record: dict[str, Any]) -> type:
     else:
         raise AssertionError(f"no check written for hook {hook!r}")
     cls = type(f"Hooked{base.__name__}", (base,), body)
+    if hook == "minibatches" and issubclass(base, OnPolicyAgent):
+        cls.handles_active_steps = True  # type: ignore[attr-defined]  # (delegates to super)
     return cls
 
 

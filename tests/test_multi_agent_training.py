@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -278,3 +279,20 @@ def test_group_policies_give_each_group_its_own_network() -> None:
 def test_cli_names_a_bad_self_play_value(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "ppo", "--env", TICTACTOE, "--self-play", "maybe"]) == 2
     assert "--self-play 'maybe': give on, off or a mapping" in capsys.readouterr().err
+
+
+def test_agents_that_would_train_on_inactive_steps_refuse_agent_rows() -> None:
+    from rlkit.agents import PQN, DrAC
+
+    # their own compute_returns / minibatches ignore active steps
+    for cls, kwargs in ((PQN, {}), (DrAC, {"augmentation": "identity"})):
+        with pytest.raises(TypeError, match="handles_active_steps"):
+            cls(spread(), seed=0, **kwargs)
+
+    class Declared(PPO):
+        handles_active_steps = True
+
+        def minibatches(self) -> Any:
+            yield from super().minibatches()
+
+    Declared(spread(), seed=0)  # declared: accepted
