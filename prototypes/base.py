@@ -891,3 +891,20 @@ def _has_image(space: spaces.Space[Any]) -> bool:
 
 
 __all__ = ["AGENTS", "Agent", "AgentConfig", "load_agent", "on_backend"]
+
+
+def declares(cls: type, base: type, flag: str, hooks: Sequence[str]) -> bool:
+    """Whether every class between ``cls`` and ``base`` keeps the capability ``flag``: each
+    declares ``flag = True`` in its own body or overrides none of ``hooks`` (where the
+    capability lives), and none declares it False. So a subclass that replaces such a hook
+    never keeps the capability silently."""
+    for klass in cls.__mro__:
+        if klass is base:
+            return True
+        own = vars(klass)
+        if flag in own:
+            if not own[flag]:
+                return False
+        elif any(hook in own for hook in hooks):
+            return False
+    return False

@@ -49,7 +49,7 @@ from rlkit.types import Obs
 from rlkit.utils.noisy import draw_noise, noisy_layers
 from rlkit.utils.tensors import obs_map
 
-from .base import Agent, AgentConfig
+from .base import Agent, AgentConfig, declares
 from .on_policy import check_action_masks
 from .state import FlatOptimizer, TargetNetwork
 
@@ -826,16 +826,7 @@ def handles_action_masks(cls: type) -> bool:
     """Whether the off-policy agent class ``cls`` honours action masks: each class between it
     and :class:`OffPolicyAgent` declares ``handles_action_masks = True`` in its own body or
     overrides none of :data:`MASK_HOOKS`, and none declares it False."""
-    for klass in cls.__mro__:
-        if klass is OffPolicyAgent:
-            return True
-        own = vars(klass)
-        if "handles_action_masks" in own:
-            if not own["handles_action_masks"]:
-                return False
-        elif any(hook in own for hook in MASK_HOOKS):
-            return False
-    return False
+    return declares(cls, OffPolicyAgent, "handles_action_masks", MASK_HOOKS)
 
 
 __all__ = [

@@ -35,7 +35,7 @@ from rlkit.utils.compiling import eager_only
 from rlkit.utils.optim import clip_grad_norm_, flatten_parameters, optimizer_step
 from rlkit.utils.tensors import obs_map, stack_obs
 
-from .base import Agent, AgentConfig
+from .base import Agent, AgentConfig, declares
 from .learning import PolicyEvaluation, evaluate_actions
 from .state import FlatOptimizer
 
@@ -698,16 +698,7 @@ def handles_active_steps(cls: type) -> bool:
     """Whether the on-policy agent class ``cls`` leaves inactive steps out: each class between
     it and :class:`OnPolicyAgent` declares ``handles_active_steps = True`` in its own body or
     overrides none of :data:`ACTIVE_HOOKS`, and none declares it False."""
-    for klass in cls.__mro__:
-        if klass is OnPolicyAgent:
-            return True
-        own = vars(klass)
-        if "handles_active_steps" in own:
-            if not own["handles_active_steps"]:
-                return False
-        elif any(hook in own for hook in ACTIVE_HOOKS):
-            return False
-    return False
+    return declares(cls, OnPolicyAgent, "handles_active_steps", ACTIVE_HOOKS)
 
 
 def check_action_masks(policy: Any, observation_space: Any, owner: str) -> None:
