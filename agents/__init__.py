@@ -10,8 +10,10 @@ from .ddpg import DDPG, DDPGConfig
 from .dqn import DQN, DQNConfig
 from .drac import DrAC, DrACConfig
 from .drqv2 import DrQv2, DrQv2Config
+from .grpo import GRPO, GRPOConfig
 from .impala import IMPALA, IMPALAConfig
 from .iqn import IQN, IQNConfig
+from .lm_ppo import LMPPO, LMPPOConfig
 from .mappo import IPPO, MAPPO, IPPOConfig, MAPPOConfig
 from .mdqn import MDQN, MDQNConfig
 from .mpo import MPO, MPOConfig
@@ -24,6 +26,7 @@ from .rainbow import Rainbow, RainbowConfig, RainbowIQN, RainbowIQNConfig
 from .recurrent_sac import RecurrentSAC, RecurrentSACConfig
 from .redq import REDQ, REDQConfig
 from .reinforce import REINFORCE, REINFORCEConfig
+from .rloo import RLOO, RLOOConfig
 from .sac import SAC, SACConfig
 from .sac_discrete import SACDiscrete, SACDiscreteConfig
 from .td3 import TD3, TD3Config
@@ -38,9 +41,11 @@ __all__ = [
     "DAAC",
     "DDPG",
     "DQN",
+    "GRPO",
     "IMPALA",
     "IPPO",
     "IQN",
+    "LMPPO",
     "MAPPO",
     "MDQN",
     "MPO",
@@ -51,6 +56,7 @@ __all__ = [
     "R2D2",
     "REDQ",
     "REINFORCE",
+    "RLOO",
     "SAC",
     "TD3",
     "TQC",
@@ -70,9 +76,11 @@ __all__ = [
     "DrACConfig",
     "DrQv2",
     "DrQv2Config",
+    "GRPOConfig",
     "IMPALAConfig",
     "IPPOConfig",
     "IQNConfig",
+    "LMPPOConfig",
     "MAPPOConfig",
     "MDQNConfig",
     "MPOConfig",
@@ -83,6 +91,7 @@ __all__ = [
     "R2D2Config",
     "REDQConfig",
     "REINFORCEConfig",
+    "RLOOConfig",
     "Rainbow",
     "RainbowConfig",
     "RainbowIQN",

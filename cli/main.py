@@ -45,6 +45,8 @@ from rlkit.prototypes.settings import (  # also re-exported for callers of rlkit
 from rlkit.trust import reading
 from rlkit.utils.files import write_bytes_atomic
 
+from . import chat as chat_cli
+
 
 def _agents() -> Any:
     """The agent registry, with the reference agents registered."""
@@ -487,6 +489,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         "distributions",
         "augmentations",
         "rewards",
+        "reward_models",
         "losses",
     ):
         importlib.import_module(f"rlkit.{module}")
@@ -501,6 +504,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         "distribution": "distributions",
         "augmentation": "augmentations",
         "intrinsic_reward": "intrinsic rewards",
+        "reward_model": "reward models",
         "loss_term": "loss terms",
         "env_family": "env families",
     }
@@ -644,6 +648,7 @@ def build_parser(train_epilog: str | None = None) -> argparse.ArgumentParser:
     _add_trust_flag(train)
     _add_import_flag(train)
     _add_tune_parser(sub)
+    chat_cli.add_parser(sub)
     ev = sub.add_parser("eval", help="evaluate a saved agent")
     ev.add_argument("path", help="checkpoint or run directory")
     _add_import_flag(ev)
@@ -841,6 +846,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_eval(args)
         if args.command == "export":
             return cmd_export(args)
+        if args.command == "chat":
+            return chat_cli.run(args, sys.stdin, sys.stdout)
         if args.command in ("plot", "compare"):
             return evaluation_cli.run(args)
         return cmd_list(args)

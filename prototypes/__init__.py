@@ -4,6 +4,7 @@ from .actors import ActorLearner, ActorsConfig
 from .base import AGENTS, Agent, AgentConfig, load_agent
 from .callbacks import Callback, Evaluate
 from .distributed import DistributedAgent, DistributedConfig
+from .language import LanguageModelAgent, LanguageModelConfig
 from .off_policy import FlatOptimizer, OffPolicyAgent, OffPolicyConfig, TargetNetwork
 from .on_policy import OnPolicyAgent, OnPolicyConfig
 
@@ -18,6 +19,8 @@ __all__ = [
     "DistributedConfig",
     "Evaluate",
     "FlatOptimizer",
+    "LanguageModelAgent",
+    "LanguageModelConfig",
     "OffPolicyAgent",
     "OffPolicyConfig",
     "OnPolicyAgent",

@@ -32,6 +32,7 @@ _KIND_MODULES = {
     "distribution": ("rlkit.distributions", "DISTRIBUTIONS"),
     "augmentation": ("rlkit.augmentations", "AUGMENTATIONS"),
     "intrinsic_reward": ("rlkit.rewards", "INTRINSIC_REWARDS"),
+    "reward_model": ("rlkit.reward_models", "REWARD_MODELS"),
     "loss_term": ("rlkit.losses", "LOSS_TERMS"),
 }
 

@@ -6,20 +6,20 @@ are involved, that an existing run directory or checkpoint is byte-for-byte unch
 
 Cases by category (``test_case_counts`` keeps these numbers honest):
 
-- hyperparameter rules, one out-of-range value per declared rule of every config class: 169
+- hyperparameter rules, one out-of-range value per declared rule of every config class: 193
 - NaN and inf, for every float hyperparameter of every registered agent (once per class that
-  declares its rule): 194
+  declares its rule): 228
 - agents built with bad hyperparameters or primitive specs (Python, the issue's list): 30
-- primitive constructors, one bad value per argument rule a registered primitive takes: 228
+- primitive constructors, one bad value per argument rule a registered primitive takes: 230
 - spec dicts with an unknown key, one per registered encoder, distribution, policy,
-  augmentation and intrinsic reward: 59
+  augmentation and intrinsic reward: 60
 - ``act`` / ``evaluate`` / ``train`` arguments (shapes, dtypes, dict keys, env spaces, counts): 22
 - hand-edited ``config.json`` files, loaded in Python (checkpoint unchanged): 20
 - CLI in-process (``rlkit.cli.main.main``): train, eval, list and usage errors: 60
 - CLI runs that fail without touching an existing run or checkpoint: 9
 - CLI through ``python -m rlkit`` (no traceback reaches the terminal): 3
 
-Total: 794.
+Total: 855.
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ from rlkit.prototypes import (
     load_agent,
 )
 from rlkit.prototypes.distributed import DistributedConfig
+from rlkit.prototypes.language import LanguageModelConfig
 from rlkit.registry import REGISTRIES, UnknownArgumentError, arguments_of
 
 for _package in ("encoders", "distributions", "policies", "augmentations", "rewards"):
@@ -113,6 +114,10 @@ CONFIG_CLASSES: list[type] = [
     agents.APPOConfig,
     agents.IMPALAConfig,
     agents.ApeXConfig,
+    LanguageModelConfig,
+    agents.GRPOConfig,
+    agents.RLOOConfig,
+    agents.LMPPOConfig,
 ]
 PRIMITIVE_KINDS = ("encoder", "distribution", "policy", "augmentation", "intrinsic_reward")
 
@@ -171,6 +176,7 @@ SATISFIES_BAD = {
     "log_std_bounds": [2.0, -2.0],
     "env_kwargs": [1, 2],
     "core": "rnn",
+    "lora": [1, 2],
 }
 
 

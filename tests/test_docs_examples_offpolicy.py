@@ -112,6 +112,9 @@ AGENT_CONFIGS = {
     "CrossQ": agents.CrossQConfig,
     "SACDiscrete": agents.SACDiscreteConfig,
     "DrQv2": agents.DrQv2Config,
+    "GRPO": agents.GRPOConfig,
+    "RLOO": agents.RLOOConfig,
+    "LMPPO": agents.LMPPOConfig,
 }
 
 

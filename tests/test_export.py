@@ -40,13 +40,17 @@ from rlkit.export import (
 )
 from rlkit.export.onnx import FP16_TOLERANCE
 from rlkit.prototypes import AGENTS
+from rlkit.prototypes.language import lm_agents
 from rlkit.spaces import is_image_space, spaces_equal
 from rlkit.utils.tensors import obs_to_tensor
 
 #: agents that train on multi-agent rows of a PettingZoo env, not on these single-agent spaces
 #: (their export is tested in tests/test_multi_agent_training.py)
 MULTI_AGENT_IDS = {"mappo", "ippo"}
-AGENT_IDS = sorted(set(AGENTS) - MULTI_AGENT_IDS)
+#: language-model agents complete prompts token by token: their policy is saved as a Hugging
+#: Face model instead (CausalLMPolicy.save_pretrained, tested in tests/test_lm.py)
+LANGUAGE_MODEL_IDS = set(lm_agents())
+AGENT_IDS = sorted(set(AGENTS) - MULTI_AGENT_IDS - LANGUAGE_MODEL_IDS)
 #: constructor arguments some agents need on any space (the acting path does not use them):
 #: DrAC asks for an explicit augmentation on non-image observations; REDQ's 5000 warm-up steps
 #: and 20 updates per step are shortened so that short runs train.

@@ -32,6 +32,7 @@ from rlkit.losses import (
     PolicyGradient,
     PolicyKL,
     QuantileHuberLoss,
+    ReferenceKL,
     SACActorLoss,
     Surrogate,
     TDLoss,
@@ -174,6 +175,14 @@ CASES: list[tuple[str, Callable[[], LossTerm], Callable[[torch.Generator], dict[
         },
     ),
     ("policy_kl", lambda: PolicyKL(0.5), _categorical_pair),
+    (
+        "reference_kl",
+        lambda: ReferenceKL(coef=0.6),
+        lambda g: {
+            "log_prob": torch.randn(B, generator=g) - 1.0,
+            "ref_log_prob": torch.randn(B, generator=g) - 1.0,
+        },
+    ),
     # MPO's (tests/test_mpo.py's cases: temperature, weighted likelihood, KL penalty and dual)
     *((f"mpo_{name}", make, data) for name, make, data in mpo_cases()),
     # V-MPO's: the multipliers (eta, alpha) are the terms' own parameters

@@ -36,6 +36,7 @@ from rlkit.losses.q_learning import (
     SACActorLoss,
     TDLoss,
 )
+from rlkit.losses.reference import ReferenceKL
 from rlkit.losses.targets import (
     clipped_double_q,
     expected_soft_value,
@@ -89,6 +90,7 @@ __all__ = [
     "PolicyKL",
     "Pullback",
     "QuantileHuberLoss",
+    "ReferenceKL",
     "SACActorLoss",
     "Surrogate",
     "TDLoss",

@@ -10,6 +10,7 @@ from rlkit.policies.base import (
 )
 from rlkit.policies.batch_norm import BatchNormActorCritic, BatchRenormEnsembleMLP
 from rlkit.policies.categorical_q_network import CategoricalQNetwork
+from rlkit.policies.causal_lm import CausalLMPolicy, TokenEvaluation
 from rlkit.policies.decoupled import DecoupledActorCritic, SeparateActorCritic
 from rlkit.policies.drqv2 import DrQv2ActorCritic
 from rlkit.policies.ensemble import DenseStack, EnsembleLinear, EnsembleMLP
@@ -48,6 +49,7 @@ __all__ = [
     "BatchRenormEnsembleMLP",
     "CategoricalActorCritic",
     "CategoricalQNetwork",
+    "CausalLMPolicy",
     "ContinuousActorCritic",
     "DecoupledActorCritic",
     "DenseStack",
@@ -76,6 +78,7 @@ __all__ = [
     "SequenceCore",
     "SquashedGaussianActorCritic",
     "StateSpec",
+    "TokenEvaluation",
     "TransformerActorCritic",
     "TransformerCore",
     "check_distribution",
