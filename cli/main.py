@@ -31,15 +31,16 @@ from rlkit.config.presets import load_preset
 from rlkit.config.rules import SEED, Rule, Satisfies, count, violations
 from rlkit.configurable import from_json
 from rlkit.device import resolve_device
-from rlkit.envs.make import check_env_id
+from rlkit.envs.make import TEXT_PREFIX, check_env_id
 from rlkit.evaluation import cli as evaluation_cli
 from rlkit.export.parity import ParityError
 from rlkit.plugins import forget_imported_plugins, import_plugins
 from rlkit.prototypes import AGENTS, load_agent
 from rlkit.prototypes.settings import (  # also re-exported for callers of rlkit.cli
-    PRIMITIVE_KEYS,
+    PRIMITIVE_KEYS,  # noqa: F401
     RUN_KEYS,
     make_run_env,
+    primitive_keys,
     resolve_train_settings,
 )
 from rlkit.trust import reading
@@ -118,7 +119,7 @@ def _valued_names(agent_cls: Any) -> set[str]:
     config = agent_cls.Config
     hints = typing.get_type_hints(config)
     names = {f.name for f in dataclasses.fields(config) if hints[f.name] is not bool}
-    return names | set(PRIMITIVE_KEYS) | (set(RUN_KEYS) - {"asynchronous"})
+    return names | set(primitive_keys(agent_cls)) | (set(RUN_KEYS) - {"asynchronous"})
 
 
 #: the run settings' types and rules (hyperparameters are checked by the agent's config).
@@ -287,6 +288,9 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
     if "env" not in run:
         raise UsageError("--env ENV_ID is required (or `env:` in the config file)")
     check_run_settings(run)
+    if str(run["env"]).startswith(TEXT_PREFIX) and isinstance(prims.get("model"), str):
+        # a prompt file's tokens are the model's: --model names the tokenizer too
+        run["env_kwargs"] = {"tokenizer": prims["model"], **(run.get("env_kwargs") or {})}
     out = Path(run["out"]) if "out" in run else _default_out(args.algo, str(run["env"]))
     resume_dir = find_checkpoint(args.resume).resolve() if args.resume else None
     in_place = resume_dir is not None and out.resolve() in (resume_dir, *resume_dir.parents)

@@ -179,6 +179,10 @@ class Agent(ABC):
     )
     #: constructor arguments that build the default policy instead of passing ``policy=``.
     policy_parts: ClassVar[tuple[str, ...]] = ()
+    #: other constructor arguments that take primitives (or what builds one), routed as
+    #: primitives by YAML configs and the CLI (language-model agents: ``model``,
+    #: ``reward_model``).
+    primitive_arguments: ClassVar[tuple[str, ...]] = ()
     #: the documented extension points of this agent: methods a subclass may override and
     #: that run on every compute backend (``tests/test_hooks.py`` checks each of them).
     hooks: ClassVar[tuple[str, ...]] = ("clip_and_step", "new_optimizer")

@@ -37,13 +37,15 @@ from gymnasium.vector import VectorEnv
 from torch import Tensor, nn
 
 from rlkit.checkpoint import CheckpointError, find_checkpoint, read_tensors, split_prefix
-from rlkit.config.rules import OneOf, Range, Rule, Satisfies, count, positive
+from rlkit.config.rules import SEED, OneOf, Range, Rule, Satisfies, check_arguments, count, positive
 from rlkit.configurable import build_primitive
+from rlkit.envs.make import TEXT_PREFIX
 from rlkit.losses import LossPlan, LossTerm
 from rlkit.policies.causal_lm import CausalLMPolicy, completion_mask
 from rlkit.reward_models.base import RewardModel, TextBatch, completion_totals
 from rlkit.storages.completions import CompletionBatch, last_token_reward, masked_mean
 
+from . import evaluation
 from .base import AGENTS, MODEL_FILE, Agent, AgentConfig
 from .state import FlatOptimizer
 
@@ -184,6 +186,7 @@ class LanguageModelAgent(Agent):
     observation_spaces = (spaces.Dict,)
     action_spaces = (spaces.MultiDiscrete,)
     policy_parts = ("model",)
+    primitive_arguments = ("model", "reward_model")
     hooks = (
         "clip_and_step",
         "new_optimizer",
@@ -541,6 +544,99 @@ class LanguageModelAgent(Agent):
         prompt_width = int(prompt.shape[-1]) if prompt is not None and prompt.shape else 512
         return reply(self.policy, text, history, width, deterministic, prompt_width)
 
+    def evaluate(
+        self,
+        episodes: int = 20,
+        env: VectorEnv | None = None,
+        deterministic: bool = True,
+        seed: int | None = None,
+        max_episode_steps: int | None = None,
+    ) -> dict[str, float]:
+        """Complete ``episodes`` evaluation prompts (greedy when ``deterministic``) and score
+        each completion with the env's reward and the agent's reward model (not the algorithm's
+        KL penalty, which measures training drift): ``return_mean``/``return_std`` of the
+        total, ``reward/<part>`` means, ``length_mean``/``length_std`` in tokens, ``episodes``
+        and ``truncated`` (completions cut at ``max_new_tokens``). ``env`` defaults to a fresh
+        copy of the training env (seed: training seed + 10_000); ``max_episode_steps`` is
+        accepted for the common signature (an episode is one completion)."""
+        check_arguments(
+            f"{type(self).__name__}.evaluate",
+            {"episodes": episodes, "seed": seed},
+            {"episodes": count(integer=True), "seed": SEED},
+        )
+        own_env = env is None
+        if env is None:
+            env, seed = evaluation.evaluation_env(self, episodes, seed)
+        try:
+            return self._evaluate(env, episodes, deterministic, seed)
+        finally:
+            if own_env:
+                env.close()
+
+    @torch.no_grad()
+    def _evaluate(
+        self, env: VectorEnv, episodes: int, deterministic: bool, seed: int | None
+    ) -> dict[str, float]:
+        obs, _ = env.reset(seed=seed)
+        totals: list[Tensor] = []
+        lengths: list[Tensor] = []
+        parts: dict[str, list[Tensor]] = {}
+        cut = 0
+        was_training = self.policy.training
+        self.policy.eval()
+        try:
+            while sum(len(t) for t in totals) < episodes:
+                o = self.obs_to_tensor(obs)
+                assert isinstance(o, dict)
+                prompt_ids, prompt_mask = o["input_ids"].long(), o["attention_mask"].long()
+                ids = self.policy.generate(
+                    prompt_ids, prompt_mask, self.max_new_tokens, deterministic
+                )
+                mask = completion_mask(ids, self.policy.eos_token_id)
+                obs, env_reward, _, _, _ = env.step(ids.cpu().numpy())
+                last = getattr(env, "last_batch", None)
+                if not isinstance(last, TextBatch):
+                    raise TypeError(f"{type(self).__name__}.evaluate: env= must be a text env")
+                text = dataclasses.replace(last, completion_ids=ids, completion_mask=mask)
+                scored = {"env": torch.as_tensor(np.asarray(env_reward), dtype=torch.float32)}
+                if self.reward_model is not None:
+                    fields = self.reward_model.required_fields()
+                    if "log_probs" in fields or "ref_log_probs" in fields:
+                        batch = CompletionBatch(prompt_ids, prompt_mask, ids, mask, None,
+                                                reward=torch.zeros(len(ids)))  # fmt: skip
+                        text.log_probs = self.policy.evaluate_tokens(
+                            prompt_ids, prompt_mask, ids, mask, values=False, entropy=False
+                        ).log_prob
+                        text.ref_log_probs = self.reference_log_probs(batch)
+                    scored.update(self.reward_model.score_parts(text))
+                total = torch.zeros(len(ids))
+                for name, part in scored.items():
+                    value = completion_totals(part.float().cpu(), mask.cpu())
+                    parts.setdefault(name, []).append(value)
+                    total = total + value
+                totals.append(total)
+                lengths.append(mask.sum(dim=1).float().cpu())
+                cut += int((mask[:, -1] & (ids[:, -1] != self.policy.eos_token_id)).sum())
+        finally:
+            self.policy.train(was_training)
+        total_all = torch.cat(totals)[:episodes]
+        length_all = torch.cat(lengths)[:episodes]
+        out = {
+            "return_mean": float(total_all.mean()),
+            "return_std": float(total_all.std(unbiased=False)),
+            "length_mean": float(length_all.mean()),
+            "length_std": float(length_all.std(unbiased=False)),
+            "episodes": float(len(total_all)),
+            "truncated": float(min(cut, episodes)),
+        }
+        for name, values in parts.items():
+            out[f"reward/{name}"] = float(torch.cat(values)[:episodes].mean())
+        return out
+
+    def primitives(self) -> dict[str, Any]:
+        """The policy and the agent's reward model (recorded in ``config.json``)."""
+        return {"policy": self.policy, "reward_model": self.reward_model}
+
     def acting_path(self) -> Any:
         """Refused: a language model completes prompts token by token, which no single traced
         graph holds; :meth:`CausalLMPolicy.save_pretrained` writes the model for ONNX and
@@ -563,16 +659,25 @@ class LanguageModelAgent(Agent):
         """As :meth:`Agent.load`; the default policy is rebuilt from the checkpoint's ``lm/``
         directory (the weights come from the checkpoint). ``env`` is required (text envs are
         not rebuilt from checkpoints)."""
-        if env is None:
+        directory = _checkpoint_directory(path)
+        if env is None and not _records_text_env(directory):
             raise CheckpointError(
-                f"{cls.__name__}.load: pass env= (a TextVecEnv); text envs are not rebuilt from "
-                "checkpoints (`rlkit chat` needs none; to export the model use "
+                f"{cls.__name__}.load: pass env= (a TextVecEnv); this checkpoint's env was not "
+                "made from a prompt file by make_vec_env('text:...') (`rlkit chat` needs none; "
+                "to export the model use "
                 "rlkit.prototypes.language.load_lm_policy(PATH).save_pretrained(DIR))"
             )
-        directory = _checkpoint_directory(path)
         if (directory / LM_DIR).is_dir() and "policy" not in overrides:
             overrides.setdefault("model", str(directory / LM_DIR))
         return super().load(directory, env=env, trust_code=trust_code, **overrides)
+
+
+def _records_text_env(directory: Path) -> bool:
+    import json
+
+    config = json.loads((directory / "config.json").read_text())
+    env = config.get("env") or {}
+    return isinstance(env.get("id"), str) and env["id"].startswith(TEXT_PREFIX)
 
 
 def _checkpoint_directory(path: str | Path) -> Path:

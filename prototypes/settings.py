@@ -34,6 +34,13 @@ RUN_KEYS = (
 PRIMITIVE_KEYS = ("policy", "encoder", "distribution", "augmentation", "intrinsic_reward")
 
 
+def primitive_keys(agent_cls: Any) -> tuple[str, ...]:
+    """The primitive arguments of ``agent_cls``: the shared ones and its own
+    (:attr:`~rlkit.prototypes.Agent.primitive_arguments`)."""
+    own = tuple(getattr(agent_cls, "primitive_arguments", ()))
+    return PRIMITIVE_KEYS + tuple(k for k in own if k not in PRIMITIVE_KEYS)
+
+
 def resolve_train_settings(
     algo: str,
     explicit: Mapping[str, Any],
@@ -51,16 +58,17 @@ def resolve_train_settings(
     preset = load_preset(algo, env_id if isinstance(env_id, str) else None) if use_preset else {}
     merged = {**preset, **from_file, **explicit}
     valid_hyper = field_names(agent_cls.Config)
-    unknown = sorted(set(merged) - set(valid_hyper) - set(RUN_KEYS) - set(PRIMITIVE_KEYS))
+    prim_keys = primitive_keys(agent_cls)
+    unknown = sorted(set(merged) - set(valid_hyper) - set(RUN_KEYS) - set(prim_keys))
     if unknown:
         raise UnknownHyperparameterError(
             f"{command} {algo}: unknown option(s) {', '.join(unknown)}; valid hyperparameters: "
             f"{', '.join(valid_hyper)}; run settings: {', '.join(RUN_KEYS)}; primitives: "
-            f"{', '.join(PRIMITIVE_KEYS)}"
+            f"{', '.join(prim_keys)}"
         )
     run = {k: merged[k] for k in RUN_KEYS if k in merged}
     hyper = {k: merged[k] for k in valid_hyper if k in merged}
-    prims = {k: merged[k] for k in PRIMITIVE_KEYS if k in merged}
+    prims = {k: merged[k] for k in prim_keys if k in merged}
     if "seed" in run:
         hyper["seed"] = run["seed"]
     return agent_cls, run, hyper, prims
@@ -88,4 +96,10 @@ def make_run_env(run: Mapping[str, Any], seed: int | None = None) -> VectorEnv:
     )
 
 
-__all__ = ["PRIMITIVE_KEYS", "RUN_KEYS", "make_run_env", "resolve_train_settings"]
+__all__ = [
+    "PRIMITIVE_KEYS",
+    "RUN_KEYS",
+    "make_run_env",
+    "primitive_keys",
+    "resolve_train_settings",
+]

@@ -305,9 +305,11 @@ def test_first_update_starts_at_ratio_one(path: Path) -> None:
     assert metrics["completion/entropy"] > 0
 
 
-def test_amp_and_half_precision_rollouts(path: Path) -> None:
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_amp_and_half_precision_rollouts(path: Path, dtype: str) -> None:
     agent = RLOO(text_env(path), model=str(path), reward_model=CAT, seed=0, use_amp=True,
-                 rollout_amp=True, amp_dtype="bfloat16", epochs=2, minibatch_size=4)  # fmt: skip
+                 rollout_amp=True, amp_dtype=dtype, epochs=2, minibatch_size=4)  # fmt: skip
+    assert (agent._scaler is not None) == (dtype == "float16")  # fp16 steps through a scaler
     before = {k: v.clone() for k, v in agent.policy.state_dict().items()}
     metrics = agent.iteration()
     assert all(math.isfinite(v) for v in metrics.values())
@@ -345,6 +347,7 @@ def test_checkpoint_round_trip_and_chat(path: Path, tmp_path: Path) -> None:
     ):
         assert k == k2 and torch.equal(v, v2), k
     assert back.kl_penalty is not None and back.kl_penalty.coef == agent.kl_penalty.coef
+    assert back.reward_model is not None and back.reward_model.spec() == agent.reward_model.spec()
     assert back.global_step == agent.global_step
     with pytest.raises(Exception, match="pass env="):
         LMPPO.load(saved)
@@ -390,3 +393,64 @@ def test_save_pretrained_writes_a_plain_hugging_face_model(path: Path, tmp_path:
         assert torch.allclose(plain(ids).logits, expected, atol=1e-5)  # adapters merged
     with pytest.raises(TypeError, match="save_pretrained"):
         agent.acting_path()
+
+
+def test_dialogue_env_follows_the_script(path: Path) -> None:
+    from rlkit.envs.text import DialogueVecEnv
+
+    records = [
+        {"prompt": "hello", "turns": ["what is it"], "references": ["hi .", ["yes .", "no ."]],
+         "intent": "greet"},
+        {"messages": [{"role": "user", "content": "hi"}]},
+    ]  # fmt: skip
+    yes_reward = ContainsReward(["yes"])
+    env = DialogueVecEnv(records, str(path), num_prompts=1, group_size=2, max_prompt_tokens=16,
+                         max_new_tokens=3, shuffle=False, reward_model=yes_reward)  # fmt: skip
+    tok = env.tokenizer
+    _, info = env.reset()
+    assert info["prompt"] == ["user : hello assistant :"] * 2
+    hi = tok("hi . <eos>", add_special_tokens=False)["input_ids"]
+    yes = tok("yes . <eos>", add_special_tokens=False)["input_ids"]
+    batch = env.batch(np.array([hi, hi]))
+    assert batch.references == [["hi ."], ["hi ."]] and batch.metadata[0] == {
+        "intent": "greet",
+        "turn": 0,
+    }
+    _, _, terminated, _, info = env.step(np.array([hi, hi]))
+    assert not terminated.any()
+    assert info["next_prompt"][0] == "user : hello assistant : hi . user : what is it assistant :"
+    assert env.batch(np.array([yes, hi])).references == [["yes .", "no ."]] * 2
+    _, reward, terminated, _, info = env.step(np.array([yes, hi]))
+    assert terminated.all() and reward.tolist() == [1.0, 0.0]  # the script ended: a new dialogue
+    assert info["next_prompt"] == ["user : hi assistant :"] * 2
+    agent = RLOO(env, model=str(path), reward_model=CAT, seed=0)  # trains on every turn
+    for _ in range(3):
+        assert math.isfinite(agent.iteration()["reward/total"])
+    with pytest.raises(ValueError, match="'turns' must be a list"):
+        DialogueVecEnv([{"prompt": "a", "turns": "b"}], str(path), num_prompts=1)
+
+
+def test_text_env_ids_train_and_evaluate_from_the_command_line(
+    path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rlkit.cli.main import main
+    from rlkit.envs import make_vec_env
+
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in toy_prompts(16)))
+    out = tmp_path / "run"
+    args = ["train", "grpo", "--env", f"text:{prompts}", "--model", str(path), "--env-kwargs",
+            "{group_size: 2, max_new_tokens: 4, max_prompt_tokens: 6}", "--reward-model",
+            "{id: contains, words: [cat]}", "--num-envs", "2", "--total-steps", "8", "--seed",
+            "0", "--out", str(out), "--no-progress", "--eval-episodes", "4"]  # fmt: skip
+    assert main(args) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["eval"]
+    assert result["episodes"] == 4 and "reward/contains" in result
+    assert main(["eval", str(out), "--json", "--episodes", "4"]) == 0  # the env is rebuilt
+    assert json.loads(capsys.readouterr().out)["episodes"] == 4
+    with pytest.raises(ValueError, match="needs env_kwargs tokenizer"):
+        make_vec_env(f"text:{prompts}")
+    with pytest.raises(ValueError, match="got colour"):
+        make_vec_env(f"text:{prompts}", env_kwargs={"tokenizer": str(path), "colour": 1})
+    with pytest.raises(ValueError, match="do not apply to the text env"):
+        make_vec_env(f"text:{prompts}", wrappers=["clip_reward"])

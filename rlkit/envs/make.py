@@ -56,6 +56,41 @@ class VecEnvSpec:
         return [check_wrapper_spec(w) for w in self.wrappers]  # type: ignore[arg-type]
 
 
+#: the id prefix of prompt files as text envs: ``"text:prompts.jsonl"`` (rlkit.envs.text).
+TEXT_PREFIX = "text:"
+#: what ``env_kwargs`` a text env takes besides ``tokenizer`` (``num_envs`` is its number of
+#: prompts per step).
+TEXT_ENV_OPTIONS = ("group_size", "max_prompt_tokens", "max_new_tokens", "reward_model",
+                    "shuffle", "dialogue")  # fmt: skip
+
+
+def _text_env(
+    env_id: str, num_envs: int, seed: int | None, env_kwargs: Mapping[str, Any] | None
+) -> VectorEnv:
+    """A :class:`~rlkit.envs.text.TextVecEnv` (or, with ``dialogue=True``, a
+    :class:`~rlkit.envs.text.DialogueVecEnv`) over the prompt file after ``"text:"``, with
+    ``num_envs`` prompts per step. Reading a file imports nothing, so the id needs no trust."""
+    from rlkit.envs.text import DialogueVecEnv, TextVecEnv
+
+    kwargs = dict(env_kwargs or {})
+    unknown = sorted(set(kwargs) - {"tokenizer", *TEXT_ENV_OPTIONS})
+    if unknown:
+        raise ValueError(
+            f"make_vec_env: the text env {env_id!r} takes env_kwargs tokenizer, "
+            f"{', '.join(TEXT_ENV_OPTIONS)}; got {', '.join(unknown)}"
+        )
+    if "tokenizer" not in kwargs:
+        raise ValueError(
+            f"make_vec_env: the text env {env_id!r} needs env_kwargs tokenizer=<a model directory "
+            "or name> (rlkit train uses --model's)"
+        )
+    dialogue = bool(kwargs.pop("dialogue", False))
+    cls = DialogueVecEnv if dialogue else TextVecEnv
+    vec = cls(env_id[len(TEXT_PREFIX) :], num_prompts=num_envs, seed=seed, **kwargs)
+    vec.metadata[SPEC_KEY] = VecEnvSpec(env_id, num_envs, seed, False, dict(env_kwargs or {}))
+    return vec
+
+
 def check_env_id(env_id: str) -> None:
     """Refuse an env id read from an untrusted file (see :mod:`rlkit.trust`) when making it
     would import a module: gymnasium's ``"module:Env"`` form imports ``module`` first. Ids
@@ -144,6 +179,13 @@ def make_vec_env(
             f"make_vec_env: env must be an env id string or a callable, got {type(env).__name__}"
         )
     family: EnvFamily | None = None
+    if isinstance(env, str) and env.startswith(TEXT_PREFIX):
+        if wrappers or isinstance(preprocessing, Mapping) or self_play not in (None, False):
+            raise ValueError(
+                f"make_vec_env: wrappers, preprocessing options and self_play do not apply to the "
+                f"text env {env!r}"
+            )
+        return _text_env(env, num_envs, seed, env_kwargs)
     if isinstance(env, str):
         check_env_id(env)
         if self_play is not None and self_play is not False:  # True or options ({} is on)

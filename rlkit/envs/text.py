@@ -9,6 +9,8 @@
   completions of the same prompt). Every step ends every episode, and the observation it
   returns is already the next prompts (gymnasium's same-step autoreset; the finished prompts
   are in ``info["prompt"]``).
+- :class:`DialogueVecEnv`: multi-turn dialogues: the policy's reply joins the history, then the
+  user's next scripted turn, until the script ends.
 - :class:`TokenEnv`: the token-level view, one token per step, for any discrete-action agent.
 
 Rewards: an env may hold a :class:`~rlkit.reward_models.RewardModel` that reads text only
@@ -32,6 +34,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 
+from rlkit.configurable import build_primitive
 from rlkit.lm.hf import load_tokenizer, require_module
 from rlkit.reward_models.base import RewardModel, TextBatch
 
@@ -154,19 +157,19 @@ def _check_count(name: str, value: Any, owner: str) -> int:
     return int(value)
 
 
-def _check_reward_model(reward_model: RewardModel | None, owner: str) -> None:
+def _reward_model(value: Any, owner: str) -> RewardModel | None:
+    """``value`` (a reward model, registered id, spec or None) built, and checked to read
+    text only."""
+    reward_model = build_primitive("reward_model", value, RewardModel, owner)
     if reward_model is None:
-        return
-    if not isinstance(reward_model, RewardModel):
-        raise TypeError(
-            f"{owner}: reward_model must be a RewardModel, got {type(reward_model).__name__}"
-        )
+        return None
     policy_fields = {"log_probs", "ref_log_probs"} & set(reward_model.required_fields())
     if policy_fields:
         raise ValueError(
             f"{owner}: the env's reward model reads {sorted(policy_fields)}, which only the agent "
             "has; give it to the agent (reward_model=...) instead"
         )
+    return reward_model
 
 
 class TextVecEnv(VectorEnv):
@@ -187,7 +190,7 @@ class TextVecEnv(VectorEnv):
         group_size: int = 1,
         max_prompt_tokens: int = 64,
         max_new_tokens: int = 32,
-        reward_model: RewardModel | None = None,
+        reward_model: RewardModel | str | Mapping[str, Any] | None = None,
         shuffle: bool = True,
         seed: int | None = None,
     ) -> None:
@@ -196,11 +199,12 @@ class TextVecEnv(VectorEnv):
         self.group_size = _check_count("group_size", group_size, owner)
         self.max_prompt_tokens = _check_count("max_prompt_tokens", max_prompt_tokens, owner)
         self.max_new_tokens = _check_count("max_new_tokens", max_new_tokens, owner)
-        _check_reward_model(reward_model, owner)
+        reward_model = _reward_model(reward_model, owner)
         self.dataset = PromptDataset.load(prompts)
         self.tokenizer = _tokenizer(tokenizer)
         self.reward_model = reward_model
         self.shuffle = bool(shuffle)
+        self.metadata = dict(type(self).metadata)  # per env: make_vec_env records its spec here
         self.num_envs = self.num_prompts * self.group_size
         vocab = len(self.tokenizer)
         width = self.max_prompt_tokens
@@ -226,15 +230,17 @@ class TextVecEnv(VectorEnv):
         self.last_batch: TextBatch | None = None
 
     # ------------------------------------------------------------------ prompts
+    def _draw_one(self) -> int:
+        """The next record of the shuffled pass (a new pass when one ends)."""
+        if not self._order:
+            order = np.arange(len(self.dataset))
+            if self.shuffle:
+                self._rng.shuffle(order)
+            self._order = order.tolist()[::-1]
+        return int(self._order.pop())
+
     def _next_indices(self) -> list[int]:
-        out = []
-        for _ in range(self.num_prompts):
-            if not self._order:
-                order = np.arange(len(self.dataset))
-                if self.shuffle:
-                    self._rng.shuffle(order)
-                self._order = order.tolist()[::-1]
-            out.append(self._order.pop())
+        out = [self._draw_one() for _ in range(self.num_prompts)]
         return [i for i in out for _ in range(self.group_size)]
 
     def encode(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
@@ -250,9 +256,30 @@ class TextVecEnv(VectorEnv):
             mask[row, width - len(tokens) :] = 1
         return {"input_ids": ids, "attention_mask": mask}
 
-    def _observe(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    def prompt_texts(self) -> list[str]:
+        """The prompt each row answers now (hook: a dialogue env formats its history)."""
+        return [self.dataset.text(i, self.tokenizer) for i in self._current]
+
+    def row_references(self) -> list[list[str]]:
+        """The reference texts of each row's current prompt (hook)."""
+        return [self.dataset.references(i) for i in self._current]
+
+    def row_metadata(self) -> list[dict[str, Any]]:
+        """The dataset fields of each row's current prompt (hook)."""
+        return [self.dataset.metadata(i) for i in self._current]
+
+    def start(self) -> None:
+        """Draw the next prompts for every row (hook)."""
         self._current = self._next_indices()
-        texts = [self.dataset.text(i, self.tokenizer) for i in self._current]
+
+    def advance(self, completions: list[str]) -> np.ndarray:
+        """After a step answered by ``completions``: what each row sees next, and whether its
+        episode ended (hook; here every episode is one completion: the next prompts)."""
+        self.start()
+        return np.ones(self.num_envs, dtype=bool)
+
+    def _observe(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        texts = self.prompt_texts()
         return self.encode(texts), {"prompt": texts, "prompt_index": np.array(self._current)}
 
     # ------------------------------------------------------------------ gymnasium API
@@ -264,6 +291,7 @@ class TextVecEnv(VectorEnv):
         if seed is not None:
             self._rng = np.random.default_rng(seed)
             self._order = []
+        self.start()
         return self._observe()
 
     def decode(self, completion_ids: np.ndarray) -> list[str]:
@@ -276,12 +304,11 @@ class TextVecEnv(VectorEnv):
         """The :class:`TextBatch` of completions for the prompts being answered."""
         if not self._current:
             raise RuntimeError("TextVecEnv: call reset() before step()")
-        texts = [self.dataset.text(i, self.tokenizer) for i in self._current]
         return TextBatch(
-            prompts=texts,
+            prompts=self.prompt_texts(),
             completions=completions if completions is not None else self.decode(completion_ids),
-            references=[self.dataset.references(i) for i in self._current],
-            metadata=[self.dataset.metadata(i) for i in self._current],
+            references=self.row_references(),
+            metadata=self.row_metadata(),
         )
 
     def step(
@@ -306,9 +333,9 @@ class TextVecEnv(VectorEnv):
                 values = part.reshape(len(batch), -1).sum(dim=1).cpu().numpy()
                 info[f"reward/{name}"] = values
                 rewards += values
+        terminated = self.advance(batch.completions)
         obs, next_info = self._observe()
         info["next_prompt"] = next_info["prompt"]
-        terminated = np.ones(self.num_envs, dtype=bool)
         truncated = np.zeros(self.num_envs, dtype=bool)
         return obs, rewards, terminated, truncated, info
 
@@ -331,12 +358,12 @@ class TokenEnv(gym.Env):
         tokenizer: Any,
         max_prompt_tokens: int = 32,
         max_new_tokens: int = 16,
-        reward_model: RewardModel | None = None,
+        reward_model: RewardModel | str | Mapping[str, Any] | None = None,
     ) -> None:
         owner = "TokenEnv"
         self.max_prompt_tokens = _check_count("max_prompt_tokens", max_prompt_tokens, owner)
         self.max_new_tokens = _check_count("max_new_tokens", max_new_tokens, owner)
-        _check_reward_model(reward_model, owner)
+        reward_model = _reward_model(reward_model, owner)
         self.dataset = PromptDataset.load(prompts)
         self.tokenizer = _tokenizer(tokenizer)
         self.reward_model = reward_model
@@ -402,9 +429,90 @@ class TokenEnv(gym.Env):
         return self._obs(), reward, terminated, truncated, info
 
 
+class DialogueVecEnv(TextVecEnv):
+    """Multi-turn dialogues: each record opens with ``messages`` (or a ``prompt``, the user's
+    first turn) and may script the user's later turns in ``turns``; every step the policy
+    answers each row's history, its reply joins the history, and the next scripted user turn
+    follows, until the script ends (``terminated``) and the group starts a new dialogue.
+    ``references`` (one text or list of texts per assistant turn) and the turn number (in the
+    metadata, ``turn``) reach reward models.
+
+    Rows of a group share the dialogue (GRPO and RLOO compare their first replies on the same
+    history; later histories differ by the group's own replies).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for index in range(len(self.dataset)):  # a bad script fails here, not turns later
+            self._script(index)
+
+    def start(self) -> None:
+        super().start()
+        self._turn = [0] * self.num_envs
+        self._history = [self._opening(i) for i in self._current]
+
+    def _opening(self, index: int) -> list[dict[str, str]]:
+        record = self.dataset[index]
+        if "messages" in record:
+            return [dict(m) for m in record["messages"]]
+        return [{"role": "user", "content": str(record[self.dataset.prompt_key])}]
+
+    def _script(self, index: int) -> list[str]:
+        turns = self.dataset[index].get("turns") or []
+        if isinstance(turns, str) or not all(isinstance(t, str) for t in turns):
+            raise ValueError(
+                f"DialogueVecEnv: record {index}'s 'turns' must be a list of the user's texts, "
+                f"got {turns!r}"
+            )
+        return list(turns)
+
+    def prompt_texts(self) -> list[str]:
+        return [format_dialogue(history, self.tokenizer) for history in self._history]
+
+    def row_references(self) -> list[list[str]]:
+        out = []
+        for row, index in enumerate(self._current):
+            per_turn = self.dataset[index].get("references")
+            if per_turn is None:
+                out.append(self.dataset.references(index) if self._turn[row] == 0 else [])
+                continue
+            value = per_turn[self._turn[row]] if self._turn[row] < len(per_turn) else []
+            out.append([value] if isinstance(value, str) else [str(v) for v in value])
+        return out
+
+    def row_metadata(self) -> list[dict[str, Any]]:
+        skip = {"turns", "references"}
+        return [
+            {**{k: v for k, v in self.dataset.metadata(i).items() if k not in skip}, "turn": t}
+            for i, t in zip(self._current, self._turn, strict=True)
+        ]
+
+    def advance(self, completions: list[str]) -> np.ndarray:
+        ended = np.zeros(self.num_envs, dtype=bool)
+        for row, reply in enumerate(completions):
+            script = self._script(self._current[row])
+            self._history[row].append({"role": ASSISTANT, "content": reply})
+            self._turn[row] += 1
+            if self._turn[row] <= len(script):
+                self._history[row].append({"role": "user", "content": script[self._turn[row] - 1]})
+            else:
+                ended[row] = True
+        size = self.group_size
+        for group in range(self.num_prompts):  # a group's rows share the script: they end together
+            rows = range(group * size, (group + 1) * size)
+            if ended[rows[0]]:
+                index = self._draw_one()
+                for row in rows:
+                    self._current[row] = index
+                    self._turn[row] = 0
+                    self._history[row] = self._opening(index)
+        return ended
+
+
 __all__ = [
     "ASSISTANT",
     "PLAIN_CHAT_FORMAT",
+    "DialogueVecEnv",
     "PromptDataset",
     "TextVecEnv",
     "TokenEnv",

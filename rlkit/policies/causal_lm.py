@@ -202,7 +202,8 @@ class CausalLMPolicy(Policy):
         if not deterministic:
             kwargs.update(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k or 0)
         was_training = self.model.training
-        self.model.eval()
+        if was_training:  # (switching modes walks every module: only when needed)
+            self.model.eval()
         try:
             out = self.model.generate(
                 input_ids=input_ids,
@@ -214,7 +215,8 @@ class CausalLMPolicy(Policy):
                 **kwargs,
             )
         finally:
-            self.model.train(was_training)
+            if was_training:
+                self.model.train()
         ids = out[:, input_ids.shape[1] :]
         mask = completion_mask(ids, self.eos_token_id)
         ids = ids.masked_fill(~mask, self.pad_token_id)
