@@ -194,6 +194,7 @@ class LanguageModelAgent(Agent):
         "compute_advantages",
         "loss_inputs",
         "rewards",
+        "make_kl_penalty",
     )
     #: the value head the default policy gets: "none", "shared" or "separate".
     value_head: ClassVar[str] = "none"
