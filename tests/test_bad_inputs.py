@@ -10,16 +10,16 @@ Cases by category (``test_case_counts`` keeps these numbers honest):
 - NaN and inf, for every float hyperparameter of every registered agent (once per class that
   declares its rule): 228
 - agents built with bad hyperparameters or primitive specs (Python, the issue's list): 30
-- primitive constructors, one bad value per argument rule a registered primitive takes: 230
+- primitive constructors, one bad value per argument rule a registered primitive takes: 264
 - spec dicts with an unknown key, one per registered encoder, distribution, policy,
-  augmentation and intrinsic reward: 60
+  augmentation, intrinsic reward and reward model: 68
 - ``act`` / ``evaluate`` / ``train`` arguments (shapes, dtypes, dict keys, env spaces, counts): 22
 - hand-edited ``config.json`` files, loaded in Python (checkpoint unchanged): 20
 - CLI in-process (``rlkit.cli.main.main``): train, eval, list and usage errors: 60
 - CLI runs that fail without touching an existing run or checkpoint: 9
 - CLI through ``python -m rlkit`` (no traceback reaches the terminal): 3
 
-Total: 855.
+Total: 897.
 """
 
 from __future__ import annotations
@@ -119,7 +119,14 @@ CONFIG_CLASSES: list[type] = [
     agents.RLOOConfig,
     agents.LMPPOConfig,
 ]
-PRIMITIVE_KINDS = ("encoder", "distribution", "policy", "augmentation", "intrinsic_reward")
+PRIMITIVE_KINDS = (
+    "encoder",
+    "distribution",
+    "policy",
+    "augmentation",
+    "intrinsic_reward",
+    "reward_model",
+)
 
 
 def shipped(items: Iterable[tuple[str, type]]) -> list[tuple[str, type]]:
@@ -177,6 +184,15 @@ SATISFIES_BAD = {
     "env_kwargs": [1, 2],
     "core": "rnn",
     "lora": [1, 2],
+    # reward models
+    "model": "",
+    "label": -1,
+    "label_field": "",
+    "parts": {},
+    "weights": {"cat": "heavy"},
+    "words": [],
+    "pattern": "(cat",
+    "clip_coef": [2.0, 1.0],
 }
 
 
@@ -405,9 +421,23 @@ def primitive_rule_cases() -> Iterator[Any]:
                     yield pytest.param(cls, name, rule, id=f"{ident}.{name}")
 
 
+#: valid placeholders for required arguments that are not spaces (the reward models').
+PLACEHOLDERS: dict[str, Any] = {
+    "words": ["cat"],
+    "target": 3,
+    "pattern": "cat",
+    "model": "a-model",
+    "parts": {"cat": "contains"},
+}
+
+
 def required_arguments(cls: type) -> dict[str, Any]:
     """Placeholders for the required arguments: argument rules run before ``__init__``."""
-    return {name: BOX for name, required in (arguments_of(cls) or {}).items() if required}
+    return {
+        name: PLACEHOLDERS.get(name, BOX)
+        for name, required in (arguments_of(cls) or {}).items()
+        if required
+    }
 
 
 PRIMITIVE_CASES = list(primitive_rule_cases())

@@ -150,6 +150,15 @@ def test_value_heads(path: Path) -> None:
         CausalLMPolicy(model=str(path), value_head="tiny")
 
 
+def test_missing_models_are_one_line(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no such directory"):
+        CausalLMPolicy(model=str(tmp_path / "missing"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match=r"tokenizer '.*empty' could not be loaded"):
+        CausalLMPolicy(model=str(empty))
+
+
 def test_bad_policy_arguments(path: Path) -> None:
     for kwargs, word in (({"model": ""}, "model"), ({"temperature": 0}, "temperature"),
                          ({"top_p": 1.5}, "top_p"), ({"top_k": -1}, "top_k")):  # fmt: skip
