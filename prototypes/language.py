@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from rlkit.checkpoint import CheckpointError, find_checkpoint, read_tensors, split_prefix
 from rlkit.config.rules import SEED, OneOf, Range, Rule, Satisfies, check_arguments, count, positive
 from rlkit.configurable import build_primitive
-from rlkit.envs.make import TEXT_PREFIX
+from rlkit.envs.make import TEXT_PREFIX, env_spec_of
 from rlkit.losses import LossPlan, LossTerm
 from rlkit.policies.causal_lm import CausalLMPolicy, completion_mask
 from rlkit.reward_models.base import RewardModel, TextBatch, completion_totals
@@ -567,7 +567,13 @@ class LanguageModelAgent(Agent):
         )
         own_env = env is None
         if env is None:
-            env, seed = evaluation.evaluation_env(self, episodes, seed)
+            fresh = getattr(self.env, "fresh", None)
+            if env_spec_of(self.env) is None and callable(fresh):  # a text env built directly
+                spec_seed = self.config.seed if self.config.seed is not None else 0
+                seed = spec_seed + 10_000 if seed is None else seed
+                env = fresh(min(episodes, self.num_envs), seed)
+            else:
+                env, seed = evaluation.evaluation_env(self, episodes, seed)
         try:
             return self._evaluate(env, episodes, deterministic, seed)
         finally:

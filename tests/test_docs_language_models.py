@@ -27,9 +27,13 @@ def test_the_chinese_guide_shows_the_same_code() -> None:
 
 def test_the_python_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    first, policy, reward, subclass, chat = blocks(GUIDE)
+    first, policy, dialogue, reward, subclass, chat = blocks(GUIDE)
     assert "agent.train(960)" in first and "path/or/hub-name" in policy
     namespace: dict[str, object] = {}
+    assert "agent.train(1_200)" in dialogue
+    talk: dict[str, object] = {}
+    exec(dialogue.replace("agent.train(1_200)", "agent.train(12, progress_bar=False)"), talk)
+    assert talk["agent"].global_step == 12  # type: ignore[attr-defined]
     exec(first.replace("agent.train(960)", "agent.train(64, progress_bar=False)"), namespace)
     agent = namespace["agent"]
     assert agent.global_step == 64  # type: ignore[attr-defined]

@@ -463,3 +463,14 @@ def test_text_env_ids_train_and_evaluate_from_the_command_line(
         make_vec_env(f"text:{prompts}", env_kwargs={"tokenizer": str(path), "colour": 1})
     with pytest.raises(ValueError, match="do not apply to the text env"):
         make_vec_env(f"text:{prompts}", wrappers=["clip_reward"])
+
+
+def test_evaluate_a_directly_built_env_and_refuse_too_long_prompts(path: Path) -> None:
+    env = text_env(path)
+    agent = GRPO(env, model=str(path), reward_model=CAT, seed=0)
+    order = list(env._order)
+    result = agent.evaluate(episodes=6)  # a fresh copy: the training env's order is untouched
+    assert result["episodes"] == 6 and "reward/contains" in result and env._order == order
+    policy = agent.policy
+    with pytest.raises(ValueError, match="exceeds the model's 64 positions"):
+        policy.generate(torch.ones(1, 60, dtype=torch.long), torch.ones(1, 60, dtype=torch.long), 8)

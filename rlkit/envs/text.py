@@ -229,6 +229,20 @@ class TextVecEnv(VectorEnv):
         self._current: list[int] = []
         self.last_batch: TextBatch | None = None
 
+    def fresh(self, num_prompts: int, seed: int | None = None) -> TextVecEnv:
+        """A new env of the same class over the same prompts, tokenizer and reward model, with
+        one row per prompt (what evaluation completes), so this one's prompt order is left
+        alone."""
+        return type(self)(
+            self.dataset,
+            self.tokenizer,
+            num_prompts=num_prompts,
+            max_prompt_tokens=self.max_prompt_tokens,
+            max_new_tokens=self.max_new_tokens,
+            reward_model=self.reward_model,
+            seed=seed,
+        )
+
     # ------------------------------------------------------------------ prompts
     def _draw_one(self) -> int:
         """The next record of the shuffled pass (a new pass when one ends)."""

@@ -170,6 +170,20 @@ class CausalLMPolicy(Policy):
             generation.save_pretrained(directory)
         self.tokenizer.save_pretrained(directory)
 
+    def check_length(self, attention_mask: Tensor, max_new_tokens: int) -> None:
+        """Refuse prompts whose tokens plus ``max_new_tokens`` exceed the model's positions
+        (one line, instead of an index error deep inside the model)."""
+        limit = getattr(_base_config(self.model), "max_position_embeddings", None)
+        if limit is None:
+            return
+        longest = int(attention_mask.sum(dim=1).max()) if attention_mask.numel() else 0
+        if longest + int(max_new_tokens) > int(limit):
+            raise ValueError(
+                f"CausalLMPolicy: a prompt of {longest} tokens plus max_new_tokens="
+                f"{int(max_new_tokens)} exceeds the model's {int(limit)} positions; shorten "
+                "max_prompt_tokens or max_new_tokens"
+            )
+
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write the policy as a plain Hugging Face model directory (config, safetensors
         weights, tokenizer; LoRA adapters merged into the weights), which serving and ONNX
@@ -198,6 +212,7 @@ class CausalLMPolicy(Policy):
     ) -> Tensor:
         """Completion ids ``[B, max_new_tokens]`` for left-padded prompts, right-padded with the
         pad id after the first end-of-sequence token (key/value cache on)."""
+        self.check_length(attention_mask, max_new_tokens)
         kwargs: dict[str, Any] = {"do_sample": not deterministic}
         if not deterministic:
             kwargs.update(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k or 0)
@@ -286,6 +301,13 @@ class CausalLMPolicy(Policy):
             value = self.value_head(hidden[:, start:-1].to(self.value_head.weight.dtype))
             value = value.squeeze(-1).float()
         return TokenEvaluation(log_prob, ent, value)
+
+
+def _base_config(model: nn.Module) -> Any:
+    """The text config of a (possibly peft-wrapped) transformers model."""
+    config = getattr(model, "config", None)
+    getter = getattr(config, "get_text_config", None)
+    return getter() if callable(getter) else config
 
 
 def _action_width(space: spaces.Space[Any]) -> int:
