@@ -11,14 +11,16 @@ from torch import Tensor
 from rlkit.encoders.base import Encoder
 from rlkit.losses import LossTerm, SACActorLoss, TDLoss, TemperatureLoss, soft_value, td_target
 from rlkit.losses.temperature import ENTROPY_RULES, EntropyCoefficient, parse_target_entropy
+from rlkit.policies.gsde import GSDEActorCritic
 from rlkit.policies.twin_q import SquashedGaussianActorCritic
-from rlkit.prototypes import AGENTS, OffPolicyAgent, OffPolicyConfig
+from rlkit.prototypes import AGENTS, GSDEConfig, OffPolicyAgent, OffPolicyConfig
 from rlkit.storages.replay import ReplayBatch
 
 
 @dataclasses.dataclass
-class SACConfig(OffPolicyConfig):
-    """SAC hyperparameters (Stable-Baselines3's names and defaults, except ``buffer_size``)."""
+class SACConfig(OffPolicyConfig, GSDEConfig):
+    """SAC hyperparameters (Stable-Baselines3's names and defaults, except ``buffer_size``),
+    gSDE's included."""
 
     #: entropy coefficient: a number (fixed), "auto" (learned from 1.0) or "auto_<initial>".
     ent_coef: float | str = "auto"
@@ -45,8 +47,12 @@ class SAC(OffPolicyAgent):
     policy: SquashedGaussianActorCritic
 
     def default_policy(self, encoder: Encoder | None) -> SquashedGaussianActorCritic:
-        spaces_ = (self.observation_space, self.action_space)
-        return SquashedGaussianActorCritic(*spaces_, encoder, self.config.hidden_sizes)
+        spaces_, cfg = (self.observation_space, self.action_space), self.config
+        if cfg.use_sde:
+            return GSDEActorCritic(
+                *spaces_, encoder, cfg.hidden_sizes, log_std_init=cfg.log_std_init
+            )
+        return SquashedGaussianActorCritic(*spaces_, encoder, cfg.hidden_sizes)
 
     def setup(self) -> None:
         name, cfg, policy = type(self).__name__, self.config, self.policy

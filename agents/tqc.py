@@ -19,6 +19,7 @@ from rlkit.losses import (
     td_target,
     truncated_quantiles,
 )
+from rlkit.policies.gsde import GSDEQuantileActorCritic
 from rlkit.policies.quantile_critic import QuantileActorCritic
 from rlkit.prototypes import AGENTS
 from rlkit.storages.replay import ReplayBatch
@@ -65,6 +66,11 @@ class TQC(SAC):
 
     def default_policy(self, encoder: Encoder | None) -> QuantileActorCritic:
         cfg, spaces_ = self.config, (self.observation_space, self.action_space)
+        if cfg.use_sde:
+            return GSDEQuantileActorCritic(
+                *spaces_, encoder, cfg.hidden_sizes, num_critics=cfg.n_critics,
+                n_quantiles=cfg.n_quantiles, log_std_init=cfg.log_std_init,
+            )  # fmt: skip
         return QuantileActorCritic(
             *spaces_, encoder, cfg.hidden_sizes,
             num_critics=cfg.n_critics, n_quantiles=cfg.n_quantiles,

@@ -5,10 +5,10 @@ Same protocol as the other *_vs_sb3 scripts (shared pairing and reporting): one 
 same hyperparameters, network sizes and thread count, runs alternating. The setting is
 rl-baselines3-zoo's ``ppo_lstm`` CartPoleNoVel-v1 one (= rlkit/presets/ppo.yaml): 8 envs x 32
 steps, batch 256 (the whole rollout), 20 epochs, lr 1e-3 and clip 0.2 both annealed linearly
-to 0, gamma 0.98, GAE lambda 0.8, no entropy bonus, observation normalisation (no reward
-normalisation), an LSTM of 64 units for the actor and a separate one for the critic, then
-64-unit ReLU layers, PyTorch's default init (``ortho_init=False``), Adam eps 1e-5, grad-norm
-clip 0.5, value coefficient 0.5.
+to 0, gamma 0.98, GAE lambda 0.8, no entropy bonus, observation and reward normalisation
+(the zoo's ``normalize: True``), an LSTM of 64 units for the actor and a separate one for the
+critic, then 64-unit ReLU layers, PyTorch's default init (``ortho_init=False``), Adam eps
+1e-5, grad-norm clip 0.5, value coefficient 0.5.
 
 What differs is how sequences are batched: sb3-contrib splits each env's rollout at episode
 starts and pads the pieces to a common length (its policy runs the LSTM step by step over the
@@ -86,7 +86,10 @@ def train_sb3(seed: int, steps: int, threads: int, repeat: int, order: int) -> R
     torch.set_num_threads(threads)
     hp = HYPERPARAMETERS
     env = VecNormalize(
-        sb3_make_vec_env(ENV_ID, n_envs=NUM_ENVS, seed=seed), norm_obs=True, norm_reward=False
+        sb3_make_vec_env(ENV_ID, n_envs=NUM_ENVS, seed=seed),
+        norm_obs=True,
+        norm_reward=True,
+        gamma=float(hp["gamma"]),
     )
     lr, clip = float(hp["lr"]), float(hp["clip_range"])
     model = RecurrentPPO(
@@ -156,7 +159,7 @@ SPEC = BenchmarkSpec(
     setup_lines=[
         "8 envs, rl-baselines3-zoo's ppo_lstm CartPoleNoVel-v1 setting: 32 steps per env,",
         "       batch 256, 20 epochs, lr 1e-3 and clip 0.2 annealed to 0, gamma 0.98, GAE 0.8,",
-        "       observation normalisation, LSTM 64 actor + LSTM 64 critic, 64 ReLU, CPU",
+        "       observation and reward normalisation, LSTM 64 actor + LSTM 64 critic, 64 ReLU, CPU",
     ],
     train_rlkit=train_rlkit,
     train_sb3=train_sb3,

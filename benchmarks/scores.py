@@ -133,18 +133,6 @@ class Task:
         return self.preset or self.env_id
 
 
-#: rl-baselines3-zoo's PPO LunarLander-v2 setting (rlkit has no LunarLander preset), given to
-#: both libraries on LunarLander-v3 (gymnasium's current version of the task).
-LUNAR_LANDER_PPO: dict[str, Any] = {
-    "num_envs": 16,
-    "num_steps": 1024,
-    "batch_size": 64,
-    "num_epochs": 4,
-    "gamma": 0.999,
-    "gae_lambda": 0.98,
-    "ent_coef": 0.01,
-}
-
 TASKS: list[Task] = [
     Task("cartpole", "ppo", "CartPole-v1", 100_000, 100_000, 475.0, 10_240),
     Task(
@@ -157,20 +145,7 @@ TASKS: list[Task] = [
         16_384,
         notes=("budget 100k (zoo 1M)",),
     ),
-    Task(
-        "lunarlander",
-        "ppo",
-        "LunarLander-v3",
-        1_000_000,
-        1_000_000,
-        200.0,
-        65_536,
-        overrides=LUNAR_LANDER_PPO,
-        notes=(
-            "no rlkit LunarLander preset and a zoo PPO entry only for LunarLander-v2: the zoo's "
-            "LunarLander-v2 setting is given explicitly to both, on LunarLander-v3",
-        ),
-    ),
+    Task("lunarlander", "ppo", "LunarLander-v3", 1_000_000, 1_000_000, 200.0, 65_536),
     Task(
         "mountaincar",
         "sac",
@@ -179,7 +154,6 @@ TASKS: list[Task] = [
         50_000,
         90.0,
         5_000,
-        notes=("without the zoo's gSDE (use_sde, log_std_init -3.67) in both",),
     ),
     Task("pendulum", "sac", "Pendulum-v1", 20_000, 20_000, -200.0, 1_000),
     Task(
@@ -190,10 +164,7 @@ TASKS: list[Task] = [
         1_000_000,
         1000.0,
         10_000,
-        notes=(
-            "budget 100k (zoo 1M); replay buffer 100k in both (rlkit's default; the zoo's is "
-            "SB3's 1M, the same until 100k steps); v5 for the zoo's v3/v4",
-        ),
+        notes=("budget 100k (zoo 1M); v5 for the zoo's v4",),
     ),
     Task(
         "halfcheetah",
@@ -203,7 +174,7 @@ TASKS: list[Task] = [
         1_000_000,
         3000.0,
         10_000,
-        notes=("budget 100k (zoo 1M); replay buffer 100k in both (see hopper); v5 for v3/v4",),
+        notes=("budget 100k (zoo 1M); v5 for the zoo's v4",),
     ),
     Task(
         "doorkey",
@@ -340,8 +311,8 @@ def ppo_policy_kwargs(
     """SB3 ``policy_kwargs`` for rlkit's default ``ActorCritic`` with the preset's ``policy:``
     spec (hidden_sizes, activation, distribution's log_std_init): separate actor and critic
     trunks after a shared encoder (SB3's ``net_arch=dict(pi=..., vf=...)``, shared features
-    extractor), orthogonal init with gains sqrt 2 / 0.01 / 1 (SB3's ``ortho_init=True``),
-    Adam eps."""
+    extractor), orthogonal init with gains sqrt 2 / 0.01 / 1 unless the spec says
+    ``ortho_init: false`` (both libraries then keep PyTorch's default init), Adam eps."""
     options = dict(spec) if isinstance(spec, Mapping) else {"id": spec} if spec else {}
     policy_id = options.pop("id", "actor_critic")
     if policy_id != "actor_critic" or options.pop("share_trunk", False):
@@ -350,6 +321,7 @@ def ppo_policy_kwargs(
     if sizes is None:  # ActorCritic's default: 64-64, none after a CNN (SB3's defaults too)
         sizes = [] if is_image_space(obs_space) else [64, 64]
     activation = str(options.pop("activation", "tanh")).lower()
+    ortho_init = bool(options.pop("ortho_init", True))
     dist = options.pop("distribution", None)
     dist_options = dict(dist) if isinstance(dist, Mapping) else {"id": dist} if dist else {}
     dist_id = dist_options.pop("id", None)
@@ -359,10 +331,7 @@ def ppo_policy_kwargs(
     kwargs: dict[str, Any] = {
         "net_arch": {"pi": [int(s) for s in sizes], "vf": [int(s) for s in sizes]},
         "activation_fn": ACTIVATIONS[activation],
-        # rlkit's ActorCritic always initialises orthogonally (it has no ortho_init switch),
-        # so SB3 keeps its ortho_init=True; the zoo's ortho_init=False (MuJoCo PPO) cannot
-        # be matched on rlkit's side
-        "ortho_init": True,
+        "ortho_init": ortho_init,
         "optimizer_kwargs": {"eps": eps},
     }
     if isinstance(act_space, spaces.Box):
@@ -442,9 +411,12 @@ def sb3_sac(task: Task, settings: Settings, env: Any, seed: int) -> Any:
         ent_coef=cfg.ent_coef,
         target_entropy=cfg.target_entropy,
         target_update_interval=cfg.target_update_interval,
+        use_sde=cfg.use_sde,
+        sde_sample_freq=cfg.sde_sample_freq,
         policy_kwargs={
             "net_arch": _net_arch(task, cfg, env, [256, 256]),
             "optimizer_kwargs": {"eps": cfg.adam_eps},
+            **({"log_std_init": cfg.log_std_init} if cfg.use_sde else {}),
         },
         device=DEVICE,
         seed=seed,
@@ -509,12 +481,11 @@ SB3_BUILDERS: dict[str, Callable[[Task, Settings, Any, int], Any]] = {
 #: off-policy Adam eps 1e-8 = SB3's; DQN's 64-64 Q-network = SB3's).
 KNOWN_DIFFERENCES = [
     "random numbers: the same seed does not give the same draws in the two libraries",
-    "PPO value head / trunks: rlkit's ActorCritic always initialises orthogonally (SB3 "
-    "ortho_init=True here; the zoo's MuJoCo ortho_init=False has no rlkit counterpart)",
+    "PPO initialisation: the preset's ortho_init (default true) in both; the weights' draws "
+    "differ (see random numbers)",
     "observation normalisation: rlkit whitens inside the agent (ObsNormalizer, non-image "
     "observations only), SB3 with VecNormalize (same clip 10, eps 1e-8); the statistics "
     "may be updated one step apart",
-    "MountainCarContinuous SAC: the zoo's gSDE is not used by either",
     "SB3 wraps each env in Monitor (no effect on observations or rewards)",
     "run length: SB3's off-policy loop finishes its last train_freq round (up to train_freq - 1 "
     "env steps past the budget), PPO in both runs whole rollouts; steps/s use each run's own "

@@ -483,6 +483,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
         print(render_catalogue())
         return 0
+    if args.presets:
+        from rlkit.config.presets import presets_markdown
+
+        print(presets_markdown())
+        return 0
     from rlkit.registry import REGISTRIES
 
     _agents()
@@ -734,6 +739,11 @@ def build_parser(train_epilog: str | None = None) -> argparse.ArgumentParser:
     lister = sub.add_parser("list", help="registered agents and primitives")
     lister.add_argument(
         "--markdown", action="store_true", help="the full catalogue (docs/catalogue.md)"
+    )
+    lister.add_argument(
+        "--presets",
+        action="store_true",
+        help="every per-env preset with its source (docs/presets.md)",
     )
     return parser
 

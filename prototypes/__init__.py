@@ -5,7 +5,13 @@ from .base import AGENTS, Agent, AgentConfig, load_agent
 from .callbacks import Callback, Evaluate
 from .distributed import DistributedAgent, DistributedConfig
 from .language import LanguageModelAgent, LanguageModelConfig
-from .off_policy import FlatOptimizer, OffPolicyAgent, OffPolicyConfig, TargetNetwork
+from .off_policy import (
+    FlatOptimizer,
+    GSDEConfig,
+    OffPolicyAgent,
+    OffPolicyConfig,
+    TargetNetwork,
+)
 from .on_policy import OnPolicyAgent, OnPolicyConfig
 
 __all__ = [
@@ -19,6 +25,7 @@ __all__ = [
     "DistributedConfig",
     "Evaluate",
     "FlatOptimizer",
+    "GSDEConfig",
     "LanguageModelAgent",
     "LanguageModelConfig",
     "OffPolicyAgent",

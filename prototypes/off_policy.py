@@ -29,7 +29,16 @@ from rlkit import guard
 from rlkit.augmentations.base import Augmentation
 from rlkit.backends import closed_form_active
 from rlkit.checkpoint import CheckpointError, FileWriter
-from rlkit.config.rules import Range, Rule, Sizes, count, non_negative, positive, unit
+from rlkit.config.rules import (
+    Range,
+    Rule,
+    Sizes,
+    check_config,
+    count,
+    non_negative,
+    positive,
+    unit,
+)
 from rlkit.configurable import Configurable
 from rlkit.encoders.base import Encoder
 from rlkit.envs import check_same_step_autoreset
@@ -59,6 +68,30 @@ log = logging.getLogger("rlkit")
 REPLAY_FILE = "replay.h5"
 
 A = TypeVar("A", bound="OffPolicyAgent")
+
+
+@dataclasses.dataclass
+class GSDEConfig:
+    """gSDE options (Raffin et al. 2022; Stable-Baselines3's names and defaults), for the
+    config of an off-policy agent whose policy can explore that way (SAC and TQC mix it in).
+    The loop redraws the policy's exploration weights (:meth:`OffPolicyAgent.collect`)."""
+
+    #: explore with gSDE: the agent's default policy becomes its gSDE variant, whose noise is a
+    #: function of the state, redrawn now and then, instead of fresh per step.
+    use_sde: bool = False
+    #: with gSDE, vector steps between two draws of the exploration weights; -1: once per
+    #: train_freq round (Stable-Baselines3's default).
+    sde_sample_freq: int = -1
+    #: with use_sde, the default policy's initial log std of the exploration weights.
+    log_std_init: float = -3.0
+
+    rules: ClassVar[dict[str, Rule]] = {
+        "sde_sample_freq": Range(1, integer=True, also=(-1,)),
+        "log_std_init": Range(),
+    }
+
+    def __post_init__(self) -> None:
+        check_config(self)
 
 
 @dataclasses.dataclass
@@ -95,6 +128,9 @@ class OffPolicyConfig(AgentConfig):
     per_beta_steps: int | None = None
     #: learning rate of the agent's Adam optimizers.
     lr: float = 3e-4
+    #: decay every optimizer's learning rate linearly to 0 over ``train(total_steps)``, set
+    #: before each round of updates (Stable-Baselines3's ``lin_<lr>`` schedules).
+    anneal_lr: bool = False
     #: Adam's epsilon (1e-8, PyTorch's and Stable-Baselines3's; CleanRL's C51 and Dopamine's
     #: distributional agents use larger values).
     adam_eps: float = 1e-8
@@ -232,6 +268,22 @@ class OffPolicyAgent(Agent):
         noise: Any = getattr(self.policy, "noise", None)
         if isinstance(getattr(noise, "state", None), Tensor):  # a stateful process (OU)
             self.add_state("exploration_noise", lambda: noise.state, lambda v: noise.state.copy_(v))
+        #: the policy's state-dependent exploration (gSDE), redrawn by :meth:`collect`.
+        sde: Any = getattr(self.policy, "sde", None)
+        if callable(getattr(sde, "resample", None)):
+            sde.allocate(self.num_envs)
+            self.add_state(
+                "sde_exploration", lambda: sde.exploration, lambda v: sde.exploration.copy_(v)
+            )
+            sde.sample_freq = getattr(self.config, "sde_sample_freq", -1)
+        elif getattr(self.config, "use_sde", False):
+            raise ValueError(
+                f"{name}: use_sde=True needs a policy with state-dependent exploration "
+                f"(gsde_actor_critic); {type(self.policy).__name__} has none"
+            )
+        else:
+            sde = None
+        self.sde: Any = sde
         self.setup()
         #: the algorithm's loss terms by loss name (built once: stateful terms are saved).
         self._term_lists = self.loss_terms()
@@ -544,6 +596,20 @@ class OffPolicyAgent(Agent):
         out["replay/size"] = float(len(self.storage))
         return out
 
+    def anneal_lr(self) -> float:
+        """Set every registered optimizer's learning rate to its initial value times the
+        fraction of ``train(total_steps)`` left (as Stable-Baselines3 before each ``train``
+        call); returns the first optimizer's new rate. The initial rate of each parameter
+        group is kept in the group (``initial_lr``), so checkpoints carry it."""
+        target = self._target_steps
+        remaining = max(0.0, 1.0 - self.global_step / target) if target else 1.0
+        first: float | None = None
+        for opt in self.registry.optimizers.values():
+            for group in opt.param_groups:
+                group["lr"] = group.setdefault("initial_lr", group["lr"]) * remaining
+                first = group["lr"] if first is None else first
+        return float(first or 0.0)
+
     def _set_round_steps(self, value: Any) -> None:
         self._round_steps = max(0, min(int(value), self.config.train_freq - 1))
 
@@ -590,7 +656,9 @@ class OffPolicyAgent(Agent):
         normalizer = self.obs_normalizer
         recurrent = self.policy.recurrent
         obs = self._current_obs()
-        for _ in range(num_steps):
+        for i in range(num_steps):
+            if self.sde is not None:
+                self._redraw_sde(self._round_steps + i)
             actions: np.ndarray | None = None
             state_in = self.policy_state
             if self.global_step < cfg.learning_starts:
@@ -630,6 +698,14 @@ class OffPolicyAgent(Agent):
             obs = next_obs
             self.global_step += self.num_envs
         self._obs_np = obs
+
+    def _redraw_sde(self, position: int) -> None:
+        """New gSDE exploration weights at the start of every ``train_freq`` round and, with
+        ``sample_freq > 0``, every ``sample_freq`` vector steps into it (Stable-Baselines3's
+        schedule; ``position`` is the step's place in its round), from the agent's generator."""
+        freq = int(self.sde.sample_freq)
+        if position == 0 or (freq > 0 and position % freq == 0):
+            self.sde.resample(self.num_envs, self._generator)
 
     def _true_next_obs(self, next_obs: Any, info: dict[str, Any], dones: np.ndarray) -> Any:
         """``next_obs`` with the rows of finished envs replaced by ``info["final_obs"]``."""
@@ -671,8 +747,11 @@ class OffPolicyAgent(Agent):
 
     def train_round(self, num_updates: int) -> Mapping[str, Tensor | float]:
         """``num_updates`` gradient steps on :meth:`minibatches`; returns each metric's latest
-        value (an actor loss logged by a delayed actor update stays in the row)."""
+        value (an actor loss logged by a delayed actor update stays in the row); with
+        ``anneal_lr`` the round's learning rate is set first (:meth:`anneal_lr`)."""
         metrics: dict[str, Tensor | float] = {}
+        if self.config.anneal_lr:
+            metrics["train/lr"] = self.anneal_lr()
         for batch in self.minibatches(num_updates):
             metrics.update(self.train_step(batch))
         return metrics

@@ -6,20 +6,20 @@ are involved, that an existing run directory or checkpoint is byte-for-byte unch
 
 Cases by category (``test_case_counts`` keeps these numbers honest):
 
-- hyperparameter rules, one out-of-range value per declared rule of every config class: 193
+- hyperparameter rules, one out-of-range value per declared rule of every config class: 195
 - NaN and inf, for every float hyperparameter of every registered agent (once per class that
-  declares its rule): 228
+  declares its rule): 230
 - agents built with bad hyperparameters or primitive specs (Python, the issue's list): 30
-- primitive constructors, one bad value per argument rule a registered primitive takes: 264
+- primitive constructors, one bad value per argument rule a registered primitive takes: 275
 - spec dicts with an unknown key, one per registered encoder, distribution, policy,
-  augmentation, intrinsic reward and reward model: 68
+  augmentation, intrinsic reward and reward model: 70
 - ``act`` / ``evaluate`` / ``train`` arguments (shapes, dtypes, dict keys, env spaces, counts): 22
 - hand-edited ``config.json`` files, loaded in Python (checkpoint unchanged): 20
 - CLI in-process (``rlkit.cli.main.main``): train, eval, list and usage errors: 60
 - CLI runs that fail without touching an existing run or checkpoint: 9
 - CLI through ``python -m rlkit`` (no traceback reaches the terminal): 3
 
-Total: 897.
+Total: 914.
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ from rlkit.prototypes import (
     AGENTS,
     ActorsConfig,
     AgentConfig,
+    GSDEConfig,
     OffPolicyConfig,
     OnPolicyConfig,
     load_agent,
@@ -91,6 +92,7 @@ CONFIG_CLASSES: list[type] = [
     agents.VMPOConfig,
     agents.PQNConfig,
     OffPolicyConfig,
+    GSDEConfig,
     agents.DQNConfig,
     agents.QRDQNConfig,
     agents.R2D2Config,

@@ -85,6 +85,20 @@ CASES: dict[str, tuple[type[Agent], str, int, int, dict[str, Any]]] = {
         },
     ),
     "sac": (SAC, "Pendulum-v1", 300, 300, {**SMALL_OFF, "learning_starts": 100}),
+    # the acting gSDE weights drawn mid-round (sde_sample_freq) are carried across
+    "sac_gsde": (
+        SAC,
+        "Pendulum-v1",
+        300,
+        300,
+        {
+            **SMALL_OFF,
+            "learning_starts": 100,
+            "use_sde": True,
+            "train_freq": 8,
+            "sde_sample_freq": 4,
+        },
+    ),
     "td3": (TD3, "Pendulum-v1", 300, 300, {**SMALL_OFF, "learning_starts": 100}),
     "recurrent_sac": (
         RecurrentSAC,

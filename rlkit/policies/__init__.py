@@ -14,6 +14,12 @@ from rlkit.policies.causal_lm import CausalLMPolicy, TokenEvaluation
 from rlkit.policies.decoupled import DecoupledActorCritic, SeparateActorCritic
 from rlkit.policies.drqv2 import DrQv2ActorCritic
 from rlkit.policies.ensemble import DenseStack, EnsembleLinear, EnsembleMLP
+from rlkit.policies.gsde import (
+    GSDEActor,
+    GSDEActorCritic,
+    GSDEQuantileActorCritic,
+    StateDependentNoise,
+)
 from rlkit.policies.implicit_quantile_network import ImplicitQuantileNetwork
 from rlkit.policies.multi_agent import GroupedActorCritic, MultiAgentActorCritic
 from rlkit.policies.q_network import ActionValueNetwork, QNetwork, QPolicy
@@ -59,6 +65,9 @@ __all__ = [
     "EnsembleMLP",
     "GRUActorCritic",
     "GRUQNetwork",
+    "GSDEActor",
+    "GSDEActorCritic",
+    "GSDEQuantileActorCritic",
     "GroupedActorCritic",
     "ImplicitQuantileNetwork",
     "LSTMActorCritic",
@@ -77,6 +86,7 @@ __all__ = [
     "SeparateActorCritic",
     "SequenceCore",
     "SquashedGaussianActorCritic",
+    "StateDependentNoise",
     "StateSpec",
     "TokenEvaluation",
     "TransformerActorCritic",

@@ -45,7 +45,9 @@ class ActorCritic(ActorCriticPolicy):
 
     ``hidden_sizes=None`` picks ``(64, 64)`` for vector observations and no trunk for pure image
     observations (the CNN already ends in a dense layer). Orthogonal init with the usual gains
-    (sqrt 2 hidden, 0.01 actor head, 1 value head).
+    (sqrt 2 hidden, 0.01 actor head, 1 value head); ``ortho_init=False`` keeps PyTorch's default
+    init for the trunks and heads instead (Stable-Baselines3's ``ortho_init=False``, which
+    several rl-baselines3-zoo settings use). The encoder keeps its own init either way.
     """
 
     applies_action_mask = True
@@ -59,6 +61,7 @@ class ActorCritic(ActorCriticPolicy):
         hidden_sizes: Sequence[int] | None = None,
         activation: str = "tanh",
         share_trunk: bool = False,
+        ortho_init: bool = True,
     ) -> None:
         super().__init__(observation_space, action_space)
         # an id or spec (a YAML preset's nested {id: diag_gaussian, log_std_init: -2}) is
@@ -88,6 +91,11 @@ class ActorCritic(ActorCriticPolicy):
         out_dim = sizes[-1] if sizes else encoder.feature_dim
         self.action_head = orthogonal_init(nn.Linear(out_dim, distribution.num_params), gain=0.01)
         self.value_head = orthogonal_init(nn.Linear(out_dim, 1), gain=1.0)
+        if not ortho_init:
+            for part in (self.actor_trunk, self.critic_trunk, self.action_head, self.value_head):
+                for layer in part.modules():
+                    if isinstance(layer, nn.Linear):
+                        layer.reset_parameters()
 
     def forward(
         self, obs: Obs, state: PolicyState = None, episode_start: Tensor | None = None
