@@ -91,6 +91,8 @@ class ApeX(ActorLearner, DQN):
     config: ApeXConfig
     #: DQN's hooks but ``explore`` (the actors explore, with :meth:`actor_behaviour`).
     hooks = (*(h for h in DQN.hooks if h != "explore"), "actor_behaviour", "store_unroll")
+    #: the actors sum n-step returns with +gamma themselves: no alternating-turn games
+    negamax_targets = False
 
     def setup(self) -> None:
         super().setup()

@@ -73,8 +73,9 @@ class DQN(OffPolicyAgent):
     action_spaces = (spaces.Discrete,)
     policy_class = QPolicy
     policy: QPolicy
-    #: masked acting (QPolicy, the prototype's random actions) and a masked bootstrap (update)
-    handles_action_masks = True
+    #: masked acting (QPolicy, the prototype's random actions) and a masked bootstrap (update);
+    #: targets bootstrap through the storage's discounts (negamax with alternating turns)
+    handles_action_masks = negamax_targets = True
 
     def default_policy(self, encoder: Encoder | None) -> QPolicy:
         cfg, obs, act = self.config, self.observation_space, self.action_space

@@ -50,6 +50,8 @@ class QRDQN(DQN):
     policy: QuantileQNetwork
     #: masked acting (QPolicy), random actions and next actions (the bootstrap) legal only
     handles_action_masks = True
+    #: targets bootstrap through the storage's discounts (negamax with alternating turns)
+    negamax_targets = True
 
     def default_policy(self, encoder: Encoder | None) -> QuantileQNetwork:
         cfg = self.config

@@ -64,6 +64,7 @@ RUNS: dict[str, tuple[str, str]] = {
     "apex_cartpole": ("test_apex", "reaches 200 (stops there)"),
     "mappo_spread": ("test_multi_agent_learning", "return_mean >= -23.0"),
     "selfplay_tictactoe": ("test_multi_agent_learning", "vs_random >= 0.75 (vs_minimax reported)"),
+    "negamax_tictactoe": ("test_multi_agent_learning", "vs_random >= 0.95, vs_minimax >= 0.80"),
     "tune_search": ("test_tune_learning", "best >= start + 200, best lr >= 1e-4"),
     "tune_pruning": ("test_tune_learning", "complete, complete, pruned, pruned"),
 }

@@ -154,7 +154,8 @@ RUN_RULES: dict[str, Rule] = {
     ),
     "self_play": Satisfies(
         lambda v: isinstance(v, bool | Mapping),
-        "true or a mapping of the league's options ('{snapshot_every: 10, strategy: uniform}')",
+        "true or a mapping of the options ('{snapshot_every: 10, strategy: uniform}', "
+        "'{mode: alternate}')",
         none=True,
     ),
     "checkpoint_every": count(none=True),
@@ -193,9 +194,12 @@ def parse_preprocessing(text: str) -> bool | dict[str, Any]:
 
 
 def parse_self_play(text: str) -> bool | dict[str, Any]:
-    """``--self-play`` value: on/true, off/false, or a mapping of the league's options."""
+    """``--self-play`` value: on/true (league), ``alternate`` (the learner plays both seats),
+    off/false, or a mapping of the options."""
+    if text.strip().lower() == "alternate":
+        return {"mode": "alternate"}
     allowed = (
-        "on, off or a mapping of the league's options "
+        "on, alternate, off or a mapping of the league's options "
         "('{snapshot_every: 10, strategy: uniform, fixed: {random: 0.1}}')"
     )
     return _switch_or_mapping("--self-play", text, allowed)
@@ -609,7 +613,9 @@ def build_parser(train_epilog: str | None = None) -> argparse.ArgumentParser:
         dest="self_play",
         help="a turn-based PettingZoo game (--env pettingzoo.classic:tictactoe_v3) played from "
         "one seat against snapshots of the learner: 'on', or the league's options "
-        "('{snapshot_every: 10, strategy: prioritized, fixed: {random: 0.1}}')",
+        "('{snapshot_every: 10, strategy: prioritized, fixed: {random: 0.1}}'); 'alternate': "
+        "the learner plays both seats of a two-player zero-sum game, move by move (DQN, "
+        "QR-DQN, IQN)",
     )
     train.add_argument("--num-envs", type=int, dest="num_envs")
     train.add_argument("--total-steps", type=int, dest="total_steps")

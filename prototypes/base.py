@@ -60,6 +60,7 @@ from rlkit.policies.base import ActorCriticPolicy, Policy
 from rlkit.policies.state import as_tuple
 from rlkit.registry import Registry
 from rlkit.rewards.base import IntrinsicReward
+from rlkit.selfplay.turns import alternates
 from rlkit.spaces import check_observation, check_space, describe_space, spaces_equal
 from rlkit.trust import reading
 from rlkit.types import Obs, PolicyState
@@ -221,6 +222,12 @@ class Agent(ABC):
         self.action_space = env.single_action_space
         check_space(self.observation_space, self.observation_spaces, "observation space", name)
         check_space(self.action_space, self.action_spaces, "action space", name)
+        if alternates(env) and not self.learns_alternating_turns():
+            raise ValueError(
+                f"{name}: the env hands every move to the opponent (self_play mode "
+                f"'alternate'), but {name}'s targets do not count the opponent's value "
+                "negatively; train DQN, QR-DQN or IQN there, or use self_play mode 'league'"
+            )
         self.device = resolve_device(self.config.device)
         self._backend = resolve(self.config.compute)
         #: which implementation each component runs on (logged once per run).
@@ -248,6 +255,15 @@ class Agent(ABC):
         self._recorded_terms: list[tuple[Sequence[LossTerm], str]] = []
         self._records_modules = False
         register_league(self)
+
+    @classmethod
+    def learns_alternating_turns(cls) -> bool:
+        """Whether the agent learns two-player zero-sum games played in both seats, move by
+        move (``make_vec_env(..., self_play={"mode": "alternate"})``): its targets count the
+        next position's value negatively (negamax). False here; off-policy agents whose
+        targets bootstrap through the storage's discounts say True
+        (:attr:`OffPolicyAgent.negamax_targets`)."""
+        return False
 
     # ----------------------------------------------------------------- subclass contract
     @abstractmethod

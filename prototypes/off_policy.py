@@ -49,6 +49,7 @@ from rlkit.policies.state import as_tuple
 from rlkit.registry import arguments_of
 from rlkit.rewards.base import IntrinsicReward, TransitionBatch
 from rlkit.runtime import retain_freed_memory
+from rlkit.selfplay.turns import alternates
 from rlkit.storages.base import STORAGES
 from rlkit.storages.replay import ReplayBatch, ReplayStorage
 from rlkit.storages.samplers import PrioritizedSampler
@@ -197,6 +198,12 @@ class OffPolicyAgent(Agent):
     #: class's own body: an agent that overrides one of :data:`MASK_HOOKS` without declaring
     #: it True refuses masked observations (:func:`handles_action_masks`).
     handles_action_masks: ClassVar[bool] = False
+    #: whether the agent's targets bootstrap only through the storage's ``discounts`` (and
+    #: n-step ``rewards``), so a storage built with ``alternating=True`` makes them negamax
+    #: targets for two-player games played in both seats (``self_play={"mode":
+    #: "alternate"}``). Declared in a class's own body: an agent that overrides one of
+    #: :data:`NEGAMAX_HOOKS` without declaring it True refuses such envs.
+    negamax_targets: ClassVar[bool] = False
     hooks: ClassVar[tuple[str, ...]] = (
         "explore",
         "update",
@@ -443,6 +450,12 @@ class OffPolicyAgent(Agent):
             built = self.storage_class(**defaults)
         return self._check_storage(built)
 
+    @classmethod
+    def learns_alternating_turns(cls) -> bool:
+        """True when every class between this one and :class:`OffPolicyAgent` declares
+        :attr:`negamax_targets` or overrides none of :data:`NEGAMAX_HOOKS`."""
+        return declares(cls, OffPolicyAgent, "negamax_targets", NEGAMAX_HOOKS)
+
     def storage_defaults(self) -> dict[str, Any]:
         """Constructor arguments of the storage (default, or named by id) besides the
         sampler: layout, capacity and discounting (hook; a sequence agent returns
@@ -464,6 +477,8 @@ class OffPolicyAgent(Agent):
             "gamma": cfg.gamma,
             "device": str(self.device),
         }
+        if alternates(self.env):
+            out["alternating"] = True  # the next position's value is the opponent's
         store = self.default_store()
         if store is not None:
             out["store"] = store
@@ -547,6 +562,12 @@ class OffPolicyAgent(Agent):
             raise ValueError(
                 f"{name}: the storage discounts with gamma={storage.gamma}, but the agent's "
                 f"gamma is {self.config.gamma}; make them equal"
+            )
+        if alternates(self.env) and not getattr(storage, "alternating", False):
+            raise ValueError(
+                f"{name}: the env hands every move to the opponent (self_play mode "
+                "'alternate'), but the storage discounts with +gamma; build it with "
+                "alternating=True"
             )
         return storage
 
@@ -893,6 +914,17 @@ MASK_HOOKS = (
     "act_and_advance",
     "collect",
     "iteration",
+)
+
+
+#: the hooks through which an off-policy agent's targets are discounted: a class that
+#: overrides one declares ``negamax_targets`` in its own body, or alternating-turn envs are
+#: refused.
+NEGAMAX_HOOKS = (
+    "update",
+    "storage_defaults",
+    "storage_defaults_base",
+    "sequence_storage_defaults",
 )
 
 

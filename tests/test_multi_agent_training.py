@@ -278,7 +278,7 @@ def test_group_policies_give_each_group_its_own_network() -> None:
 
 def test_cli_names_a_bad_self_play_value(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "ppo", "--env", TICTACTOE, "--self-play", "maybe"]) == 2
-    assert "--self-play 'maybe': give on, off or a mapping" in capsys.readouterr().err
+    assert "--self-play 'maybe': give on, alternate, off or a mapping" in capsys.readouterr().err
 
 
 def test_agents_that_would_train_on_inactive_steps_refuse_agent_rows() -> None:

@@ -56,6 +56,11 @@ class VecEnvSpec:
         return [check_wrapper_spec(w) for w in self.wrappers]  # type: ignore[arg-type]
 
 
+#: ``self_play["mode"]``: ``"league"`` (one seat against snapshots of the learner and fixed
+#: players, :mod:`rlkit.selfplay.env`) or ``"alternate"`` (the learner plays both seats of a
+#: two-player zero-sum game, move by move, :mod:`rlkit.selfplay.turns`).
+SELF_PLAY_MODES = ("league", "alternate")
+
 #: the id prefix of prompt files as text envs: ``"text:prompts.jsonl"`` (rlkit.envs.text).
 TEXT_PREFIX = "text:"
 #: what ``env_kwargs`` a text env takes besides ``tokenizer`` (``num_envs`` is its number of
@@ -169,8 +174,10 @@ def make_vec_env(
       (:mod:`rlkit.envs.agent_rows`), trained by MAPPO, IPPO or any on-policy agent. With
       ``self_play`` (True or the league's options, see :mod:`rlkit.selfplay`) a turn-based
       game is seen from one seat against snapshots of the learner instead; with
-      ``evaluation=True`` against the fixed player ``self_play["eval_opponent"]`` (default
-      ``"random"``).
+      ``{"mode": "alternate"}`` a two-player zero-sum game is played by the learner in both
+      seats, every step the mover's (:mod:`rlkit.selfplay.turns`); with ``evaluation=True``
+      (either mode) from one seat against the fixed player ``self_play["eval_opponent"]``
+      (default ``"random"``).
     """
     if num_envs < 1:
         raise ValueError(f"make_vec_env: num_envs must be >= 1, got {num_envs}")
@@ -210,23 +217,30 @@ def make_vec_env(
     wrappers = tuple(w if callable(w) else check_wrapper_spec(w) for w in wrappers)
     kwargs = dict(env_kwargs or {})
     fns = [_single_factory(env, kwargs, wrappers, family, evaluation) for _ in range(num_envs)]
+    games = family is not None and family.reports_games and not evaluation
+    options = dict(preprocessing) if isinstance(preprocessing, Mapping) else bool(preprocessing)
+    spec = VecEnvSpec(env, num_envs, seed, asynchronous, kwargs, wrappers, options, evaluation)
+    return _vectorise(fns, spec, stats_window, games)
+
+
+def _vectorise(
+    fns: Sequence[EnvFactory], spec: VecEnvSpec, stats_window: int, games: bool = False
+) -> VectorEnv:
+    """``fns``' envs (each made by :func:`_single_factory`) as a same-step-autoreset vector env
+    with episode statistics, recorded as ``spec`` and seeded with its seed."""
     vec: VectorEnv
-    if asynchronous:
+    if spec.asynchronous:
         vec = AsyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
     else:
         vec = SyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
-    games = family is not None and family.reports_games and not evaluation
     vec = GameEpisodeStatistics(vec, buffer_length=stats_window, games=games)
     vec.metadata = dict(vec.metadata)
-    options = dict(preprocessing) if isinstance(preprocessing, Mapping) else bool(preprocessing)
-    vec.metadata[SPEC_KEY] = VecEnvSpec(
-        env, num_envs, seed, asynchronous, kwargs, wrappers, options, evaluation
-    )
+    vec.metadata[SPEC_KEY] = spec
     vec.metadata[RECORDER_KEY] = True
-    if seed is not None:
-        vec.reset(seed=seed)
-        vec.action_space.seed(seed)
-        vec.single_action_space.seed(seed)
+    if spec.seed is not None:
+        vec.reset(seed=spec.seed)
+        vec.action_space.seed(spec.seed)
+        vec.single_action_space.seed(spec.seed)
     return vec
 
 
@@ -280,14 +294,24 @@ def _self_play(
             f"make_vec_env: self_play needs a PettingZoo game named 'module:attr' "
             f"('pettingzoo.classic:tictactoe_v3'), got {env_id!r}"
         )
-    league_options = {k: v for k, v in options.items() if k != "eval_opponent"}
-    valid = [*inspect.signature(SelfPlayLeague).parameters, "eval_opponent"]
+    mode = options.get("mode", "league")
+    if mode not in SELF_PLAY_MODES:
+        raise ValueError(
+            f"self_play: mode {mode!r} is not one of {', '.join(map(repr, SELF_PLAY_MODES))}"
+        )
+    league_options = {k: v for k, v in options.items() if k not in ("eval_opponent", "mode")}
+    valid = [*inspect.signature(SelfPlayLeague).parameters, "eval_opponent", "mode"]
+    if mode == "alternate":
+        valid = ["eval_opponent", "mode"]
     unknown = sorted(set(league_options) - set(valid))
     if unknown:
         raise ValueError(
-            f"self_play: unknown option(s) {', '.join(unknown)}; valid: {', '.join(valid)}"
+            f"self_play: unknown option(s) {', '.join(unknown)} for mode {mode!r}; valid: "
+            f"{', '.join(valid)}"
         )
     opponent = str(options.get("eval_opponent", "random"))
+    if mode == "alternate" and not evaluation:
+        return _alternating(env_id, constructor, num_envs, seed, env_kwargs, options, stats_window)
     league = None
     if not evaluation:
         league = SelfPlayLeague(**{"seed": seed, **league_options})
@@ -298,6 +322,32 @@ def _self_play(
     vec.metadata[SPEC_KEY] = VecEnvSpec(
         env_id, num_envs, seed, False, kwargs, evaluation=evaluation, self_play=options
     )
+    return vec
+
+
+def _alternating(
+    env_id: str,
+    constructor: Any,
+    num_envs: int,
+    seed: int | None,
+    env_kwargs: Mapping[str, Any] | None,
+    options: dict[str, Any],
+    stats_window: int,
+) -> VectorEnv:
+    """A two-player zero-sum game played move by move by the learner in both seats
+    (:class:`~rlkit.selfplay.turns.AlternatingGameEnv`), marked with
+    :data:`~rlkit.selfplay.turns.TURNS_KEY` so the agent discounts with ``-gamma``."""
+    from rlkit.selfplay.turns import TURNS_KEY, AlternatingGameEnv
+
+    kwargs = dict(env_kwargs or {})
+
+    def game() -> gym.Env[Any, Any]:
+        return AlternatingGameEnv(constructor(**kwargs))
+
+    fns = [_single_factory(game, {}, (), None, False) for _ in range(num_envs)]
+    spec = VecEnvSpec(env_id, num_envs, seed, False, kwargs, self_play=options)
+    vec = _vectorise(fns, spec, stats_window)
+    vec.metadata[TURNS_KEY] = True
     return vec
 
 

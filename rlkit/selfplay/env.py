@@ -116,6 +116,8 @@ class SelfPlayEnv(gym.Env[Any, Any]):
         self._recorded = False
         super().reset(seed=seed)
         self.env.reset(seed=seed, options=options)
+        if seed is not None and self._fixed is not None:
+            self._fixed.seed(seed)  # a seeded evaluation repeats the fixed player's choices
         if self.fixed_seat is not None:
             self.seat = self.fixed_seat
         else:

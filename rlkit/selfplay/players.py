@@ -55,10 +55,17 @@ class Player(ABC):
     """
 
     name: str = "player"
+    #: the player's own generator for its random choices (never the global RNG).
+    _rng: np.random.Generator
 
     @abstractmethod
     def __call__(self, observation: Mapping[str, Any], agent: str) -> int:
         """The action to take; ``observation`` holds ``"action_mask"`` (1 = legal)."""
+
+    def seed(self, seed: int | None) -> None:
+        """Restart the player's generator from ``seed``, so games started with the same env
+        seed see the same choices (an evaluation env reseeds it on every seeded reset)."""
+        self._rng = np.random.default_rng(seed)
 
 
 class RandomPlayer(Player):

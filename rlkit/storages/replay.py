@@ -51,7 +51,8 @@ class ReplayBatch:
     rewards: Tensor
     #: the observation ``k`` steps later, or the episode's final observation.
     next_obs: Obs
-    #: ``gamma ** k`` for the ``k`` summed steps, 0 where the episode terminated within them.
+    #: ``gamma ** k`` for the ``k`` summed steps (``(-gamma) ** k`` for alternating turns),
+    #: 0 where the episode terminated within them.
     discounts: Tensor
     #: 1 where the episode ended (terminated or truncated) within the ``k`` steps.
     dones: Tensor
@@ -168,6 +169,10 @@ class ReplayStorage(Storage):
     - ``n_step``/``gamma``: n-step returns computed at sampling time, per env (see the module
       doc for windows that are not complete yet).
     - ``her``: a :class:`HindsightRelabeler` for goal-conditioned Dict observations.
+    - ``alternating``: every step hands the move to the opponent of a two-player zero-sum
+      game (:mod:`rlkit.selfplay.turns`): the next observation's value is the opponent's, so
+      returns and bootstraps discount with ``-gamma`` (negamax: ``r_t - gamma r_(t+1) + ...``
+      and the discount ``(-gamma)^k``).
     - ``device``: where sampled batches go; the memory itself stays in host RAM.
 
     ``add`` takes the TRUE next observation (``info["final_obs"]`` where an episode ended).
@@ -195,6 +200,7 @@ class ReplayStorage(Storage):
         gamma: float = 0.99,
         her: HindsightRelabeler | Mapping[str, Any] | None = None,
         device: str | torch.device = "cpu",
+        alternating: bool = False,
     ) -> None:
         capacity = _int_arg(capacity, "capacity", 1)
         num_envs = _int_arg(num_envs, "num_envs", 1)
@@ -207,6 +213,9 @@ class ReplayStorage(Storage):
         if not 0.0 <= float(gamma) <= 1.0:
             raise ValueError(f"ReplayStorage: gamma must be in [0, 1], got {gamma}")
         self.gamma = float(gamma)
+        if not isinstance(alternating, bool):
+            raise TypeError(f"ReplayStorage: alternating must be a bool, got {alternating!r}")
+        self.alternating = alternating
         self.observation_space = observation_space
         self.action_space = action_space
         self.num_envs = num_envs
@@ -252,8 +261,9 @@ class ReplayStorage(Storage):
         self.current_start = np.zeros(num_envs, dtype=np.int64)
         #: vectorised steps added so far (each added ``num_envs`` transitions)
         self.steps = 0
-        self._gamma32 = np.float32(self.gamma)
-        self._gamma_pows = self.gamma ** np.arange(self.n_step + 1, dtype=np.float32)
+        signed = -self.gamma if alternating else self.gamma  # negamax: the opponent's value
+        self._gamma32 = np.float32(signed)
+        self._gamma_pows = signed ** np.arange(self.n_step + 1, dtype=np.float32)
         self._cpu = self.device.type == "cpu"
 
     # ------------------------------------------------------------------ sizes
