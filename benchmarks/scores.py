@@ -156,6 +156,8 @@ TASKS: list[Task] = [
         5_000,
     ),
     Task("pendulum", "sac", "Pendulum-v1", 20_000, 20_000, -200.0, 1_000),
+    Task("mountaincar-ppo", "ppo", "MountainCarContinuous-v0", 20_000, 20_000, 90.0, 2_000),
+    Task("pendulum-ppo", "ppo", "Pendulum-v1", 100_000, 100_000, -200.0, 8_192),
     Task(
         "hopper",
         "sac",
@@ -315,8 +317,12 @@ def ppo_policy_kwargs(
     ``ortho_init: false`` (both libraries then keep PyTorch's default init), Adam eps."""
     options = dict(spec) if isinstance(spec, Mapping) else {"id": spec} if spec else {}
     policy_id = options.pop("id", "actor_critic")
-    if policy_id != "actor_critic" or options.pop("share_trunk", False):
+    gsde = policy_id == GSDE_POLICY
+    if policy_id not in ("actor_critic", GSDE_POLICY) or options.pop("share_trunk", False):
         raise NotImplementedError(f"{task.name}: policy {spec!r} has no SB3 counterpart here")
+    if gsde:  # use_sde / sde_sample_freq are the algorithm's arguments (gsde_options)
+        options.pop("sample_freq", None)
+        options["distribution"] = {"log_std_init": options.pop("log_std_init", 0.0)}
     sizes = options.pop("hidden_sizes", None)
     if sizes is None:  # ActorCritic's default: 64-64, none after a CNN (SB3's defaults too)
         sizes = [] if is_image_space(obs_space) else [64, 64]
@@ -337,6 +343,17 @@ def ppo_policy_kwargs(
     if isinstance(act_space, spaces.Box):
         kwargs["log_std_init"] = log_std_init
     return kwargs
+
+
+#: rlkit's on-policy gSDE policy (SB3's ``use_sde=True``).
+GSDE_POLICY = "gsde_on_policy_actor_critic"
+
+
+def gsde_options(spec: Any) -> dict[str, Any]:
+    """SB3's ``use_sde`` / ``sde_sample_freq`` for the preset's ``policy:`` spec."""
+    if isinstance(spec, Mapping) and spec.get("id") == GSDE_POLICY:
+        return {"use_sde": True, "sde_sample_freq": int(spec.get("sample_freq", -1))}
+    return {}
 
 
 def sb3_ppo(task: Task, settings: Settings, env: Any, seed: int) -> Any:
@@ -370,6 +387,7 @@ def sb3_ppo(task: Task, settings: Settings, env: Any, seed: int) -> Any:
         max_grad_norm=_no_grad_clip(cfg.max_grad_norm),
         target_kl=cfg.target_kl,
         policy_kwargs=policy_kwargs,
+        **gsde_options(settings.prims.get("policy")),
         device=DEVICE,
         seed=seed,
         verbose=0,

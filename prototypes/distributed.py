@@ -174,6 +174,12 @@ class DistributedAgent(ActorLearner, Agent):
             if self.obs_normalizer is not None:
                 self.obs_normalizer.to(self.device)
         built = self.build_actor_critic(policy, encoder, distribution)
+        if callable(getattr(getattr(built, "sde", None), "resample", None)):
+            raise ValueError(
+                f"{type(self).__name__}: {type(built).__name__} explores with gSDE, whose weights "
+                "the on-policy loop redraws per rollout; the distributed actors do not (use "
+                "PPO or A2C, or a policy without gSDE)"
+            )
         self.policy: ActorCriticPolicy = built.to(self.device)
         self.add_module("policy", self.policy)
         self.build_batch_primitives(augmentation, intrinsic_reward)

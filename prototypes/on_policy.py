@@ -155,6 +155,15 @@ class OnPolicyAgent(Agent):
                 f"{type(self.policy).__name__}); PPO, A2C, REINFORCE and V-MPO do"
             )
         self.add_module("policy", self.policy)
+        #: the policy's state-dependent exploration (gSDE), redrawn by :meth:`collect_rollout`.
+        self.sde: Any = None
+        sde: Any = getattr(self.policy, "sde", None)
+        if callable(getattr(sde, "resample", None)):
+            sde.allocate(self.num_envs)
+            self.add_state(
+                "sde_exploration", lambda: sde.exploration, lambda v: sde.exploration.copy_(v)
+            )
+            self.sde = sde
         check_action_masks(self.policy, self.observation_space, type(self).__name__)
         if is_multi_agent(env) and not handles_active_steps(type(self)):
             raise TypeError(
@@ -561,7 +570,9 @@ class OnPolicyAgent(Agent):
         self._sampler = self._kernel.sampler() if self._kernel is not None else None
         obs = self._current_obs()
         try:
-            for _ in range(cfg.num_steps):
+            for step in range(cfg.num_steps):
+                if self.sde is not None:
+                    self._redraw_sde(step)
                 state_in = self.policy_state
                 with torch.inference_mode():
                     actions, log_probs, step_values = self.explore(obs)
@@ -624,6 +635,14 @@ class OnPolicyAgent(Agent):
         self._obs = obs
 
     _sampler: Any = None
+
+    def _redraw_sde(self, step: int) -> None:
+        """New gSDE exploration weights at the start of every rollout and, with the noise's
+        ``sample_freq > 0``, every ``sample_freq`` steps into it (Stable-Baselines3's
+        schedule), from the agent's generator."""
+        freq = int(self.sde.sample_freq)
+        if step == 0 or (freq > 0 and step % freq == 0):
+            self.sde.resample(self.num_envs, self._generator)
 
     def _float_tensor(self, array: np.ndarray) -> Tensor:
         """A float32 copy of ``array`` on the agent's device (NumPy's cast then ``from_numpy``

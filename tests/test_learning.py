@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from rlkit.agents import A2C, PPO
@@ -40,10 +42,19 @@ def a2c_cartpole(seed: int) -> dict[str, float]:
     return _cartpole_time_to_score(A2C, seed)
 
 
+#: PPO with a state-independent DiagGaussian and normalisation on Pendulum (rlkit's preset
+#: before its gSDE policy made the zoo's setting possible; kept here as the DiagGaussian test).
+PPO_PENDULUM: dict[str, Any] = {
+    "num_steps": 256, "batch_size": 256, "num_epochs": 10, "lr": 0.001, "gamma": 0.9,
+    "gae_lambda": 0.95, "ent_coef": 0.0, "clip_range": 0.2, "normalize_obs": True,
+    "normalize_reward": True,
+}  # fmt: skip
+
+
 def ppo_pendulum(seed: int) -> dict[str, float]:
-    num_envs, hyper = _preset("ppo", "Pendulum-v1")
-    env = make_vec_env("Pendulum-v1", num_envs=num_envs, seed=seed)
-    return PPO(env, seed=seed, **hyper).train(120_000, progress_bar=False).evaluate(episodes=20)
+    env = make_vec_env("Pendulum-v1", num_envs=8, seed=seed)
+    agent = PPO(env, seed=seed, **PPO_PENDULUM).train(120_000, progress_bar=False)
+    return agent.evaluate(episodes=20)
 
 
 def test_ppo_solves_cartpole_within_100k_steps() -> None:

@@ -20,6 +20,11 @@ from rlkit.policies.gsde import (
     GSDEQuantileActorCritic,
     StateDependentNoise,
 )
+from rlkit.policies.gsde_on_policy import (
+    GSDEGaussianDist,
+    GSDEOnPolicyActorCritic,
+    StateDependentGaussian,
+)
 from rlkit.policies.implicit_quantile_network import ImplicitQuantileNetwork
 from rlkit.policies.multi_agent import GroupedActorCritic, MultiAgentActorCritic
 from rlkit.policies.q_network import ActionValueNetwork, QNetwork, QPolicy
@@ -67,6 +72,8 @@ __all__ = [
     "GRUQNetwork",
     "GSDEActor",
     "GSDEActorCritic",
+    "GSDEGaussianDist",
+    "GSDEOnPolicyActorCritic",
     "GSDEQuantileActorCritic",
     "GroupedActorCritic",
     "ImplicitQuantileNetwork",
@@ -86,6 +93,7 @@ __all__ = [
     "SeparateActorCritic",
     "SequenceCore",
     "SquashedGaussianActorCritic",
+    "StateDependentGaussian",
     "StateDependentNoise",
     "StateSpec",
     "TokenEvaluation",
