@@ -52,6 +52,7 @@ from rlkit.config.rules import (
 )
 from rlkit.configurable import Configurable, build_primitive
 from rlkit.device import resolve_device
+from rlkit.distributions.state_dependent import state_dependent_noise
 from rlkit.envs import EpisodeTracker, reports_games
 from rlkit.export.acting import ActingPath
 from rlkit.losses import LossTerm
@@ -334,6 +335,20 @@ class Agent(ABC):
         getter = get if get is not None else (lambda: getattr(self, name))
         setter = set if set is not None else (lambda value: setattr(self, name, value))
         self.registry.values[name] = (getter, setter)
+
+    def attach_state_dependent_noise(self) -> Any:
+        """The gSDE noise of the policy or of its distribution (found by capability:
+        :func:`~rlkit.distributions.state_dependent.state_dependent_noise`), given one acting
+        matrix per env row and checkpointed as ``sde_exploration``; None without it. The loop
+        redraws it with ``sde.redraw(position, num_envs, generator)``."""
+        sde: Any = state_dependent_noise(self.policy)
+        if sde is None:
+            return None
+        sde.allocate(self.num_envs)
+        self.add_state(
+            "sde_exploration", lambda: sde.exploration, lambda v: sde.exploration.copy_(v)
+        )
+        return sde
 
     def track_policy_state(self, always_starts: bool = False) -> None:
         """Keep a recurrent policy's loop-carried state, checkpointed for exact resume:

@@ -44,6 +44,7 @@ from rlkit.device import resolve_device
 from rlkit.distributed.trajectory import Trajectory, TrajectoryBatch, cat_obs, stack_trajectories
 from rlkit.distributed.vtrace import VTraceReturns, vtrace
 from rlkit.distributions.base import Distribution
+from rlkit.distributions.state_dependent import state_dependent_noise
 from rlkit.encoders.base import Encoder
 from rlkit.losses import Loss, LossPlan, LossTerm
 from rlkit.policies.base import ActorCriticPolicy
@@ -174,7 +175,7 @@ class DistributedAgent(ActorLearner, Agent):
             if self.obs_normalizer is not None:
                 self.obs_normalizer.to(self.device)
         built = self.build_actor_critic(policy, encoder, distribution)
-        if callable(getattr(getattr(built, "sde", None), "resample", None)):
+        if state_dependent_noise(built) is not None:
             raise ValueError(
                 f"{type(self).__name__}: {type(built).__name__} explores with gSDE, whose weights "
                 "the on-policy loop redraws per rollout; the distributed actors do not (use "

@@ -276,20 +276,14 @@ class OffPolicyAgent(Agent):
         if isinstance(getattr(noise, "state", None), Tensor):  # a stateful process (OU)
             self.add_state("exploration_noise", lambda: noise.state, lambda v: noise.state.copy_(v))
         #: the policy's state-dependent exploration (gSDE), redrawn by :meth:`collect`.
-        sde: Any = getattr(self.policy, "sde", None)
-        if callable(getattr(sde, "resample", None)):
-            sde.allocate(self.num_envs)
-            self.add_state(
-                "sde_exploration", lambda: sde.exploration, lambda v: sde.exploration.copy_(v)
-            )
+        sde: Any = self.attach_state_dependent_noise()
+        if sde is not None:
             sde.sample_freq = getattr(self.config, "sde_sample_freq", -1)
         elif getattr(self.config, "use_sde", False):
             raise ValueError(
                 f"{name}: use_sde=True needs a policy with state-dependent exploration "
                 f"(gsde_actor_critic); {type(self.policy).__name__} has none"
             )
-        else:
-            sde = None
         self.sde: Any = sde
         self.setup()
         #: the algorithm's loss terms by loss name (built once: stateful terms are saved).
@@ -679,7 +673,7 @@ class OffPolicyAgent(Agent):
         obs = self._current_obs()
         for i in range(num_steps):
             if self.sde is not None:
-                self._redraw_sde(self._round_steps + i)
+                self.sde.redraw(self._round_steps + i, self.num_envs, self._generator)
             actions: np.ndarray | None = None
             state_in = self.policy_state
             if self.global_step < cfg.learning_starts:
@@ -719,14 +713,6 @@ class OffPolicyAgent(Agent):
             obs = next_obs
             self.global_step += self.num_envs
         self._obs_np = obs
-
-    def _redraw_sde(self, position: int) -> None:
-        """New gSDE exploration weights at the start of every ``train_freq`` round and, with
-        ``sample_freq > 0``, every ``sample_freq`` vector steps into it (Stable-Baselines3's
-        schedule; ``position`` is the step's place in its round), from the agent's generator."""
-        freq = int(self.sde.sample_freq)
-        if position == 0 or (freq > 0 and position % freq == 0):
-            self.sde.resample(self.num_envs, self._generator)
 
     def _true_next_obs(self, next_obs: Any, info: dict[str, Any], dones: np.ndarray) -> Any:
         """``next_obs`` with the rows of finished envs replaced by ``info["final_obs"]``."""

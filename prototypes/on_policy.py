@@ -4,6 +4,7 @@ minibatches with the agent's loss terms."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 from abc import abstractmethod
 from collections.abc import Iterator
 from typing import Any, ClassVar
@@ -38,6 +39,8 @@ from rlkit.utils.tensors import obs_map, stack_obs
 from .base import Agent, AgentConfig, declares
 from .learning import PolicyEvaluation, evaluate_actions
 from .state import FlatOptimizer
+
+log = logging.getLogger("rlkit")
 
 
 @dataclasses.dataclass
@@ -156,14 +159,7 @@ class OnPolicyAgent(Agent):
             )
         self.add_module("policy", self.policy)
         #: the policy's state-dependent exploration (gSDE), redrawn by :meth:`collect_rollout`.
-        self.sde: Any = None
-        sde: Any = getattr(self.policy, "sde", None)
-        if callable(getattr(sde, "resample", None)):
-            sde.allocate(self.num_envs)
-            self.add_state(
-                "sde_exploration", lambda: sde.exploration, lambda v: sde.exploration.copy_(v)
-            )
-            self.sde = sde
+        self.sde: Any = self.attach_state_dependent_noise()
         check_action_masks(self.policy, self.observation_space, type(self).__name__)
         if is_multi_agent(env) and not handles_active_steps(type(self)):
             raise TypeError(
@@ -242,6 +238,14 @@ class OnPolicyAgent(Agent):
                 f"{name}: seq_len={seq_len} must divide num_steps={self.config.num_steps} "
                 "(training sequences are whole chunks of the rollout)"
             )
+        steps, size = self.config.num_steps, self.config.batch_size
+        if specs and seq_len is None and size < steps:
+            log.warning(
+                "%s: batch_size=%d is below num_steps=%d and seq_len is unset, so every "
+                "minibatch is one env's whole %d-step rollout; seq_len=%d (a divisor of "
+                "num_steps) gives minibatches of at most batch_size steps",
+                name, size, steps, steps, max(d for d in range(1, size + 1) if steps % d == 0),
+            )  # fmt: skip
         if self.intrinsic_reward is not None and not built.store_next_obs:
             raise ValueError(f"{name}: intrinsic rewards need a storage with store_next_obs=True")
         expected = (tuple(dist.action_shape), dist.action_dtype)
@@ -572,7 +576,7 @@ class OnPolicyAgent(Agent):
         try:
             for step in range(cfg.num_steps):
                 if self.sde is not None:
-                    self._redraw_sde(step)
+                    self.sde.redraw(step, self.num_envs, self._generator)
                 state_in = self.policy_state
                 with torch.inference_mode():
                     actions, log_probs, step_values = self.explore(obs)
@@ -635,14 +639,6 @@ class OnPolicyAgent(Agent):
         self._obs = obs
 
     _sampler: Any = None
-
-    def _redraw_sde(self, step: int) -> None:
-        """New gSDE exploration weights at the start of every rollout and, with the noise's
-        ``sample_freq > 0``, every ``sample_freq`` steps into it (Stable-Baselines3's
-        schedule), from the agent's generator."""
-        freq = int(self.sde.sample_freq)
-        if step == 0 or (freq > 0 and step % freq == 0):
-            self.sde.resample(self.num_envs, self._generator)
 
     def _float_tensor(self, array: np.ndarray) -> Tensor:
         """A float32 copy of ``array`` on the agent's device (NumPy's cast then ``from_numpy``

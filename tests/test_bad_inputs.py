@@ -10,16 +10,16 @@ Cases by category (``test_case_counts`` keeps these numbers honest):
 - NaN and inf, for every float hyperparameter of every registered agent (once per class that
   declares its rule): 230
 - agents built with bad hyperparameters or primitive specs (Python, the issue's list): 30
-- primitive constructors, one bad value per argument rule a registered primitive takes: 279
+- primitive constructors, one bad value per argument rule a registered primitive takes: 282
 - spec dicts with an unknown key, one per registered encoder, distribution, policy,
-  augmentation, intrinsic reward and reward model: 71
+  augmentation, intrinsic reward and reward model: 72
 - ``act`` / ``evaluate`` / ``train`` arguments (shapes, dtypes, dict keys, env spaces, counts): 22
 - hand-edited ``config.json`` files, loaded in Python (checkpoint unchanged): 20
 - CLI in-process (``rlkit.cli.main.main``): train, eval, list and usage errors: 60
 - CLI runs that fail without touching an existing run or checkpoint: 9
 - CLI through ``python -m rlkit`` (no traceback reaches the terminal): 3
 
-Total: 919.
+Total: 923.
 """
 
 from __future__ import annotations

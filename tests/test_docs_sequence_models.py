@@ -1,5 +1,6 @@
 """The examples of docs/sequence-models.md run as shown: the custom memory core trains in PPO,
-and the inference loop with ``act_with_state`` runs over episodes."""
+the gSDE example builds an LSTM policy exploring with gSDE, and the inference loop with
+``act_with_state`` runs over episodes."""
 
 from __future__ import annotations
 
@@ -48,3 +49,11 @@ def test_inference_loop_runs() -> None:
     state = namespace["state"]
     assert isinstance(state, tuple) and state[0].shape == (2, 1, 8)
     assert torch.isfinite(state[0]).all()
+
+
+def test_gsde_example_explores_with_the_noise_after_the_lstm() -> None:
+    namespace: dict[str, Any] = {}
+    exec(_section_block("## gSDE on sequence policies"), namespace)
+    agent = namespace["agent"]
+    assert agent.policy.recurrent and agent.sde is agent.policy.distribution.sde
+    assert agent.sde.sample_freq == 4 and agent.sde.latent_dim == 64

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -351,6 +352,21 @@ def test_bad_settings_are_named() -> None:
         TRPO(env, policy="lstm_actor_critic")
 
 
+def test_a_batch_size_below_the_rollout_without_seq_len_is_reported(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    env = make_vec_env("rlkit/CartPoleNoVel-v1", num_envs=2, seed=0)
+    with caplog.at_level(logging.WARNING, logger="rlkit"):
+        PPO(env, num_steps=48, batch_size=20, policy="lstm_actor_critic")
+    assert "batch_size=20 is below num_steps=48 and seq_len is unset" in caplog.text
+    assert "seq_len=16 (a divisor of num_steps)" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="rlkit"):
+        PPO(env, num_steps=48, batch_size=20, seq_len=16, policy="lstm_actor_critic")
+        PPO(env, num_steps=48, batch_size=96, policy="lstm_actor_critic")
+    assert "seq_len is unset" not in caplog.text
+
+
 # --------------------------------------------------------------------------- testbeds
 def test_cartpole_novel_masks_the_velocities() -> None:
     env = gym.make("rlkit/CartPoleNoVel-v1")
@@ -366,6 +382,30 @@ def test_cartpole_novel_masks_the_velocities() -> None:
         assert (r, term, trunc) == (r2, term2, trunc2)
     assert env.spec is not None and env.spec.max_episode_steps == 500
     assert isinstance(env.unwrapped, CartPoleNoVel)
+
+
+@pytest.mark.parametrize(
+    ("masked_id", "full_id", "kept", "action"),
+    [
+        ("rlkit/PendulumNoVel-v1", "Pendulum-v1", [0, 1], np.array([0.7], np.float32)),
+        ("rlkit/MountainCarContinuousNoVel-v0", "MountainCarContinuous-v0", [0], np.ones(1)),
+    ],
+)
+def test_continuous_novel_envs_drop_the_velocity(
+    masked_id: str, full_id: str, kept: list[int], action: np.ndarray
+) -> None:
+    env, full = gym.make(masked_id), gym.make(full_id)
+    obs, _ = env.reset(seed=5)
+    ref, _ = full.reset(seed=5)
+    assert env.observation_space.shape == (len(kept),)
+    np.testing.assert_allclose(obs, ref[kept])
+    for _ in range(5):
+        obs, r, term, trunc, _ = env.step(action)
+        ref, r2, term2, trunc2, _ = full.step(action)
+        np.testing.assert_allclose(obs, ref[kept])
+        assert (r, term, trunc) == (r2, term2, trunc2)
+    assert env.spec is not None and full.spec is not None
+    assert env.spec.max_episode_steps == full.spec.max_episode_steps
 
 
 def test_cue_recall_rewards_memory_only() -> None:

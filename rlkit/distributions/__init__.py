@@ -23,6 +23,12 @@ from rlkit.distributions.squashed import (
     TruncatedNormal,
     TruncatedNormalDist,
 )
+from rlkit.distributions.state_dependent import (
+    GSDEGaussianDist,
+    StateDependentGaussian,
+    StateDependentNoise,
+    state_dependent_noise,
+)
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -34,6 +40,7 @@ __all__ = [
     "DiagGaussian",
     "DiagGaussianDist",
     "Distribution",
+    "GSDEGaussianDist",
     "MultiCategorical",
     "MultiCategoricalDist",
     "NormalNoise",
@@ -42,7 +49,10 @@ __all__ = [
     "OrnsteinUhlenbeckNoise",
     "SquashedNormal",
     "SquashedNormalDist",
+    "StateDependentGaussian",
+    "StateDependentNoise",
     "TruncatedNormal",
     "TruncatedNormalDist",
     "default_distribution",
+    "state_dependent_noise",
 ]

@@ -112,6 +112,21 @@ class Distribution(Configurable, nn.Module, ABC):
             "'action_mask'); masks need a categorical action distribution"
         )
 
+    #: whether the family reads the actor's features as well as the head's outputs (gSDE):
+    #: only a policy that calls :meth:`bind_features` and :meth:`from_features` can own it.
+    needs_features: ClassVar[bool] = False
+
+    def bind_features(self, feature_dim: int) -> None:
+        """Told once, by the policy that owns the family, the width of the actor features its
+        head reads (a family that draws on them builds its parameters here). Default: nothing."""
+
+    def from_features(
+        self, params: Tensor, features: Tensor, mask: Tensor | None = None
+    ) -> ActionDistribution:
+        """The distribution of head outputs ``params`` computed from actor ``features``
+        ``[B, feature_dim]`` (what actor-critics call); default :meth:`masked`, ignoring them."""
+        return self.masked(params, mask)
+
     def __call__(self, params: Tensor) -> ActionDistribution:  # typed shortcut for forward
         return self.forward(params)
 

@@ -25,9 +25,11 @@ from rlkit.envs.make import (
 from rlkit.envs.memory import (  # registers the memory testbeds (rlkit/CartPoleNoVel-v1, ...)
     CARTPOLE_NOVEL_ID,
     CUE_RECALL_ID,
+    MOUNTAIN_CAR_CONTINUOUS_NOVEL_ID,
     PENDULUM_NOVEL_ID,
     CartPoleNoVel,
     CueRecall,
+    MountainCarContinuousNoVel,
     PendulumNoVel,
 )
 from rlkit.envs.multi_agent import AgentsEnv
@@ -42,6 +44,7 @@ __all__ = [
     "CARTPOLE_NOVEL_ID",
     "CUE_RECALL_ID",
     "ENV_FAMILIES",
+    "MOUNTAIN_CAR_CONTINUOUS_NOVEL_ID",
     "PENDULUM_NOVEL_ID",
     "ActionRepeat",
     "AgentRowsVecEnv",
@@ -58,6 +61,7 @@ __all__ = [
     "Float32Observation",
     "GameEpisodeStatistics",
     "MissingExtraError",
+    "MountainCarContinuousNoVel",
     "PendulumNoVel",
     "PixelPointMass",
     "PixelReach",

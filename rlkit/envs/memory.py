@@ -9,6 +9,9 @@ Registered with gymnasium when this module is imported:
 - ``rlkit/PendulumNoVel-v1``: Pendulum-v1 observing ``(cos theta, sin theta)`` only (the
   angular velocity is masked), the partially observed Pendulum of the recurrent off-policy
   literature (Ni et al. 2022's "Pendulum-P"); 200-step episodes.
+- ``rlkit/MountainCarContinuousNoVel-v0``: MountainCarContinuous-v0 observing the car's
+  position only (the velocity is masked), rl-baselines3-zoo's ``MountainCarContinuousNoVel-v0``;
+  999-step episodes.
 - ``rlkit/CueRecall-v0``: a cue is shown on the first step, then ``memory_length`` blank steps,
   then a query; the agent is rewarded for answering the cue. The memory the task needs is the
   parameter ``memory_length`` (a T-maze without the walking).
@@ -22,10 +25,12 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
+from gymnasium.envs.classic_control.continuous_mountain_car import Continuous_MountainCarEnv
 from gymnasium.envs.classic_control.pendulum import PendulumEnv
 
 CARTPOLE_NOVEL_ID = "rlkit/CartPoleNoVel-v1"
 CUE_RECALL_ID = "rlkit/CueRecall-v0"
+MOUNTAIN_CAR_CONTINUOUS_NOVEL_ID = "rlkit/MountainCarContinuousNoVel-v0"
 PENDULUM_NOVEL_ID = "rlkit/PendulumNoVel-v1"
 
 
@@ -70,6 +75,27 @@ class PendulumNoVel(PendulumEnv):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         full, reward, terminated, truncated, info = super().step(action)
         return full[:2].astype(np.float32), float(reward), terminated, truncated, info
+
+
+class MountainCarContinuousNoVel(Continuous_MountainCarEnv):
+    """MountainCarContinuous observing the position only: the dynamics, reward, goal and the
+    999-step limit are MountainCarContinuous-v0's."""
+
+    def __init__(self, render_mode: str | None = None, goal_velocity: float = 0.0) -> None:
+        super().__init__(render_mode=render_mode, goal_velocity=goal_velocity)
+        self.observation_space = spaces.Box(
+            self.min_position, self.max_position, (1,), dtype=np.float32
+        )
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        full, info = super().reset(seed=seed, options=options)
+        return full[:1].astype(np.float32), info
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        full, reward, terminated, truncated, info = super().step(action)
+        return full[:1].astype(np.float32), float(reward), terminated, truncated, info
 
 
 class CueRecall(gym.Env[np.ndarray, np.int64]):
@@ -138,6 +164,13 @@ def _register() -> None:
         gym.register(
             PENDULUM_NOVEL_ID, entry_point="rlkit.envs.memory:PendulumNoVel", max_episode_steps=200
         )
+    if MOUNTAIN_CAR_CONTINUOUS_NOVEL_ID not in gym.registry:
+        gym.register(
+            MOUNTAIN_CAR_CONTINUOUS_NOVEL_ID,
+            entry_point="rlkit.envs.memory:MountainCarContinuousNoVel",
+            max_episode_steps=999,
+            reward_threshold=90.0,
+        )
     if CUE_RECALL_ID not in gym.registry:
         gym.register(CUE_RECALL_ID, entry_point="rlkit.envs.memory:CueRecall")
 
@@ -147,8 +180,10 @@ _register()
 __all__ = [
     "CARTPOLE_NOVEL_ID",
     "CUE_RECALL_ID",
+    "MOUNTAIN_CAR_CONTINUOUS_NOVEL_ID",
     "PENDULUM_NOVEL_ID",
     "CartPoleNoVel",
     "CueRecall",
+    "MountainCarContinuousNoVel",
     "PendulumNoVel",
 ]

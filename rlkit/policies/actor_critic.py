@@ -30,12 +30,21 @@ def check_encoder(encoder: Encoder, observation_space: spaces.Space[Any], owner:
         )
 
 
-def check_distribution(dist: Distribution, action_space: spaces.Space[Any], owner: str) -> None:
-    """Raise if ``dist`` was built for another action space than the env's."""
+def check_distribution(
+    dist: Distribution, action_space: spaces.Space[Any], owner: str, passes_features: bool = False
+) -> None:
+    """Raise if ``dist`` was built for another action space than the env's, or reads actor
+    features (gSDE) that the owner (``passes_features`` False) does not give it."""
     if not spaces_equal(dist.action_space, action_space):
         raise ValueError(
             f"{owner}: the distribution {type(dist).__name__} was built for action space "
             f"{dist.action_space!r}, but the environment's is {action_space!r}"
+        )
+    if dist.needs_features and not passes_features:
+        raise ValueError(
+            f"{owner}: the distribution {type(dist).__name__} reads the actor's features, "
+            f"which {owner} does not pass; use actor_critic, lstm_actor_critic, "
+            "gru_actor_critic or transformer_actor_critic"
         )
 
 
@@ -77,7 +86,7 @@ class ActorCritic(ActorCriticPolicy):
             distribution if distribution is not None else default_distribution(action_space)
         )
         check_encoder(encoder, observation_space, "ActorCritic")
-        check_distribution(distribution, action_space, "ActorCritic")
+        check_distribution(distribution, action_space, "ActorCritic", passes_features=True)
         if hidden_sizes is None:
             hidden_sizes = () if is_image_space(observation_space) else (64, 64)
         self.encoder = encoder
@@ -89,6 +98,7 @@ class ActorCritic(ActorCriticPolicy):
             self.actor_trunk if share_trunk else mlp(encoder.feature_dim, sizes, activation)
         )
         out_dim = sizes[-1] if sizes else encoder.feature_dim
+        distribution.bind_features(out_dim)
         self.action_head = orthogonal_init(nn.Linear(out_dim, distribution.num_params), gain=0.01)
         self.value_head = orthogonal_init(nn.Linear(out_dim, 1), gain=1.0)
         if not ortho_init:
@@ -103,14 +113,15 @@ class ActorCritic(ActorCriticPolicy):
         features = self.encoder(obs)
         actor = self.actor_trunk(features)
         critic = actor if self.share_trunk else self.critic_trunk(features)
-        dist = self.distribution.masked(self.action_head(actor), action_mask_of(obs))
+        dist = self.distribution.from_features(self.action_head(actor), actor, action_mask_of(obs))
         return ActorCriticOutput(dist, self.value_head(critic).squeeze(-1), None)
 
     def action_distribution(
         self, obs: Obs, state: PolicyState = None, episode_start: Tensor | None = None
     ) -> tuple[ActionDistribution, PolicyState]:
-        params = self.action_head(self.actor_trunk(self.encoder(obs)))
-        return self.distribution.masked(params, action_mask_of(obs)), None
+        actor = self.actor_trunk(self.encoder(obs))
+        params = self.action_head(actor)
+        return self.distribution.from_features(params, actor, action_mask_of(obs)), None
 
     def value(
         self, obs: Obs, state: PolicyState = None, episode_start: Tensor | None = None

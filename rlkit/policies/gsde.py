@@ -36,87 +36,13 @@ from torch import Tensor, nn
 from rlkit.backends.setting import Backend
 from rlkit.config.rules import Range, Rule
 from rlkit.distributions.squashed import SquashedNormalDist
+from rlkit.distributions.state_dependent import StateDependentNoise
 from rlkit.encoders.base import Encoder
 from rlkit.policies.base import POLICIES
 from rlkit.policies.quantile_critic import QuantileActorCritic
 from rlkit.policies.twin_q import PartSpec, SquashedGaussianActorCritic
 from rlkit.types import Obs, PolicyState
 from rlkit.utils.nn import activation_class
-
-#: added to the variance before its square root (Stable-Baselines3's epsilon).
-VARIANCE_EPS = 1e-6
-
-
-class StateDependentNoise(nn.Module):
-    """gSDE's noise: ``log_std`` ``[latent, A]`` and the current draws (see the module doc).
-
-    ``sample_freq`` is set by the agent from its config (``sde_sample_freq``): -1 redraws the
-    acting weights once per ``train_freq`` round only.
-    """
-
-    def __init__(self, latent_dim: int, action_dim: int, log_std_init: float = -3.0) -> None:
-        super().__init__()
-        self.latent_dim = int(latent_dim)
-        self.action_dim = int(action_dim)
-        self.log_std = nn.Parameter(torch.full((self.latent_dim, self.action_dim), log_std_init))
-        #: standard-normal draws of the acting weights, one ``[latent, A]`` matrix per env row
-        #: (zero rows until the first draw); the weights are ``std * exploration``.
-        #: (not in the module's state dict: the agent checkpoints it, its row count is the env's).
-        empty = torch.zeros(0, self.latent_dim, self.action_dim)
-        self.register_buffer("exploration", empty, persistent=False)
-        self.exploration: Tensor
-        #: the standard-normal draw of the training weights (one matrix per update).
-        self.training_draw: Tensor | None = None
-        #: vector steps between two draws of the acting weights inside a round (-1: none).
-        self.sample_freq = -1
-
-    def std(self) -> Tensor:
-        """``sigma`` ``[latent, A]``."""
-        return self.log_std.exp()
-
-    def scale(self, latent: Tensor) -> Tensor:
-        """The per-state standard deviation ``sqrt(z^2 @ sigma^2 + eps)`` ``[B, A]``."""
-        variance = torch.mm(latent.square(), self.std().square())
-        return (variance + VARIANCE_EPS).sqrt()
-
-    def allocate(self, rows: int) -> None:
-        """Room for ``rows`` acting matrices (zeros: no noise until :meth:`resample`)."""
-        self.exploration = self.log_std.new_zeros(rows, self.latent_dim, self.action_dim)
-
-    @torch.no_grad()
-    def resample(self, rows: int, generator: torch.Generator | None = None) -> None:
-        """Draw new acting weights for ``rows`` env rows."""
-        self.exploration = self._randn((rows, self.latent_dim, self.action_dim), generator)
-
-    @torch.no_grad()
-    def reset_noise(self, generator: torch.Generator | None = None) -> None:
-        """Draw the training weights (called before every update, as noisy layers are)."""
-        self.training_draw = self._randn((self.latent_dim, self.action_dim), generator)
-
-    def _randn(self, shape: tuple[int, ...], generator: torch.Generator | None) -> Tensor:
-        """Standard normals drawn on ``generator``'s device (the agent's generator lives on
-        the CPU), placed on the parameters' device."""
-        device = generator.device if generator is not None else self.log_std.device
-        return torch.randn(shape, generator=generator, device=device).to(self.log_std.device)
-
-    def explore(self, latent: Tensor) -> Tensor:
-        """The acting perturbation ``z_b @ W_b`` per row ``[B, A]`` (fresh weights for rows
-        the current draw does not cover: a caller acting on another batch size)."""
-        draws = self.exploration
-        if draws.shape[0] != latent.shape[0]:
-            draws = torch.randn(
-                latent.shape[0], self.latent_dim, self.action_dim, device=latent.device
-            )
-        weights = draws * self.std()
-        return torch.bmm(latent.unsqueeze(1), weights).squeeze(1)
-
-    def train_noise(self, latent: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """``z @ (sigma * eps)`` ``[B, A]`` with this update's draw (made now if none),
-        reparameterised: the gradient reaches ``log_std``."""
-        if self.training_draw is None:
-            self.reset_noise(generator)
-        assert self.training_draw is not None
-        return torch.mm(latent, self.std() * self.training_draw)
 
 
 def _latent_net(in_dim: int, sizes: Sequence[int], activation: str) -> nn.Sequential:

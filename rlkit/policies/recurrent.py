@@ -10,7 +10,7 @@ attention over a window. A policy feeds ``T * B`` time-major rows; acting is ``T
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -18,6 +18,7 @@ from gymnasium import spaces
 from torch import Tensor, nn
 
 from rlkit.config.rules import OneOf, Rule, Satisfies, count
+from rlkit.configurable import build_primitive
 from rlkit.distributions.base import ActionDistribution, Distribution, action_mask_of
 from rlkit.distributions.default import default_distribution
 from rlkit.encoders.base import Encoder
@@ -230,7 +231,7 @@ class RecurrentActorCritic(ActorCriticPolicy):
         observation_space: spaces.Space[Any],
         action_space: spaces.Space[Any],
         encoder: Encoder | None = None,
-        distribution: Distribution | None = None,
+        distribution: Distribution | str | Mapping[str, Any] | None = None,
         core: CoreKind | Callable[[int], SequenceCore] = "lstm",
         hidden_size: int = 64,
         num_layers: int = 1,
@@ -252,11 +253,14 @@ class RecurrentActorCritic(ActorCriticPolicy):
         #: the critic's own encoder (a centralised critic's view), or None to share the actor's.
         self.critic_encoder = critic_encoder
         encoder = encoder if encoder is not None else default_encoder(observation_space)
+        distribution = build_primitive(
+            "distribution", distribution, Distribution, name, action_space=action_space
+        )
         distribution = (
             distribution if distribution is not None else default_distribution(action_space)
         )
         check_encoder(encoder, observation_space, name)
-        check_distribution(distribution, action_space, name)
+        check_distribution(distribution, action_space, name, passes_features=True)
         self.encoder = encoder
         self.distribution = distribution
         self.critic_mode = critic
@@ -277,6 +281,7 @@ class RecurrentActorCritic(ActorCriticPolicy):
         self.actor_trunk = mlp(memory, sizes, activation)
         self.critic_trunk = mlp(critic_in, sizes, activation)
         out_dim = sizes[-1] if sizes else memory
+        distribution.bind_features(out_dim)
         critic_out = sizes[-1] if sizes else critic_in
         self.action_head = nn.Linear(out_dim, distribution.num_params)
         self.value_head = nn.Linear(critic_out, 1)
@@ -337,14 +342,20 @@ class RecurrentActorCritic(ActorCriticPolicy):
             next_state = actor_state + critic_state
         return actor_out.reshape(rows, -1), critic_in, next_state
 
+    def actor_distribution(self, memory: Tensor, obs: Obs) -> ActionDistribution:
+        """The action distribution from the actor core's outputs ``[T * B, H]``: trunk, head,
+        and the family given the trunk's features (gSDE reads them) and the action mask."""
+        latent = self.actor_trunk(memory)
+        return self.distribution.from_features(
+            self.action_head(latent), latent, action_mask_of(obs)
+        )
+
     def forward(
         self, obs: Obs, state: PolicyState = None, episode_start: Tensor | None = None
     ) -> ActorCriticOutput:
         actor, critic_in, next_state = self._cores(obs, state, episode_start, critic=True)
         assert critic_in is not None
-        dist = self.distribution.masked(
-            self.action_head(self.actor_trunk(actor)), action_mask_of(obs)
-        )
+        dist = self.actor_distribution(actor, obs)
         value = self.value_head(self.critic_trunk(critic_in)).squeeze(-1)
         return ActorCriticOutput(dist, value, next_state)
 
@@ -367,9 +378,7 @@ class RecurrentActorCritic(ActorCriticPolicy):
         with episode starts inside take the padded layout (see :class:`RecurrentCore`)."""
         actor, critic_in, _ = self._cores(obs, state, episode_start, True, need_state=False)
         assert critic_in is not None
-        dist = self.distribution.masked(
-            self.action_head(self.actor_trunk(actor)), action_mask_of(obs)
-        )
+        dist = self.actor_distribution(actor, obs)
         value = self.value_head(self.critic_trunk(critic_in)).squeeze(-1)
         log_prob, entropy = log_prob_and_entropy(dist, actions)
         return log_prob, entropy, value, dist
@@ -378,9 +387,7 @@ class RecurrentActorCritic(ActorCriticPolicy):
         self, obs: Obs, state: PolicyState = None, episode_start: Tensor | None = None
     ) -> tuple[ActionDistribution, PolicyState]:
         actor, _, next_state = self._cores(obs, state, episode_start, critic=False)
-        return self.distribution.masked(
-            self.action_head(self.actor_trunk(actor)), action_mask_of(obs)
-        ), next_state
+        return self.actor_distribution(actor, obs), next_state
 
 
 @POLICIES.register("lstm_actor_critic")
@@ -393,7 +400,7 @@ class LSTMActorCritic(RecurrentActorCritic):
         observation_space: spaces.Space[Any],
         action_space: spaces.Space[Any],
         encoder: Encoder | None = None,
-        distribution: Distribution | None = None,
+        distribution: Distribution | str | Mapping[str, Any] | None = None,
         hidden_size: int = 64,
         num_layers: int = 1,
         critic: CriticMode = "separate",
@@ -418,7 +425,7 @@ class GRUActorCritic(RecurrentActorCritic):
         observation_space: spaces.Space[Any],
         action_space: spaces.Space[Any],
         encoder: Encoder | None = None,
-        distribution: Distribution | None = None,
+        distribution: Distribution | str | Mapping[str, Any] | None = None,
         hidden_size: int = 64,
         num_layers: int = 1,
         critic: CriticMode = "separate",

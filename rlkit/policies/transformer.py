@@ -13,7 +13,7 @@ crosses an episode start.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -204,7 +204,7 @@ class TransformerActorCritic(RecurrentActorCritic):
         observation_space: spaces.Space[Any],
         action_space: spaces.Space[Any],
         encoder: Encoder | None = None,
-        distribution: Distribution | None = None,
+        distribution: Distribution | str | Mapping[str, Any] | None = None,
         d_model: int = 64,
         num_layers: int = 1,
         num_heads: int = 4,
