@@ -25,6 +25,23 @@ def test_running_mean_std_matches_numpy_over_batches():
     assert rms.mean.dtype == torch.float64
 
 
+def test_the_numpy_path_equals_the_torch_path_and_writes_the_buffers() -> None:
+    """Plain CPU batches take the NumPy path (in place on the buffers); a batch that takes part
+    in autograd takes the torch one: both give the same statistics."""
+    fast, slow = RunningMeanStd((3,)), RunningMeanStd((3,))
+    buffers = [fast.mean.data_ptr(), fast.var.data_ptr(), fast.count.data_ptr()]
+    generator = torch.Generator().manual_seed(0)
+    for i, rows in enumerate((8, 1, 50, 3)):
+        x = torch.randn(rows, 3, generator=generator) * (i + 1) + i
+        fast.update(x)
+        slow.update(x.clone().requires_grad_())
+    torch.testing.assert_close(fast.mean, slow.mean, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(fast.var, slow.var, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(fast.count, slow.count)
+    assert [fast.mean.data_ptr(), fast.var.data_ptr(), fast.count.data_ptr()] == buffers
+    assert fast.count.item() == pytest.approx(62, abs=1e-3)
+
+
 def test_running_mean_std_scalar_shape_and_buffers():
     rms = RunningMeanStd(())
     assert {name for name, _ in rms.named_buffers()} == {"mean", "var", "count"}
