@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
-from torch import nn
+from torch import Tensor, nn
 
 from rlkit.agents import A2C, PPO
-from rlkit.distributions import Bernoulli, DiagGaussian, MultiCategorical
+from rlkit.distributions import Bernoulli, Categorical, DiagGaussian, MultiCategorical
 from rlkit.encoders import MLP, NatureCNN
 from rlkit.encoders.mlp import Identity
 from rlkit.envs import make_vec_env
@@ -203,6 +203,14 @@ class _PlainIdentity(Identity):
     exact types, decide)."""
 
 
+class _FeatureReadingCategorical(Categorical):
+    """Changes only a distribution hook the policy calls (``from_features``): the kernel,
+    which computes the family itself, must step aside for it."""
+
+    def from_features(self, params: Tensor, features: Tensor, mask: Tensor | None = None) -> Any:
+        return super().from_features(params * 0.5, features, mask)
+
+
 def _hooked() -> ActorCritic:
     policy = ActorCritic(VEC, spaces.Discrete(2))
     policy.actor_trunk[0].register_forward_hook(lambda *args: None)
@@ -228,6 +236,9 @@ UNSUPPORTED: dict[str, Callable[[], nn.Module]] = {
     "float64": lambda: ActorCritic(VEC, spaces.Discrete(2)).double(),
     "not on the cpu": lambda: ActorCritic(VEC, spaces.Discrete(2)).to("meta"),
     "hooks": _hooked,
+    "distribution overriding from_features": lambda: ActorCritic(
+        VEC, spaces.Discrete(2), distribution=_FeatureReadingCategorical(spaces.Discrete(2))
+    ),
     "two-network policy": lambda: DecoupledActorCritic(VEC, spaces.Discrete(2)),
 }
 

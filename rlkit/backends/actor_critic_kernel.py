@@ -310,7 +310,8 @@ _Family = _CategoricalKernel | _GaussianKernel
 
 def _family(dist: Distribution) -> _Family | str:
     """The distribution kernel for ``dist``'s family, or why there is none."""
-    methods = ("forward", "postprocess")
+    # the hooks a policy calls on its family: a subclass changing any of them keeps autograd
+    methods = ("forward", "postprocess", "masked", "from_features", "bind_features")
     if isinstance(dist, Categorical) and not overridden(dist, Categorical, *methods):
         return _CategoricalKernel(dist)
     if isinstance(dist, MultiCategorical) and not overridden(dist, MultiCategorical, *methods):
