@@ -140,6 +140,34 @@ def test_sequence_run_equals_steps(kind: str) -> None:
     torch.testing.assert_close(padded, out)
 
 
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_padded_layout_follows_the_starts(kind: str) -> None:
+    """The training path keeps the segment layout of its last call: a call with other starts,
+    or the same tensor changed in place, must not reuse it."""
+    torch.manual_seed(0)
+    core = RecurrentCore(kind, 3, 5, 1)  # type: ignore[arg-type]
+    steps, batch = 8, 3
+    x = torch.randn(steps, batch, 3)
+    state = tuple(torch.randn(batch, 1, 5) for _ in core.state_spec("a"))
+
+    def stepped(starts: torch.Tensor) -> torch.Tensor:
+        outs, s = [], state
+        for t in range(steps):
+            y, s = core(x[t : t + 1], s, starts[t])
+            outs.append(y)
+        return torch.cat(outs)
+
+    starts = torch.zeros(steps, batch)
+    starts[3, 0] = starts[5, 2] = 1.0
+    for change in ((6, 1), (2, 0), (3, 0)):  # another start each time, in place
+        out, _ = core(x, state, starts, need_state=False)
+        torch.testing.assert_close(out, stepped(starts))
+        starts[change] = 1.0 - starts[change]
+    other = torch.zeros(steps, batch)
+    other[1, 1] = 1.0
+    torch.testing.assert_close(core(x, state, other, need_state=False)[0], stepped(other))
+
+
 def test_reset_rows() -> None:
     state = (torch.ones(3, 2), torch.full((3, 1, 2), 2.0))
     out = reset_rows(state, torch.tensor([0.0, 1.0, 0.0]))
@@ -175,7 +203,7 @@ def _filled_storage(num_steps: int, num_envs: int) -> RolloutStorage:
 
 
 @pytest.mark.parametrize(
-    ("num_envs", "seq_len", "batch_size"), [(1, None, 4), (3, 4, 8), (4, 2, 2)]
+    ("num_envs", "seq_len", "batch_size"), [(1, None, 4), (3, None, 24), (3, 4, 8), (4, 2, 2)]
 )
 def test_sequence_minibatches_are_whole_chunks(
     num_envs: int, seq_len: int | None, batch_size: int
@@ -198,6 +226,8 @@ def test_sequence_minibatches_are_whole_chunks(
             # the stored state at the chunk's first step
             assert mb.states[0][m].flatten().tolist() == [float(column[0])] * 3
         assert mb.obs[:, 0].tolist() == codes.tolist()  # type: ignore[index]
+        for stored in (mb.returns, mb.old_values, mb.old_log_probs):
+            assert stored.tolist() == codes.tolist()
         assert mb.episode_starts.tolist() == [float(c % 3 == 0) for c in codes.tolist()]
         seen += codes.tolist()
     # every sample exactly once per pass

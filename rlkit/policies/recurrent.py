@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import torch
 from gymnasium import spaces
@@ -63,6 +63,47 @@ class SequenceCore(nn.Module, ABC):
         """Outputs ``[T, B, output_size]`` and the next state (see the class doc)."""
 
 
+class SegmentLayout(NamedTuple):
+    """Where the episodes of a ``[T, B]`` sequence lie: each env's column cut at its episode
+    starts into segments (numbered env-major), each placed in a column of its own from
+    step 0 (the padded layout of :class:`RecurrentCore`)."""
+
+    #: segment of every (env, step), env-major ``[B * T]``.
+    seg_of: Tensor
+    #: step of every (env, step) inside its segment ``[B * T]``.
+    offset: Tensor
+    #: segment holding each env's first step ``[B]`` (starts from the given state).
+    owners: Tensor
+    #: segment holding each env's last step ``[B]`` (gives the final state).
+    last: Tensor
+    #: steps per segment ``[segments]``.
+    lengths: Tensor
+    segments: int
+    longest: int
+
+    @classmethod
+    def of(cls, starts: Tensor) -> SegmentLayout:
+        """The layout of ``starts [T, B]`` (non-zero: an episode starts before that step)."""
+        steps, batch = starts.shape
+        begins = starts.t().bool().clone()  # [B, T], env-major: segments are contiguous
+        begins[:, 0] = True
+        flat = begins.reshape(-1)
+        seg_of = torch.cumsum(flat.long(), 0) - 1
+        first = flat.nonzero().flatten()  # flat position where each segment begins
+        lengths = torch.diff(first, append=first.new_tensor([flat.shape[0]]))
+        offset = torch.arange(flat.shape[0], device=starts.device) - first[seg_of]
+        column_first = torch.arange(batch, device=starts.device) * steps
+        return cls(
+            seg_of=seg_of,
+            offset=offset,
+            owners=seg_of[column_first],
+            last=seg_of[column_first + steps - 1],
+            lengths=lengths,
+            segments=int(first.shape[0]),
+            longest=int(lengths.max()),
+        )
+
+
 class RecurrentCore(SequenceCore):
     """An ``nn.LSTM`` or ``nn.GRU`` (sequence-first) whose state is batch-first
     (``[B, num_layers, hidden_size]`` per tensor: ``(h, c)`` for an LSTM, ``(h,)`` for a GRU)
@@ -79,6 +120,7 @@ class RecurrentCore(SequenceCore):
         self.num_layers = int(num_layers)
         rnn = nn.LSTM if kind == "lstm" else nn.GRU
         self.rnn = rnn(input_size, self.hidden_size, self.num_layers)
+        self._layout_cache: tuple[Tensor, SegmentLayout] | None = None
 
     def state_spec(self, prefix: str) -> tuple[StateSpec, ...]:
         """``prefix``-named state tensors of this core."""
@@ -112,55 +154,58 @@ class RecurrentCore(SequenceCore):
         kernels take plain tensors only: 3-7x faster forward and backward than the packed
         path here, the padded steps' outputs unused)."""
         steps, batch = starts.shape
-        begins = starts.t().bool().clone()  # [B, T], env-major: segments are contiguous
-        begins[:, 0] = True
-        flat = begins.reshape(-1)
-        seg_of = torch.cumsum(flat.long(), 0) - 1  # segment of every (b, t)
-        first = flat.nonzero().flatten()  # flat position where each segment begins
-        num_segments = first.shape[0]
-        lengths = torch.diff(first, append=first.new_tensor([flat.shape[0]]))
-        offset = torch.arange(flat.shape[0], device=x.device) - first[seg_of]
-        longest = int(lengths.max())
+        layout = self._layout(starts)
         values = x.transpose(0, 1).reshape(batch * steps, -1)
-        padded = x.new_zeros(longest, num_segments, x.shape[-1]).index_put((offset, seg_of), values)
-        column_first = torch.arange(batch, device=x.device) * steps  # each column's 1st segment
-        owners = seg_of[column_first]
+        padded = x.new_zeros(layout.longest, layout.segments, x.shape[-1]).index_put(
+            (layout.offset, layout.seg_of), values
+        )
         initial = tuple(
-            s.new_zeros(num_segments, *s.shape[1:]).index_put((owners,), s) for s in state
+            s.new_zeros(layout.segments, *s.shape[1:]).index_put((layout.owners,), s) for s in state
         )
         if not packed:
             out, _ = self._call(padded, initial)
-            return out[offset, seg_of].reshape(batch, steps, -1).transpose(0, 1), None
-        sequence = nn.utils.rnn.pack_padded_sequence(padded, lengths.cpu(), enforce_sorted=False)
+            y = out[layout.offset, layout.seg_of]
+            return y.reshape(batch, steps, -1).transpose(0, 1), None
+        lengths = layout.lengths.cpu()
+        sequence = nn.utils.rnn.pack_padded_sequence(padded, lengths, enforce_sorted=False)
         out, final = self._call(sequence, initial)
-        unpacked, _ = nn.utils.rnn.pad_packed_sequence(out, total_length=longest)
-        y = unpacked[offset, seg_of].reshape(batch, steps, -1).transpose(0, 1)
-        last = seg_of[column_first + steps - 1]  # each column's last segment
-        return y, tuple(f[last] for f in final)
+        unpacked, _ = nn.utils.rnn.pad_packed_sequence(out, total_length=layout.longest)
+        y = unpacked[layout.offset, layout.seg_of].reshape(batch, steps, -1).transpose(0, 1)
+        return y, tuple(f[layout.last] for f in final)
+
+    def _layout(self, starts: Tensor) -> SegmentLayout:
+        """The segments of ``starts [T, B]`` (:class:`SegmentLayout`), kept for the next call
+        with equal starts: the epochs of an update pass the same rollout again and again."""
+        cached = getattr(self, "_layout_cache", None)  # absent on modules pickled before it
+        if (
+            cached is not None
+            and cached[0].shape == starts.shape
+            and cached[0].device == starts.device
+            and torch.equal(cached[0], starts)
+        ):
+            return cached[1]
+        layout = SegmentLayout.of(starts)
+        self._layout_cache = (starts.clone(), layout)
+        return layout
 
     def _step(self, x: Tensor, state: StateTuple) -> tuple[Tensor, StateTuple]:
-        """One step (acting) with the cell equations of ``nn.LSTM``/``nn.GRU`` on the same
-        weights: a whole-sequence core call costs ~3x more than the step's few products."""
+        """One step (acting) with ``torch.lstm_cell``/``torch.gru_cell`` on the core's
+        weights, layer by layer: a whole-sequence core call costs ~3x more than one cell."""
         rnn = self.rnn
         h_out, c_out = [], []
         for layer in range(self.num_layers):
-            w_ih = getattr(rnn, f"weight_ih_l{layer}")
-            w_hh = getattr(rnn, f"weight_hh_l{layer}")
-            b_ih = getattr(rnn, f"bias_ih_l{layer}")
-            b_hh = getattr(rnn, f"bias_hh_l{layer}")
+            weights = (
+                getattr(rnn, f"weight_ih_l{layer}"),
+                getattr(rnn, f"weight_hh_l{layer}"),
+                getattr(rnn, f"bias_ih_l{layer}"),
+                getattr(rnn, f"bias_hh_l{layer}"),
+            )
             h = state[0][:, layer]
-            gi = torch.addmm(b_ih, x, w_ih.t())
-            gh = torch.addmm(b_hh, h, w_hh.t())
             if self.kind == "lstm":
-                i, f, g, o = (gi + gh).chunk(4, dim=1)
-                c = torch.sigmoid(f) * state[1][:, layer] + torch.sigmoid(i) * torch.tanh(g)
-                h = torch.sigmoid(o) * torch.tanh(c)
+                h, c = torch.lstm_cell(x, (h, state[1][:, layer]), *weights)
                 c_out.append(c)
             else:
-                ir, iz, in_ = gi.chunk(3, dim=1)
-                hr, hz, hn = gh.chunk(3, dim=1)
-                r, z = torch.sigmoid(ir + hr), torch.sigmoid(iz + hz)
-                h = (1.0 - z) * torch.tanh(in_ + r * hn) + z * h
+                h = torch.gru_cell(x, h, *weights)
             h_out.append(h)
             x = h
         new: StateTuple = (torch.stack(h_out, dim=1),)
@@ -445,6 +490,7 @@ __all__ = [
     "LSTMActorCritic",
     "RecurrentActorCritic",
     "RecurrentCore",
+    "SegmentLayout",
     "SequenceCore",
     "time_major",
 ]

@@ -51,6 +51,9 @@ def reset_rows(state: StateTuple, episode_start: Tensor | None) -> StateTuple:
     state): what every recurrent policy applies before a step."""
     if episode_start is None:
         return state
+    eager_cpu = episode_start.device.type == "cpu" and not torch.compiler.is_compiling()
+    if eager_cpu and not bool(episode_start.any()):
+        return state  # nothing to reset (eager CPU only: no device sync, no traced branch)
     keep = 1.0 - episode_start.float()
     out = []
     for s in state:

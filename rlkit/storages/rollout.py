@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -422,6 +422,9 @@ class RolloutStorage(Storage):
         chunks = steps // length
         total = chunks * self.num_envs
         per_batch = max(1, batch_size // length)
+        if per_batch >= total and chunks == 1:  # one minibatch of whole rollouts: no gather
+            yield self._whole_rollouts(steps)
+            return
         if per_batch >= total:
             order = torch.arange(total)
         else:
@@ -432,6 +435,15 @@ class RolloutStorage(Storage):
             envs, first = seqs % self.num_envs, (seqs // self.num_envs) * length
             yield self._sequences(first, envs, offsets.to(self.device) + first, length)
 
+    def _whole_rollouts(self, steps: int) -> RolloutBatch:
+        """Every env's whole rollout as one chunk: what :meth:`_sequences` gives for all envs
+        in order from step 0 (time-major rows), as views of the storage."""
+        return self._chunks(
+            lambda x: x[:steps].reshape(-1, *x.shape[2:]),
+            tuple(s[0] for s in self.states),
+            steps,
+        )
+
     def _sequences(self, first: Tensor, envs: Tensor, times: Tensor, length: int) -> RolloutBatch:
         """The chunks starting at steps ``first`` of envs ``envs`` (``times [L, M]``)."""
 
@@ -439,6 +451,13 @@ class RolloutStorage(Storage):
             picked = x[times, envs.unsqueeze(0)]
             return picked.reshape(-1, *picked.shape[2:])
 
+        return self._chunks(take, tuple(s[first, envs] for s in self.states), length)
+
+    def _chunks(
+        self, take: Callable[[Tensor], Tensor], states: tuple[Tensor, ...], length: int
+    ) -> RolloutBatch:
+        """A batch of chunks of ``length`` steps: every stored field through ``take``
+        (``[T, N, ...]`` -> time-major rows), with the ``states`` at the chunks' first steps."""
         return RolloutBatch(
             obs=obs_map(take, self.obs),
             actions=take(self.actions),
@@ -447,7 +466,7 @@ class RolloutStorage(Storage):
             advantages=take(self.advantages),
             returns=take(self.returns),
             episode_starts=take(self.episode_starts),
-            states=tuple(s[first, envs] for s in self.states),
+            states=states,
             seq_len=length,
         )
 
