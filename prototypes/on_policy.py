@@ -18,6 +18,11 @@ from torch import Tensor, nn
 from rlkit import guard
 from rlkit.augmentations.base import Augmentation
 from rlkit.backends.actor_critic_kernel import FusedActorCritic, fused_kernel, unsupported_reason
+from rlkit.backends.recurrent_kernel import (
+    RecurrentActingKernel,
+    recurrent_sampler,
+    recurrent_unsupported_reason,
+)
 from rlkit.config.rules import Rule, count, non_negative, positive, unit
 from rlkit.configurable import Configurable
 from rlkit.distributions.base import Distribution
@@ -286,9 +291,28 @@ class OnPolicyAgent(Agent):
             return None
         return fused_kernel(self.policy)
 
+    def recurrent_acting_kernel(self) -> RecurrentActingKernel | None:
+        """The recurrent policy's acting kernel (:mod:`rlkit.backends.recurrent_kernel`) when
+        the backend runs kernels and the policy has one, else None. Built per rollout: it
+        holds a copy of the recurrent weights."""
+        if not self.backend.kernels or torch.compiler.is_compiling() or torch.jit.is_tracing():
+            return None
+        return recurrent_sampler(self.policy)
+
     def _refresh_kernel(self, component: str) -> None:
         """Look up the kernel for a rollout or an update and record what runs."""
         self._kernel = self.fused_kernel()
+        if component == "policy acting" and self.policy.recurrent:
+            self._recurrent_step = self.recurrent_acting_kernel()
+            if self._recurrent_step is not None:
+                self.backend_report.record(component, "recurrent acting kernel")
+                return
+            if self.backend.kernels:
+                reason = (
+                    recurrent_unsupported_reason(self.policy) or "kernels are off while tracing"
+                )
+                self.backend_report.record(component, "nn.Module + autograd", reason)
+                return
         if self._kernel is not None:
             self.backend_report.record(component, "fused actor-critic kernel")
         elif self.backend.kernels:
@@ -556,6 +580,13 @@ class OnPolicyAgent(Agent):
         if sample is not None and isinstance(obs, Tensor):
             return sample(obs)
         if self.policy.recurrent:
+            step = self._recurrent_step
+            if step is not None and isinstance(obs, Tensor):
+                starts = self._episode_starts
+                actions, log_probs, values, self.policy_state = step(
+                    obs, as_tuple(self.policy_state), starts
+                )
+                return actions, log_probs, values
             out = self.policy(obs, self.policy_state, self._episode_starts)
             self.policy_state = out.state
         else:
@@ -635,10 +666,11 @@ class OnPolicyAgent(Agent):
                 obs = next_obs
                 self.global_step += self.num_envs
         finally:
-            self._sampler = None
+            self._sampler = self._recurrent_step = None
         self._obs = obs
 
     _sampler: Any = None
+    _recurrent_step: RecurrentActingKernel | None = None
 
     def _float_tensor(self, array: np.ndarray) -> Tensor:
         """A float32 copy of ``array`` on the agent's device (NumPy's cast then ``from_numpy``

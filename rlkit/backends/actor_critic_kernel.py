@@ -513,6 +513,17 @@ class FusedActorCritic:
 KERNEL_METHODS = ("forward", "value", "action_distribution", "evaluate_actions")
 
 
+def _heads_family(action_head: Any, value_head: Any, distribution: Distribution) -> _Family | str:
+    """The family's kernel when both heads are plain ``Linear`` layers with a bias, else why
+    not (shared by the feed-forward and the recurrent kernels)."""
+    for head in (action_head, value_head):
+        if not isinstance(head, nn.Linear) or overridden(head, nn.Linear, "forward"):
+            return f"head {type(head).__name__} (kernels cover Linear heads)"
+        if head.bias is None:
+            return "a head without bias"
+    return _family(distribution)
+
+
 def _encoder_layers(encoder: nn.Module) -> list[_Layer] | str:
     if isinstance(encoder, Identity) and not overridden(encoder, Identity, "forward"):
         return []
@@ -540,13 +551,7 @@ def _build(policy: nn.Module) -> FusedActorCritic | str:
     for part in (prefix, actor, critic):
         if isinstance(part, str):
             return part
-    heads = (policy.action_head, policy.value_head)
-    for head in heads:
-        if not isinstance(head, nn.Linear) or overridden(head, nn.Linear, "forward"):
-            return f"head {type(head).__name__} (kernels cover Linear heads)"
-        if head.bias is None:
-            return "a head without bias"
-    family = _family(policy.distribution)
+    family = _heads_family(policy.action_head, policy.value_head, policy.distribution)
     if isinstance(family, str):
         return family
     assert not isinstance(prefix, str) and not isinstance(actor, str)
